@@ -1,0 +1,39 @@
+# Two commands a newcomer needs: `make study` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Pin the CPU build of torch (the package itself asks only for a range); empty it to let pip choose.
+PIP_CONSTRAINT ?= $(CURDIR)/.ci/constraints.txt
+export PIP_CONSTRAINT
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+DATA ?= synthetic
+PROFILE ?= quick
+MITDB_DIR ?= data/mitdb
+KAGGLE_DIR ?= data/kaggle
+OUT ?= runs/study-$(DATA)-$(PROFILE)
+BENCH_OUT ?= runs/bench
+
+.PHONY: study test bench lab clean-venv
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+study: $(BIN)/.installed
+	$(BIN)/ecglib study --profile $(PROFILE) --data $(DATA) --mitdb-dir $(MITDB_DIR) --kaggle-dir $(KAGGLE_DIR) --out $(OUT)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_odenet.py $(if $(filter command line,$(origin MITDB_DIR)),--mitdb-dir $(MITDB_DIR)) --out $(BENCH_OUT)
+
+lab: $(BIN)/.installed
+	$(BIN)/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)
