@@ -129,7 +129,7 @@ def validate(x: np.ndarray, y: np.ndarray, name: str) -> None:
         raise InputError(f"{name}: non-finite value (NaN or inf) in beat {row}")
     if not np.isfinite(y).all() or np.any(y != np.round(y)) or y.min() < 0 or y.max() >= len(CLASSES):
         bad = y[~np.isfinite(y) | (y != np.round(y)) | (y < 0) | (y >= len(CLASSES))]
-        raise InputError(f"{name}: label {bad[0]!r} outside the classes 0-{len(CLASSES) - 1}")
+        raise InputError(f"{name}: label {bad[0].item()!r} outside the classes 0-{len(CLASSES) - 1}")
 
 
 # -------------------------------------------------------------------------------------------------------- mitdb
@@ -217,6 +217,8 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
         if bad.all():
             raise InputError(f"{base}.dat: no valid samples in lead {lead}")
         signal[bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), signal[~bad])
+    if Path(f"{base}.atr").stat().st_size == 0:  # wfdb reads an empty file as a record without beats
+        raise InputError(f"{base}.atr: empty annotation file")
     try:
         ann = wfdb.rdann(str(base), "atr")
     except Exception as exc:  # noqa: BLE001
@@ -458,8 +460,12 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
     else:
         folder = synthetic_folder(seed=seed, seconds=synthetic_seconds, cache_dir=cache_dir)
         records = records if records is not None else MITDB_RECORDS
-    if source == "mitdb" and records is None and not (folder / "RECORDS").exists():
-        records = MITDB_RECORDS
+    if source == "mitdb" and records is None:
+        # The folder's RECORDS file, as load_mitdb reads it, else the 48 MIT-BIH names.
+        listing = folder / "RECORDS"
+        records = listing.read_text().split() if listing.exists() else MITDB_RECORDS
+        if not records:
+            raise InputError(f"{listing}: empty record list")
     if source != "kaggle":
         ensure_mitdb(folder, records or MITDB_RECORDS, download=download)
 

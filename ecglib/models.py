@@ -1,0 +1,195 @@
+"""The two models of the study: a ResNet and an ODE-Net that share stem, head and block.
+
+Both follow the torchdiffeq MNIST example (Chen et al. 2018, "Neural Ordinary Differential Equations") ported to
+1-D. Input: beats shaped (batch, 1, 187). Output: logits (batch, 5).
+
+A residual block computes h + f(h): one explicit Euler step of size 1 of dh/dt = f(h). The ResNet stacks six such
+steps with six different f; the ODE-Net keeps one f (with t as an extra input channel) and lets an adaptive solver
+choose how many steps to take between t = 0 and t = 1.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+MODELS = ("resnet", "odenet")
+FIXED_GRID_SOLVERS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+
+
+def norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(32, channels), channels)
+
+
+def stem(width: int = 64) -> nn.Sequential:
+    """(B, 1, 187) -> (B, width, 46): a plain conv then two stride-2 convs."""
+    return nn.Sequential(
+        nn.Conv1d(1, width, 3), norm(width), nn.ReLU(inplace=True),
+        nn.Conv1d(width, width, 4, 2, 1), norm(width), nn.ReLU(inplace=True),
+        nn.Conv1d(width, width, 4, 2, 1),
+    )
+
+
+def head(width: int = 64, n_classes: int = 5) -> nn.Sequential:
+    """(B, width, L) -> (B, n_classes) logits."""
+    return nn.Sequential(norm(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                         nn.Linear(width, n_classes))
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block: h + conv(relu(gn(conv(relu(gn(h))))))."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = norm(width), nn.Conv1d(width, width, 3, padding=1, bias=False)
+        self.norm2, self.conv2 = norm(width), nn.Conv1d(width, width, 3, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(self.relu(self.norm1(h)))
+        out = self.conv2(self.relu(self.norm2(out)))
+        return h + out
+
+
+class ConcatConv1d(nn.Conv1d):
+    """Conv1d that sees the time t as one more constant input channel, so the dynamics can vary with t."""
+
+    def __init__(self, channels_in: int, channels_out: int, kernel_size: int = 3) -> None:
+        super().__init__(channels_in + 1, channels_out, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        tt = t.to(h.dtype).expand(h.shape[0], 1, h.shape[2])
+        return super().forward(torch.cat([tt, h], dim=1))
+
+
+class ODEFunc(nn.Module):
+    """The dynamics f(t, h) = gn(conv_t(relu(gn(conv_t(relu(gn(h))))))); counts its own evaluations."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = norm(width), ConcatConv1d(width, width)
+        self.norm2, self.conv2 = norm(width), ConcatConv1d(width, width)
+        self.norm3 = norm(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = self.conv1(t, self.relu(self.norm1(h)))
+        out = self.conv2(t, self.relu(self.norm2(out)))
+        return self.norm3(out)
+
+
+class ODEBlock(nn.Module):
+    """h(1) = h(0) + integral_0^1 f(t, h(t)) dt, solved by torchdiffeq.
+
+    adjoint: backpropagate by solving the adjoint ODE backwards (memory constant in the number of solver steps,
+      at the price of about as many extra evaluations as the forward solve); otherwise backpropagate directly
+      through the solver's operations (faster, memory grows with the steps).
+    seminorm: with the adjoint, measure the backward error only on the state and its adjoint, not the parameter
+      gradients (Kidger, Chen & Lyons 2021): fewer backward steps, same gradients within tolerance.
+    step_size: the step of a fixed-grid solver (rk4, euler, ...); ignored by adaptive ones.
+    """
+
+    def __init__(self, func: ODEFunc, solver: str = "dopri5", rtol: float = 1e-3, atol: float = 1e-3,
+                 adjoint: bool = True, seminorm: bool = False, step_size: float | None = None) -> None:
+        super().__init__()
+        self.func = func
+        self.solver, self.rtol, self.atol = solver, rtol, atol
+        self.adjoint, self.seminorm, self.step_size = adjoint, seminorm, step_size
+        self.register_buffer("t", torch.tensor([0.0, 1.0]), persistent=False)
+        self.forward_calls = 0
+
+    def solver_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"method": self.solver, "rtol": self.rtol, "atol": self.atol}
+        if self.step_size is not None and self.solver in FIXED_GRID_SOLVERS:
+            kwargs["options"] = {"step_size": self.step_size}
+        if self.adjoint:
+            adjoint_options = dict(kwargs.get("options", {}))
+            if self.seminorm:
+                adjoint_options["norm"] = "seminorm"
+            kwargs["adjoint_options"] = adjoint_options
+        return kwargs
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        from torchdiffeq import odeint, odeint_adjoint
+
+        before = self.func.calls
+        solve = odeint_adjoint if self.adjoint else odeint
+        out = solve(self.func, h, self.t.to(h.dtype), **self.solver_kwargs())[-1]
+        self.forward_calls += self.func.calls - before
+        return out
+
+
+class Classifier(nn.Module):
+    """stem -> features -> head; ``features`` is six ResBlocks or one ODEBlock."""
+
+    def __init__(self, name: str, features: nn.Module, width: int, n_classes: int, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.name = name
+        self.config = config
+        self.stem = stem(width)
+        self.features = features
+        self.head = head(width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, 187) beats in [0, 1] -> (B, n_classes) logits."""
+        return self.head(self.features(self.stem(x)))
+
+    @property
+    def ode(self) -> ODEBlock | None:
+        return self.features if isinstance(self.features, ODEBlock) else None
+
+    def nfe(self) -> tuple[int, int]:
+        """(forward, backward) evaluations of the ODE dynamics since the last reset_nfe(); (0, 0) for a ResNet.
+        Backward counts the evaluations that the backward pass makes itself: the adjoint solve's (each a forward
+        evaluation plus a vector-Jacobian product); direct backpropagation re-evaluates nothing and counts 0."""
+        if self.ode is None:
+            return 0, 0
+        return self.ode.forward_calls, self.ode.func.calls - self.ode.forward_calls
+
+    def reset_nfe(self) -> None:
+        if self.ode is not None:
+            self.ode.forward_calls = 0
+            self.ode.func.calls = 0
+
+    def set_solver(self, **settings: Any) -> None:
+        """Change solver, rtol, atol, adjoint, seminorm or step_size in place: train precise, deploy loose."""
+        if self.ode is None:
+            return
+        for key, value in settings.items():
+            if value is None:
+                continue
+            if not hasattr(self.ode, key) or key in ("func", "t", "forward_calls"):
+                raise ValueError(f"unknown solver setting {key!r}")
+            setattr(self.ode, key, value)
+            self.config[key] = value
+
+
+def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5, solver: str = "dopri5",
+                rtol: float = 1e-3, atol: float = 1e-3, adjoint: bool = True, seminorm: bool = False,
+                step_size: float | None = None) -> Classifier:
+    """A ResNet ("resnet", ``blocks`` residual blocks: 182,853 parameters by default) or an ODE-Net ("odenet",
+    one ODE block solved by any torchdiffeq ``solver``: 59,333 parameters by default)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    config: dict[str, Any] = {"model": name, "width": width, "n_classes": n_classes}
+    if name == "resnet":
+        config["blocks"] = blocks
+        features: nn.Module = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+    else:
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown ODE solver {solver!r}; torchdiffeq has {', '.join(sorted(SOLVERS))}")
+        if solver in FIXED_GRID_SOLVERS and step_size is None:
+            step_size = 0.25
+        config.update(solver=solver, rtol=rtol, atol=atol, adjoint=adjoint, seminorm=seminorm, step_size=step_size)
+        features = ODEBlock(ODEFunc(width), solver, rtol, atol, adjoint, seminorm, step_size)
+    return Classifier(name, features, width, n_classes, config)
+
+
+# The study's two ODE settings: the original study's, and the project's fast default (see benchmarks/).
+ORIGINAL_ODE: dict[str, Any] = {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3, "adjoint": True, "seminorm": False,
+                                "step_size": None}
