@@ -27,7 +27,7 @@ study: $(BIN)/.installed
 	$(BIN)/ecglib study --profile $(PROFILE) --data $(DATA) --mitdb-dir $(MITDB_DIR) --kaggle-dir $(KAGGLE_DIR) --out $(OUT)
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_odenet.py $(if $(filter command line,$(origin MITDB_DIR)),--mitdb-dir $(MITDB_DIR)) --out $(BENCH_OUT)

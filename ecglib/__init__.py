@@ -4,11 +4,22 @@ Modules: ``data`` (beats from MIT-BIH, Kaggle CSVs or synthetic records; splits)
 ``train`` (one training loop, checkpoints, resume), ``metrics`` (pure metrics and cost measurements), ``report``
 (notebook helpers and the papermill study), ``cli`` (the ``ecglib`` command).
 """
-from .data import CLASSES, Beats, load_beats, split_beats
-from .errors import EcgError, InputError, TrainingError
-from .models import build_model
-from .train import TrainConfig, fit, run_training
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["CLASSES", "Beats", "EcgError", "InputError", "TrainConfig", "TrainingError", "build_model", "fit",
-           "load_beats", "run_training", "split_beats", "__version__"]
+
+# Resolved on first use, so that `ecglib prepare` does not pay for importing torch.
+_EXPORTS = {
+    "CLASSES": "data", "Beats": "data", "load_beats": "data", "split_beats": "data",
+    "EcgError": "errors", "InputError": "errors", "TrainingError": "errors",
+    "build_model": "models",
+    "TrainConfig": "train", "fit": "train", "run_training": "train",
+}
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'ecglib' has no attribute {name!r}")

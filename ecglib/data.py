@@ -396,14 +396,25 @@ def _fingerprint(folder: Path, names: Iterable[str]) -> list[tuple[str, int, int
 
 def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> None:
     """Write beats atomically: a reader never sees a half-written file."""
+    import zipfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    arrays = {"x": beats.x, "y": beats.y, "record": beats.record, "sample": beats.sample, "symbol": beats.symbol,
+              "meta": np.array(json.dumps(beats.meta))}
     try:
-        (np.savez_compressed if compressed else np.savez)(
-            tmp, x=beats.x, y=beats.y, record=beats.record, sample=beats.sample, symbol=beats.symbol,
-            meta=np.array(json.dumps(beats.meta)))
+        # np.savez_compressed at zlib's default level takes seconds on 80 MB of beats; level 1 is about three
+        # times faster for a file only slightly larger, and np.load reads it the same way.
+        mode = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+        with zipfile.ZipFile(tmp, "w", compression=mode, compresslevel=1 if compressed else None) as zf:
+            for name, arr in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
