@@ -84,7 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         for name in ("checkpoint.pt", "best.pt", "history.csv", "metrics.json"):
             (args.out / name).unlink(missing_ok=True)
     m = run_training(args.model, beats, split, args.out, config, _model_kwargs(args), progress=not args.quiet,
-                     data_config={**_data_config(args), "split": args.split})
+                     data_config={**_data_config(args), "split": args.split,
+                                  "val_fraction": args.val_fraction})
     print(summary_line(m))
     print(f"run folder: {args.out}")
     return 0
@@ -104,11 +105,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .train import atomic_write_text, load_checkpoint, predict
 
     run = args.run
-    model, _ = load_checkpoint(run)
     run_dir = run if run.is_dir() else run.parent
     saved = {}
     if (run_dir / "metrics.json").exists():
-        saved = json.loads((run_dir / "metrics.json").read_text()).get("config", {})
+        try:
+            saved = json.loads((run_dir / "metrics.json").read_text()).get("config", {})
+        except (ValueError, AttributeError) as exc:
+            raise EcgError(f"{run_dir / 'metrics.json'}: unreadable run metrics ({exc})") from None
+    # The checkpoint must be the model that the run folder describes, not a best.pt copied from another run.
+    expected = saved.get("model") or {}
+    model, _ = load_checkpoint(run, expect_model=expected.get("model"))
+    differ = [k for k in ("width", "blocks", "n_classes") if k in expected and expected[k] != model.config.get(k)]
+    if differ:
+        ckpt = run / "best.pt" if run.is_dir() else run
+        raise EcgError(f"{ckpt}: checkpoint of a {model.name} with "
+                       f"{', '.join(f'{k} {model.config.get(k)}' for k in differ)}, but the run's metrics.json "
+                       f"describes {', '.join(f'{k} {expected[k]}' for k in differ)}")
     if args.data is None and args.source is None:
         data = saved.get("data", {})
         if "data" in data:
@@ -122,7 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     protocol = args.split or saved.get("split", "intra")
     seed = saved.get("train", {}).get("seed", 0) if args.seed is None else args.seed
     beats = limit_beats(_load(args), args.limit, seed=seed)
-    split = split_beats(beats, protocol, val_fraction=saved.get("val_fraction", 0.1), seed=seed)
+    split = split_beats(beats, protocol, val_fraction=saved.get("data", {}).get("val_fraction", 0.1), seed=seed)
     model.set_solver(solver=args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size)
     x, y = to_tensors(beats, split.test)
     model.reset_nfe()
@@ -142,7 +154,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from .report import run_study
 
     return run_study(profile=args.profile, data=args.data, mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
-                     out=args.out, epochs=args.epochs, limit=args.limit)
+                     out=args.out, epochs=args.epochs, limit=args.limit, download=not args.no_download,
+                     threads=args.threads if args.threads else "auto")
 
 
 # ------------------------------------------------------------------------------------------------------ parser
@@ -213,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kaggle-dir", type=Path, default=Path("data/kaggle"))
     p.add_argument("--epochs", type=int, help="override the profile's epochs")
     p.add_argument("--limit", type=int, help="override the profile's beat limit (0: all beats)")
-    p.add_argument("--out", type=Path, default=Path("runs/study"))
+    p.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
+    p.add_argument("--threads", type=int, help="torch CPU threads of the notebooks (default: all cores on an idle "
+                   "machine, the free ones on a busy one)")
+    p.add_argument("--out", type=Path, default=Path("runs/study"),
+                   help="folder for the executed notebooks, the two run folders and report.html")
     p.set_defaults(func=cmd_study)
     return parser
 
@@ -224,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except EcgError as exc:
         print(f"ecglib: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output that cannot be written (a file in the way, no space): one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ecglib: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ecglib: interrupted", file=sys.stderr)

@@ -159,6 +159,10 @@ def _check_signal_files(header: Any, folder: Path) -> None:
         if actual < expected:
             raise InputError(f"{path}: truncated signal file, {actual} bytes where the header "
                              f"({header.sig_len} samples x {len(channels)} channels, format {fmt}) needs {expected}")
+        # A frame's worth of slack: some writers pad the last 212 byte group or add a trailing frame.
+        if actual > expected + int(np.ceil(len(channels) * bits / 8)) + 1:
+            raise InputError(f"{path}: {actual} bytes where the header ({header.sig_len} samples x "
+                             f"{len(channels)} channels, format {fmt}) describes {expected}: header and data disagree")
 
 
 def _missing_records(folder: Path, records: Sequence[str]) -> list[str]:

@@ -170,13 +170,19 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling and zip errors alike mean a corrupt file
         raise InputError(f"{path}: not a readable checkpoint ({str(exc).strip().splitlines()[0][:120]})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if (not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT
+            or not isinstance(state.get("model_config"), dict) or "model" not in state):
         raise InputError(f"{path}: not an ecglib checkpoint")
     config = dict(state["model_config"])
+    if config.get("model") not in ("resnet", "odenet"):
+        raise InputError(f"{path}: checkpoint of an unknown model {config.get('model')!r}")
     name = config.pop("model")
     if expect_model is not None and name != expect_model:
         raise InputError(f"{path}: checkpoint of a {name}, not of a {expect_model}")
-    model = build_model(name, **config)
+    try:
+        model = build_model(name, **config)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: checkpoint with unusable model settings ({exc})") from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

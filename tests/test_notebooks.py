@@ -1,0 +1,175 @@
+"""The study notebooks: committed clean, runnable through papermill, and `ecglib study` end to end (tiny sizes)."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ecglib import cli, report
+from ecglib.errors import EcgError
+from ecglib.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+TINY = {"limit": 300, "epochs": 1, "batch_size": 64}
+
+
+def _parameters(nb) -> dict:
+    """The values assigned in a notebook's parameters cell (literals only)."""
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+# ------------------------------------------------------------------------------------------------ static checks
+def test_the_three_study_notebooks_are_committed():
+    assert [p.name for p in NOTEBOOKS] == list(report.NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebooks_have_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} hold outputs or execution counts; run " \
+                      f"`jupyter nbconvert --clear-output --inplace notebooks/*.ipynb`"
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_have_a_papermill_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code"
+    assert _parameters(nb)
+    # papermill cannot parse a parameter line whose comment holds "=": keep the comments free of it
+    for line in tagged[0].source.splitlines():
+        assert "=" not in line.partition("#")[2], line
+
+
+def test_train_notebook_defaults_are_the_project_recipe():
+    params = _parameters(nbformat.read(NOTEBOOK_DIR / "02_train.ipynb", as_version=4))
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for key in ("epochs", "batch_size", "optimizer", "lr", "schedule", "seed"):
+        if key != "epochs":
+            assert params[key] == defaults[key], key
+    for key, value in cli.DEFAULT_ODE.items():
+        assert params[key] == value, key
+    assert params["source"] == "synthetic" and params["model"] in ("resnet", "odenet")
+    for key in ("model", "source", "mitdb_dir", "kaggle_dir", "split", "epochs", "batch_size", "optimizer", "lr",
+                "schedule", "solver", "step_size", "rtol", "atol", "adjoint", "seed", "limit", "run_dir"):
+        assert key in params, key
+
+
+def test_profiles_use_the_default_recipe():
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for name, spec in report.PROFILES.items():
+        for key in ("batch_size", "optimizer", "lr", "schedule"):
+            assert spec[key] == defaults[key], (name, key)
+        for key, value in cli.DEFAULT_ODE.items():
+            assert spec[key] == value, (name, key)
+    assert report.PROFILES["full"]["epochs"] == 5 and report.PROFILES["full"]["limit"]["mitdb"] is None
+
+
+# -------------------------------------------------------------------------------------------------- executions
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private beat cache for the kernels too (they inherit the environment)."""
+    mp = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("ecglib-cache")
+    mp.setenv("ECGLIB_CACHE", str(folder))
+    yield folder
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def study(cache, tmp_path_factory):
+    """One tiny `ecglib study`: every notebook runs once through papermill."""
+    out = tmp_path_factory.mktemp("study")
+    rc = report.run_study("quick", "synthetic", out=out, epochs=TINY["epochs"], limit=TINY["limit"], progress=False,
+                          train_overrides={"batch_size": TINY["batch_size"]})
+    assert rc == 0
+    return out
+
+
+@pytest.mark.slow
+def test_study_executes_every_notebook_and_writes_the_run_folders(study):
+    for name in ("01_explore", "02_train_resnet", "02_train_odenet", "03_compare"):
+        nb = nbformat.read(study / f"{name}.ipynb", as_version=4)
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, name
+        assert nb.metadata.papermill.parameters, name
+    for model in ("resnet", "odenet"):
+        run = study / model
+        for name in ("metrics.json", "history.csv", "best.pt", "checkpoint.pt"):
+            assert (run / name).exists(), f"{model}/{name}"
+        m = json.loads((run / "metrics.json").read_text())
+        assert m["model"] == model
+        assert len(m["history"]) == TINY["epochs"]
+        assert sum(m["split_sizes"].values()) == TINY["limit"]
+        assert m["config"]["data"]["source"] == "synthetic" and m["config"]["data"]["limit"] == TINY["limit"]
+        assert m["config"]["train"]["batch_size"] == TINY["batch_size"]
+        assert 0 <= m["accuracy"] <= 1
+    assert json.loads((study / "odenet" / "metrics.json").read_text())["nfe_forward"] > 0
+    sweep = (study / "tolerance_sweep.csv").read_text().splitlines()
+    assert len(sweep) == 1 + 1 + len(report.DEFAULT_SWEEP) - 1  # header, trained, the rest (rk4 0.5 is trained)
+    assert (study / "conclusions.txt").read_text().count("\n- ") >= 5
+
+
+@pytest.mark.slow
+def test_report_html_shows_table_matrices_and_conclusions(study):
+    html = (study / "report.html").read_text()
+    assert "recall S" in html and "macro-F1" in html and "ResNet" in html and "ODE-Net" in html
+    assert "Majority baseline" in html and "Tolerance sweep" in html
+    assert html.count("data:image/png") >= 4  # two confusion figures, the curves and the sweep
+    # input cells are hidden: the reader sees the story, not the code
+    assert "report.comparison_table(runs)" not in html
+    compare = nbformat.read(study / "03_compare.ipynb", as_version=4)
+    confusion_cell = next(c for c in compare.cells if "plot_confusions" in c.source)
+    images = [o for o in confusion_cell.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2
+
+
+@pytest.mark.slow
+def test_failing_notebook_names_notebook_and_cell_and_keeps_it(cache, tmp_path):
+    out = tmp_path / "02_train_bad.ipynb"
+    with pytest.raises(EcgError) as err:
+        report.execute_notebook(NOTEBOOK_DIR / "02_train.ipynb", out,
+                                {"model": "transformer", "limit": TINY["limit"], "epochs": 1,
+                                 "run_dir": str(tmp_path / "run")},
+                                cwd=tmp_path, progress=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "02_train.ipynb" in message and "02_train_bad.ipynb" in message
+    assert re.search(r"cell \d+", message) and "unknown model 'transformer'" in message
+    assert out.exists()
+    kept = nbformat.read(out, as_version=4)
+    assert any(o.get("output_type") == "error" for c in kept.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
+
+
+def test_study_reports_missing_data_in_one_line_before_starting_kernels(tmp_path, capsys):
+    rc = cli.main(["study", "--data", "mitdb", "--mitdb-dir", str(tmp_path / "nowhere"), "--no-download",
+                   "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("ecglib: error:") and "nowhere" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out" / "01_explore.ipynb").exists()
+
+    rc = cli.main(["study", "--data", "kaggle", "--kaggle-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "mitbih_train.csv" in err and len(err.splitlines()) == 1
+
+
+def test_unknown_profile_is_an_input_error(tmp_path):
+    with pytest.raises(EcgError, match="profile"):
+        report.run_study("huge", "synthetic", out=tmp_path)
