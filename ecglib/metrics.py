@@ -66,6 +66,8 @@ def activation_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -
     Parameters are not counted, and a tensor saved several times counts once. This is the memory that grows with
     depth in a ResNet and with solver steps in a directly backpropagated ODE-Net, and stays small with the adjoint.
     """
+    # A batch sliced from the training tensor is a view that would bring the whole dataset's storage into the count.
+    x = x.clone()
     params = {p.data_ptr() for p in model.parameters()}
     seen: dict[tuple[int, int], int] = {}
 

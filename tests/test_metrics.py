@@ -125,3 +125,14 @@ def test_beats_per_second_and_cuda_peak_off_gpu():
     x = torch.rand(64, 1, 187)
     assert metrics.beats_per_second(model, x, batch_size=32) > 0
     assert metrics.cuda_peak_bytes(model, x, torch.zeros(64, dtype=torch.long)) is None
+
+
+def test_activation_bytes_of_a_batch_sliced_from_the_dataset_counts_the_batch_only():
+    torch.manual_seed(0)
+    dataset = torch.rand(5000, 1, 187)
+    y = torch.randint(0, 5, (32,))
+    model = build_model("resnet", blocks=1)
+    sliced = metrics.activation_bytes(model, dataset[:32], y)
+    standalone = metrics.activation_bytes(model, dataset[:32].clone(), y)
+    assert sliced == standalone
+    assert sliced < dataset.numel() * 4
