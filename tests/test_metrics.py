@@ -129,7 +129,7 @@ def test_beats_per_second_and_cuda_peak_off_gpu():
 
 def test_activation_bytes_of_a_batch_sliced_from_the_dataset_counts_the_batch_only():
     torch.manual_seed(0)
-    dataset = torch.rand(5000, 1, 187)
+    dataset = torch.rand(50_000, 1, 187)  # 37 MB, several times one step's activations
     y = torch.randint(0, 5, (32,))
     model = build_model("resnet", blocks=1)
     sliced = metrics.activation_bytes(model, dataset[:32], y)
