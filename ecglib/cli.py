@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from .errors import EcgError
 
+# The project's ODE training default, here rather than in models so that `ecglib prepare` never imports torch.
 DEFAULT_ODE = {"solver": "rk4", "step_size": 0.5, "adjoint": False}
 
 
@@ -101,7 +102,7 @@ def summary_line(m: dict[str, Any]) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import limit_beats, split_beats, to_tensors
-    from .metrics import beats_per_second, classification_metrics
+    from .metrics import beats_per_second, classification_metrics, count_parameters
     from .train import atomic_write_text, load_checkpoint, predict
 
     run = args.run
@@ -140,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model.reset_nfe()
     pred, _ = predict(model, x, batch_size=args.batch_size)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
-    m.update(model=model.name, params=sum(p.numel() for p in model.parameters()),
+    m.update(model=model.name, params=count_parameters(model),
              nfe_forward=model.nfe()[0] / max(1, -(-len(x) // args.batch_size)),
              beats_per_second=beats_per_second(model, x, args.batch_size), solver=model.config)
     print(f"{model.name} on {protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
