@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from .errors import EcgError
 
 # The project's ODE training default, here rather than in models so that `ecglib prepare` never imports torch.
-DEFAULT_ODE = {"solver": "rk4", "step_size": 0.5, "adjoint": False}
+DEFAULT_ODE = {"solver": "rk4", "step_size": 0.25, "adjoint": False}
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--solver", default=DEFAULT_ODE["solver"],
                    help="any torchdiffeq method (default rk4; the original study: dopri5)")
     m.add_argument("--step-size", type=float, default=DEFAULT_ODE["step_size"],
-                   help="step of a fixed-grid solver (default 0.5: two RK4 steps)")
+                   help="step of a fixed-grid solver (default 0.25: four RK4 steps)")
     m.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of an adaptive solver")
     m.add_argument("--atol", type=float, default=1e-3, help="absolute tolerance of an adaptive solver")
     m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=DEFAULT_ODE["adjoint"],

@@ -126,7 +126,7 @@ def test_study_executes_every_notebook_and_writes_the_run_folders(study):
         assert 0 <= m["accuracy"] <= 1
     assert json.loads((study / "odenet" / "metrics.json").read_text())["nfe_forward"] > 0
     sweep = (study / "tolerance_sweep.csv").read_text().splitlines()
-    assert len(sweep) == 1 + 1 + len(report.DEFAULT_SWEEP) - 1  # header, trained, the rest (rk4 0.5 is trained)
+    assert len(sweep) == 1 + 1 + len(report.DEFAULT_SWEEP) - 1  # header, trained, the rest (one entry is the trained setting)
     assert (study / "conclusions.txt").read_text().count("\n- ") >= 5
 
 
