@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ecglib.metrics import count_parameters
-from ecglib.models import MODELS, build_model
+from ecglib.models import MODELS, ConcatConv1d, build_model
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +171,17 @@ def test_loose_solver_is_close_to_precise_solver():
         model.set_solver(solver="rk4", step_size=0.25)
         loose = model(x)
     torch.testing.assert_close(loose, precise, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.37, 1.0])
+def test_concat_conv_equals_convolving_the_concatenated_time_channel(t):
+    conv = ConcatConv1d(4, 3, kernel_size=3)
+    h = torch.randn(2, 4, 11, requires_grad=True)
+    tt = torch.tensor(t)
+    reference = F.conv1d(torch.cat([tt.expand(2, 1, 11), h], dim=1), conv.weight, conv.bias, padding=1)
+    out = conv(tt, h)
+    torch.testing.assert_close(out, reference)
+    g_out, = torch.autograd.grad(out.sum(), conv.weight)
+    g_ref, = torch.autograd.grad(reference.sum(), conv.weight)
+    torch.testing.assert_close(g_out, g_ref)
+
