@@ -7,13 +7,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import EcgError
 
 # The project's ODE training default, here rather than in models so that `ecglib prepare` never imports torch.
-DEFAULT_ODE = {"solver": "rk4", "step_size": 0.25, "adjoint": False}
+DEFAULT_ODE = {"solver": "rk4", "step_size": 1 / 3, "adjoint": False}
+
+
+def _step_size(text: str) -> float:
+    """A fixed-grid step as a number or a fraction: "1/3" gives exactly three steps from t 0 to t 1, where 0.333
+    would give a fourth, tiny one (torchdiffeq takes ceil(1 / step) steps)."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a number or a fraction: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], the integration time: {text!r}")
+    return value
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -193,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--blocks", type=int, default=6, help="residual blocks of the ResNet")
     m.add_argument("--solver", default=DEFAULT_ODE["solver"],
                    help="any torchdiffeq method (default rk4; the original study: dopri5)")
-    m.add_argument("--step-size", type=float, default=DEFAULT_ODE["step_size"],
-                   help="step of a fixed-grid solver (default 0.25: four RK4 steps)")
+    m.add_argument("--step-size", type=_step_size, default=DEFAULT_ODE["step_size"],
+                   help="step of a fixed-grid solver, a number or a fraction (default 1/3: three RK4 steps)")
     m.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of an adaptive solver")
     m.add_argument("--atol", type=float, default=1e-3, help="absolute tolerance of an adaptive solver")
     m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=DEFAULT_ODE["adjoint"],
@@ -213,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--seed", type=int, help="split seed (default: the run's)")
     p.add_argument("--solver")
-    p.add_argument("--step-size", type=float)
+    p.add_argument("--step-size", type=_step_size, help="e.g. 1/4 or 0.25")
     p.add_argument("--rtol", type=float)
     p.add_argument("--atol", type=float)
     p.add_argument("--batch-size", type=int, default=512)

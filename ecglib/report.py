@@ -47,6 +47,7 @@ DEFAULT_SWEEP: list[dict[str, Any]] = [
     {"solver": "dopri5", "rtol": 1e-4, "atol": 1e-4},
     {"solver": "rk4", "step_size": 1.0},
     {"solver": "rk4", "step_size": 0.5},
+    {"solver": "rk4", "step_size": 1 / 3},
     {"solver": "rk4", "step_size": 0.25},
 ]
 
@@ -429,11 +430,17 @@ def format_table(table: Any, transpose: bool = True) -> Any:
     return out.T if transpose else out
 
 
+def _steps(step_size: float) -> str:
+    """'3 steps' for a step of 1/3 (a whole number of steps on [0, 1]), else 'step 0.3'."""
+    n = round(1 / step_size)
+    return f"{n} step{'s' if n > 1 else ''}" if abs(1 / step_size - n) < 1e-6 else f"step {step_size:g}"
+
+
 def _setting_label(s: Mapping[str, Any]) -> str:
     solver = s.get("solver", "?")
     if s.get("step_size") is not None and solver not in ("dopri5", "dopri8", "bosh3", "fehlberg2",
                                                          "adaptive_heun", "tsit5"):
-        return f"{solver} step {s['step_size']:g}"
+        return f"{solver} {_steps(s['step_size'])}"
     tol = s.get("rtol")
     atol = s.get("atol")
     return f"{solver} tol {tol:g}" if tol == atol or atol is None else f"{solver} rtol {tol:g} atol {atol:g}"
@@ -709,7 +716,7 @@ def format_sweep(sweep: Any) -> Any:
 def _ode_description(model_config: Mapping[str, Any]) -> str:
     solver = model_config.get("solver", "?")
     if solver in _fixed():
-        how = f"{solver}, step {model_config.get('step_size'):g}"
+        how = f"{solver}, {_steps(model_config['step_size'])}"
     else:
         how = f"{solver}, rtol {model_config.get('rtol'):g}, atol {model_config.get('atol'):g}"
     grad = "adjoint" + (" with seminorm" if model_config.get("seminorm") else "") if model_config.get("adjoint") \

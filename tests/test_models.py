@@ -185,3 +185,33 @@ def test_concat_conv_equals_convolving_the_concatenated_time_channel(t):
     g_ref, = torch.autograd.grad(reference.sum(), conv.weight)
     torch.testing.assert_close(g_out, g_ref)
 
+
+
+def test_the_cli_default_takes_exactly_three_rk4_steps():
+    from ecglib.cli import DEFAULT_ODE
+
+    model = build_model("odenet", **DEFAULT_ODE)
+    model.reset_nfe()
+    model(batch(2)[0]).sum().backward()
+    assert model.nfe() == (12, 0)  # 3 steps of 4 evaluations, direct backprop: none backwards
+
+
+@pytest.mark.parametrize("text, value", [("1/3", 1 / 3), ("0.25", 0.25), (" 1/4 ", 0.25), ("1", 1.0)])
+def test_step_size_option_takes_numbers_and_fractions(text, value):
+    from ecglib.cli import _step_size
+
+    assert _step_size(text) == value
+    model = build_model("odenet", solver="rk4", step_size=_step_size(text), adjoint=False)
+    model.reset_nfe()
+    model(batch(2)[0])
+    assert model.nfe()[0] == 4 * round(1 / value)
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-0.5", "2", "1/0", ""])
+def test_step_size_option_rejects_what_is_not_a_step(text):
+    import argparse
+
+    from ecglib.cli import _step_size
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _step_size(text)

@@ -24,7 +24,7 @@ from ecglib.errors import InputError, TrainingError
 from ecglib.metrics import count_parameters
 from ecglib.models import ODEFunc, build_model
 
-# Two rk4 steps, direct backprop (the CLI default has four): cheap enough for loops on a busy CPU.
+# Two rk4 steps, direct backprop (the CLI default has three): cheap enough for loops on a busy CPU.
 FAST_ODE = {"solver": "rk4", "step_size": 0.5, "adjoint": False}
 
 
