@@ -28,75 +28,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecglib.cli import DEFAULT_ODE
+from ecglib.config import ODEConfig, TrainConfig
 from ecglib.data import limit_beats, load_beats, split_beats, to_tensors
 from ecglib.errors import EcgError
+from ecglib.files import atomic_write_text
 from ecglib.metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, \
     cuda_peak_bytes
-from ecglib.models import ORIGINAL_ODE, build_model
-from ecglib.train import TrainConfig, atomic_write_text, fit, machine_description, pick_device, predict, \
-    seed_everything
+from ecglib.models import build_model
+from ecglib.runs import machine_description
+from ecglib.train import fit, pick_device, predict, seed_everything
 
 BLOCK = 5  # batches per timing block; seconds per 100 batches = median block time * 100 / BLOCK
 REQUIRED = ("resnet", "odenet-original", "odenet-default")
+ORIGINAL = ODEConfig.original()
 
-# name -> (model, build_model settings, trained by default, what it shows)
-CONFIGS: dict[str, tuple[str, dict[str, Any], bool, str]] = {
-    "resnet": ("resnet", {}, True, "six residual blocks"),
-    "odenet-original": ("odenet", dict(ORIGINAL_ODE), True, "the original study: dopri5 1e-3, plain adjoint"),
-    "odenet-default": ("odenet", {**ORIGINAL_ODE, **DEFAULT_ODE}, True,
-                       "the project default: rk4, three steps, direct backprop"),
-    "odenet-rk4-4steps": ("odenet", {**ORIGINAL_ODE, **DEFAULT_ODE, "step_size": 0.25}, False,
-                          "rk4, four steps, direct backprop"),
-    "odenet-rk4-2steps": ("odenet", {**ORIGINAL_ODE, **DEFAULT_ODE, "step_size": 0.5}, False,
-                          "rk4, two steps, direct backprop"),
-    "odenet-rk4-adjoint": ("odenet", {**ORIGINAL_ODE, **DEFAULT_ODE, "adjoint": True}, False,
-                           "rk4, three steps, adjoint: constant memory"),
-    "odenet-direct": ("odenet", {**ORIGINAL_ODE, "adjoint": False}, False,
+# name -> (model, ODE settings or None, trained by default, what it shows)
+CONFIGS: dict[str, tuple[str, ODEConfig | None, bool, str]] = {
+    "resnet": ("resnet", None, True, "six residual blocks"),
+    "odenet-original": ("odenet", ORIGINAL, True, "the original study: dopri5 1e-3, plain adjoint"),
+    "odenet-default": ("odenet", ODEConfig(), True, "the project default (ecglib.config.ODEConfig)"),
+    "odenet-rk4-4steps": ("odenet", replace(ODEConfig(), step_size=1 / 4), False, "rk4, four steps, direct backprop"),
+    "odenet-rk4-2steps": ("odenet", replace(ODEConfig(), step_size=1 / 2), False, "rk4, two steps, direct backprop"),
+    "odenet-rk4-adjoint": ("odenet", replace(ODEConfig(), adjoint=True), False,
+                           "the default's steps with the adjoint: constant memory"),
+    "odenet-direct": ("odenet", replace(ORIGINAL, adjoint=False), False,
                       "dopri5 1e-3, direct backprop: memory grows with steps"),
-    "odenet-seminorm": ("odenet", {**ORIGINAL_ODE, "seminorm": True}, False, "dopri5 1e-3, adjoint with seminorm"),
-    "odenet-dopri5-1e-2": ("odenet", {**ORIGINAL_ODE, "rtol": 1e-2, "atol": 1e-2}, False,
-                           "dopri5 1e-2, plain adjoint"),
+    "odenet-seminorm": ("odenet", replace(ORIGINAL, seminorm=True), False, "dopri5 1e-3, adjoint with seminorm"),
+    "odenet-dopri5-1e-2": ("odenet", replace(ORIGINAL, rtol=1e-2, atol=1e-2), False, "dopri5 1e-2, plain adjoint"),
 }
-
-
-class _StopTiming(Exception):
-    """Raised from the forward pre-hook to end a timing-only run after its first batches."""
-
-
-class StepClock:
-    """Timestamps each training step through a forward pre-hook on the model (fit calls the model exactly once
-    per batch when there is no validation set) and the end of each epoch through fit's on_epoch callback."""
-
-    def __init__(self, model: torch.nn.Module, device: torch.device, stop_after: int | None = None) -> None:
-        self.device, self.stop_after = device, stop_after
-        self.marks: list[tuple[str, float]] = []
-        self.batches = 0
-        self.handle = model.register_forward_pre_hook(self._pre)
-
-    def _now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
-
-    def _pre(self, module: torch.nn.Module, args: Any) -> None:
-        now = self._now()
-        if self.stop_after is not None and self.batches >= self.stop_after:
-            self.marks.append(("end", now))
-            raise _StopTiming
-        self.batches += 1
-        self.marks.append(("step", now))
-
-    def epoch_end(self, row: dict[str, Any]) -> None:
-        self.marks.append(("end", self._now()))
-
-    def step_seconds(self) -> list[float]:
-        """Duration of each step: from its forward to the next step's forward or to the end of the epoch."""
-        out = []
-        for (kind, t), (_, t_next) in zip(self.marks, self.marks[1:]):
-            if kind == "step":
-                out.append(t_next - t)
-        return out
 
 
 def per_100(step_seconds: list[float]) -> float | None:
@@ -109,51 +68,38 @@ def per_100(step_seconds: list[float]) -> float | None:
     return float(np.median(blocks)) * 100 / BLOCK
 
 
-def compile_dynamics(model: torch.nn.Module) -> None:
-    """torch.compile the body of the ODE dynamics. Compiling ODEFunc itself recompiles on every call (its
-    ``calls`` counter is an int attribute that dynamo guards on) and falls back to eager after 8 recompiles."""
-    import types
+def make_model(name: str, use_compile: bool = False) -> torch.nn.Module:
+    model_name, ode, _, _ = CONFIGS[name.removesuffix("+compile")]
+    model = build_model(model_name, ode=ode) if ode is not None else build_model(model_name)
+    if use_compile and model.ode is not None:
+        # The dynamics without their evaluation counter: compiling the counting forward would recompile per call.
+        model.ode.func.dynamics = torch.compile(model.ode.func.dynamics)
+    return model
 
-    func = model.ode.func
 
-    def body(t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        out = func.conv1(t, func.relu(func.norm1(h)))
-        out = func.conv2(t, func.relu(func.norm2(out)))
-        return func.norm3(out)
-
-    compiled = torch.compile(body)
-
-    def forward(self: Any, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return compiled(t, h)
-
-    func.forward = types.MethodType(forward, func)
+def timed_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+              max_steps: int | None = None, on_epoch: Any = None) -> list[dict[str, Any]]:
+    """Train with fit (no validation set) and return fit's per-step records: seconds, NFE forward and backward."""
+    steps: list[dict[str, Any]] = []
+    fit(model, x, y, x[:0], y[:0], config, progress=False, on_step=steps.append, max_steps=max_steps,
+        on_epoch=on_epoch)
+    return steps
 
 
 def probe_threads(x: torch.Tensor, y: torch.Tensor, rounds: int = 4) -> tuple[int, dict[str, float]]:
     """Seconds per training batch of odenet-default at 1 thread and at torch's default; returns the faster."""
-    import torch.nn.functional as F
-
     default = torch.get_num_threads()
     candidates = sorted({1, default})
     if len(candidates) == 1:
         return default, {str(default): float("nan")}
-    seed_everything(0)
-    model = build_model("odenet", **{**ORIGINAL_ODE, **DEFAULT_ODE})
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    xb, yb = x[:128], y[:128]
     times: dict[int, list[float]] = {n: [] for n in candidates}
     for r in range(rounds + 1):  # alternate the settings so that a change of machine load hits both alike
         for n in candidates:
-            torch.set_num_threads(n)
-            for _ in range(2):
-                start = time.perf_counter()
-                loss = F.cross_entropy(model(xb), yb)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if r > 0:  # round 0 warms up
-                    times[n].append(time.perf_counter() - start)
+            seed_everything(0)
+            steps = timed_fit(make_model("odenet-default"), x[:256], y[:256],
+                              TrainConfig(epochs=1, batch_size=128, optimizer="adam", lr=1e-3, threads=n))
+            if r > 0:  # round 0 warms up
+                times[n] += [s["seconds"] for s in steps]
     medians = {n: float(np.median(v)) for n, v in times.items()}
     best = min(medians, key=medians.get)
     torch.set_num_threads(best)
@@ -162,38 +108,18 @@ def probe_threads(x: torch.Tensor, y: torch.Tensor, rounds: int = 4) -> tuple[in
 
 def run_config(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg: TrainConfig,
                device: torch.device, time_batches: int, use_compile: bool) -> dict[str, Any]:
-    model_name, settings, _, _ = CONFIGS[name.removesuffix("+compile")]
+    model_name = CONFIGS[name.removesuffix("+compile")][0]
     seed_everything(train_cfg.seed)
-    model = build_model(model_name, **(settings if model_name == "odenet" else {}))
-    if use_compile and model.ode is not None:
-        compile_dynamics(model)
+    model = make_model(name, use_compile)
     model.to(device)
-    clock = StepClock(model, device, stop_after=None if trained else time_batches)
-    nfe_log: list[tuple[int, int]] = []
-    original_reset = model.reset_nfe
-
-    def reset_and_log() -> None:  # fit resets the counters before each batch: log the previous batch's first
-        if clock.batches > 0 and len(nfe_log) < clock.batches:
-            nfe_log.append(model.nfe())
-        original_reset()
-
-    model.reset_nfe = reset_and_log  # type: ignore[method-assign]
-    empty_x, empty_y = data["x_train"][:0], data["y_train"][:0]
     started = time.perf_counter()
-    try:
-        fit(model, data["x_train"], data["y_train"], empty_x, empty_y, train_cfg, progress=False,
-            on_epoch=clock.epoch_end)
-    except _StopTiming:
-        pass
-    finally:
-        clock.handle.remove()
-        if len(nfe_log) < clock.batches:
-            nfe_log.append(model.nfe())
-        model.reset_nfe = original_reset  # type: ignore[method-assign]
+    steps = timed_fit(model, data["x_train"], data["y_train"], train_cfg,
+                      max_steps=None if trained else time_batches)
     train_seconds = time.perf_counter() - started
-    steps = clock.step_seconds()
-    k = min(time_batches, len(steps))
-    nfe = np.array(nfe_log, dtype=float) if nfe_log else np.zeros((1, 2))
+    seconds = [s["seconds"] for s in steps]
+    k = min(time_batches, len(seconds))
+    nfe = np.array([[s["nfe_forward"], s["nfe_backward"]] for s in steps], dtype=float) if steps \
+        else np.zeros((1, 2))
 
     row: dict[str, Any] = {
         "config": name,
@@ -201,9 +127,9 @@ def run_config(name: str, trained: bool, data: dict[str, torch.Tensor], train_cf
         "settings": dict(model.config),
         "params": count_parameters(model),
         "trained": trained,
-        "timed_batches": len(steps),
-        "seconds_per_100_batches": per_100(steps),
-        "seconds_per_100_batches_first_k": per_100(steps[:k]),
+        "timed_batches": len(seconds),
+        "seconds_per_100_batches": per_100(seconds),
+        "seconds_per_100_batches_first_k": per_100(seconds[:k]),
         "nfe_forward": float(nfe[:, 0].mean()),
         "nfe_backward": float(nfe[:, 1].mean()),
         "nfe_forward_first_k": float(nfe[:k, 0].mean()),

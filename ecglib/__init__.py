@@ -1,8 +1,10 @@
 """ecglib: ResNets versus Neural ODEs for heartbeat classification on the MIT-BIH Arrhythmia Database.
 
-Modules: ``data`` (beats from MIT-BIH, Kaggle CSVs or synthetic records; splits), ``models`` (ResNet, ODE-Net),
-``train`` (one training loop, checkpoints, resume), ``metrics`` (pure metrics and cost measurements), ``report``
-(notebook helpers and the papermill study), ``cli`` (the ``ecglib`` command).
+Modules: ``config`` (every setting and default: ODE solver, training recipe, study profiles), ``data`` (beats from
+MIT-BIH, Kaggle CSVs or synthetic records; splits), ``models`` (ResNet, ODE-Net), ``train`` (one training loop),
+``runs`` (run folders and checkpoints), ``metrics`` (pure metrics and cost measurements), ``plots`` and
+``compare`` (the notebooks' figures, tables and conclusions), ``study`` (the papermill study), ``files`` (atomic
+writes), ``cli`` (the ``ecglib`` command).
 """
 from importlib import import_module
 from typing import Any
@@ -13,8 +15,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CLASSES": "data", "Beats": "data", "load_beats": "data", "split_beats": "data",
     "EcgError": "errors", "InputError": "errors", "TrainingError": "errors",
+    "ODEConfig": "config", "TrainConfig": "config", "PROFILES": "config",
     "build_model": "models",
-    "TrainConfig": "train", "fit": "train", "run_training": "train",
+    "fit": "train", "run_training": "train",
+    "RunFolder": "runs", "load_checkpoint": "runs",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -11,10 +11,38 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
+from .config import SOLVERS, ODEConfig, TrainConfig
 from .errors import EcgError
 
-# The project's ODE training default, here rather than in models so that `ecglib prepare` never imports torch.
-DEFAULT_ODE = {"solver": "rk4", "step_size": 1 / 3, "adjoint": False}
+# Defaults shown in --help come from the configuration objects, never retyped here.
+_TRAIN, _ODE = TrainConfig(), ODEConfig()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1): {text!r}")
+    return value
 
 
 def _step_size(text: str) -> float:
@@ -52,11 +80,13 @@ def _load(args: argparse.Namespace, progress: bool = True):
 
 
 def _data_config(args: argparse.Namespace) -> dict[str, Any]:
+    from .data import data_config
+
     if getattr(args, "data", None) is not None:
-        return {"data": str(args.data)}
-    return {"source": args.source, "mitdb_dir": str(args.mitdb_dir) if args.mitdb_dir else None,
-            "kaggle_dir": str(args.kaggle_dir) if args.kaggle_dir else None,
-            "synthetic_seconds": args.synthetic_seconds, "limit": getattr(args, "limit", None)}
+        return {"data": str(args.data.resolve()), "limit": args.limit, "split": args.split,
+                "val_fraction": args.val_fraction}
+    return data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
+                       args.synthetic_seconds)
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -81,81 +111,70 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.model == "resnet":
         return {"blocks": args.blocks, "width": args.width}
-    return {"width": args.width, "solver": args.solver, "rtol": args.rtol, "atol": args.atol,
-            "adjoint": args.adjoint, "seminorm": args.seminorm, "step_size": args.step_size}
+    ode = ODEConfig.from_dict({k: getattr(args, k) for k in ("solver", "step_size", "rtol", "atol", "adjoint",
+                                                              "seminorm")})
+    return {"width": args.width, "ode": ode}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .compare import summary_line
     from .data import limit_beats, split_beats
-    from .train import run_training, train_config_from
+    from .runs import RunFolder
+    from .train import run_training
 
     if args.data is None and args.source is None:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
-    config = train_config_from(**vars(args))
-    beats = limit_beats(_load(args, progress=not args.quiet), args.limit, seed=args.seed)
-    split = split_beats(beats, args.split, val_fraction=args.val_fraction, seed=args.seed)
-    if args.fresh and args.out.exists():
-        for name in ("checkpoint.pt", "best.pt", "history.csv", "metrics.json"):
-            (args.out / name).unlink(missing_ok=True)
-    m = run_training(args.model, beats, split, args.out, config, _model_kwargs(args), progress=not args.quiet,
-                     data_config={**_data_config(args), "split": args.split,
-                                  "val_fraction": args.val_fraction})
+    config = TrainConfig.from_dict(vars(args))
+    model_kwargs = _model_kwargs(args)
+    beats = limit_beats(_load(args, progress=not args.quiet), args.limit, seed=config.seed)
+    split = split_beats(beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
+    if args.fresh:
+        RunFolder(args.out).clear()
+    m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=not args.quiet,
+                     data_config=_data_config(args))
     print(summary_line(m))
     print(f"run folder: {args.out}")
     return 0
 
 
-def summary_line(m: dict[str, Any]) -> str:
-    recall = " ".join(f"{c}:{v['recall']:.3f}" for c, v in m["per_class"].items())
-    epoch_s = m["seconds_per_epoch"]
-    return (f"{m['model']}: test accuracy {m['accuracy']:.4f} (majority baseline {m['baseline_accuracy']:.4f}), "
-            f"macro-F1 {m['macro_f1']:.4f}, recall {recall}, {m['params']:,} parameters, "
-            f"{sum(epoch_s) / max(1, len(epoch_s)):.1f} s/epoch")
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import limit_beats, split_beats, to_tensors
+    from .files import atomic_write_text
     from .metrics import beats_per_second, classification_metrics, count_parameters
-    from .train import atomic_write_text, load_checkpoint, predict
+    from .runs import RunFolder, load_checkpoint
+    from .train import predict_nfe
 
-    run = args.run
-    run_dir = run if run.is_dir() else run.parent
-    saved = {}
-    if (run_dir / "metrics.json").exists():
-        try:
-            saved = json.loads((run_dir / "metrics.json").read_text()).get("config", {})
-        except (ValueError, AttributeError) as exc:
-            raise EcgError(f"{run_dir / 'metrics.json'}: unreadable run metrics ({exc})") from None
-    # The checkpoint must be the model that the run folder describes, not a best.pt copied from another run.
-    expected = saved.get("model") or {}
-    model, _ = load_checkpoint(run, expect_model=expected.get("model"))
-    differ = [k for k in ("width", "blocks", "n_classes") if k in expected and expected[k] != model.config.get(k)]
-    if differ:
-        ckpt = run / "best.pt" if run.is_dir() else run
-        raise EcgError(f"{ckpt}: checkpoint of a {model.name} with "
-                       f"{', '.join(f'{k} {model.config.get(k)}' for k in differ)}, but the run's metrics.json "
-                       f"describes {', '.join(f'{k} {expected[k]}' for k in differ)}")
-    if args.data is None and args.source is None:
-        data = saved.get("data", {})
-        if "data" in data:
-            args.data = Path(data["data"])
-        else:
-            args.source = data.get("source") or "synthetic"
-            args.mitdb_dir = args.mitdb_dir or (Path(data["mitdb_dir"]) if data.get("mitdb_dir") else None)
-            args.kaggle_dir = args.kaggle_dir or (Path(data["kaggle_dir"]) if data.get("kaggle_dir") else None)
-            args.synthetic_seconds = data.get("synthetic_seconds", args.synthetic_seconds)
-            args.limit = args.limit if args.limit is not None else data.get("limit")
+    if args.run.is_dir():
+        run = RunFolder(args.run)
+        model = run.load_model()
+        saved = run.metrics()["config"] if run.metrics_file.exists() else {}
+    else:  # a checkpoint file: its folder's metrics.json, when there, says what data it was trained on
+        model, _ = load_checkpoint(args.run)
+        run = RunFolder(args.run.parent)
+        saved = run.metrics()["config"] if run.metrics_file.exists() else {}
     protocol = args.split or saved.get("split", "intra")
     seed = saved.get("train", {}).get("seed", 0) if args.seed is None else args.seed
-    beats = limit_beats(_load(args), args.limit, seed=seed)
-    split = split_beats(beats, protocol, val_fraction=saved.get("data", {}).get("val_fraction", 0.1), seed=seed)
+    if args.data is None and args.source is None and saved and args.split is None and args.seed is None \
+            and args.limit is None:
+        x, y, beats, split = run.test_set(download=not args.no_download)
+    else:
+        if args.data is None and args.source is None:
+            d = saved.get("data", {})
+            if d.get("data"):
+                args.data = Path(d["data"])
+            else:
+                args.source = d.get("source") or "synthetic"
+                args.mitdb_dir = args.mitdb_dir or (Path(d["mitdb_dir"]) if d.get("mitdb_dir") else None)
+                args.kaggle_dir = args.kaggle_dir or (Path(d["kaggle_dir"]) if d.get("kaggle_dir") else None)
+                args.synthetic_seconds = d.get("synthetic_seconds", args.synthetic_seconds)
+                args.limit = args.limit if args.limit is not None else d.get("limit")
+        beats = limit_beats(_load(args), args.limit, seed=seed)
+        split = split_beats(beats, protocol, val_fraction=saved.get("data", {}).get("val_fraction", 0.1), seed=seed)
+        x, y = to_tensors(beats, split.test)
     model.set_solver(solver=args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size)
-    x, y = to_tensors(beats, split.test)
-    model.reset_nfe()
-    pred, _ = predict(model, x, batch_size=args.batch_size)
+    pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
-    m.update(model=model.name, params=count_parameters(model),
-             nfe_forward=model.nfe()[0] / max(1, -(-len(x) // args.batch_size)),
+    m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
              beats_per_second=beats_per_second(model, x, args.batch_size), solver=model.config)
     print(f"{model.name} on {protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
           f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
@@ -165,7 +184,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .report import run_study
+    from .study import run_study
 
     return run_study(profile=args.profile, data=args.data, mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                      out=args.out, epochs=args.epochs, limit=args.limit, download=not args.no_download,
@@ -174,7 +193,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecglib", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ecglib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="extract beats to an .npz file (x, y, record, sample, symbol)")
@@ -188,31 +207,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, required=True)
     p.add_argument("--split", choices=("intra", "inter"), default="intra",
                    help="intra: stratified random beats 80/20; inter: de Chazal DS1 -> DS2 (default: intra)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the training beats held out")
-    p.add_argument("--limit", type=int, help="use a stratified subset of this many beats (quick runs)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", choices=("cosine", "onecycle", "none"), default="cosine",
-                   help="learning-rate schedule after a 5%% warm-up (none: the original constant rate)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    m = p.add_argument_group("model")
-    m.add_argument("--width", type=int, default=64)
-    m.add_argument("--blocks", type=int, default=6, help="residual blocks of the ResNet")
-    m.add_argument("--solver", default=DEFAULT_ODE["solver"],
-                   help="any torchdiffeq method (default rk4; the original study: dopri5)")
-    m.add_argument("--step-size", type=_step_size, default=DEFAULT_ODE["step_size"],
-                   help="step of a fixed-grid solver, a number or a fraction (default 1/3: three RK4 steps)")
-    m.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of an adaptive solver")
-    m.add_argument("--atol", type=float, default=1e-3, help="absolute tolerance of an adaptive solver")
-    m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=DEFAULT_ODE["adjoint"],
-                   help="backpropagate with the adjoint method: constant memory, more evaluations (default: off)")
-    m.add_argument("--seminorm", action="store_true", help="adjoint with the seminorm (Kidger et al. 2021)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of the training beats held out")
+    p.add_argument("--limit", type=_positive_int, help="use a stratified subset of this many beats (quick runs)")
+    t = p.add_argument_group("training recipe (defaults: ecglib.config.TrainConfig)")
+    t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")
+    t.add_argument("--batch-size", type=_positive_int, help=f"default {_TRAIN.batch_size}")
+    t.add_argument("--optimizer", choices=("sgd", "adam"), help=f"default {_TRAIN.optimizer}")
+    t.add_argument("--lr", type=float, help=f"default {_TRAIN.lr:g}")
+    t.add_argument("--momentum", type=float, help=f"SGD momentum, default {_TRAIN.momentum:g}")
+    t.add_argument("--weight-decay", type=float, help=f"default {_TRAIN.weight_decay:g}")
+    t.add_argument("--schedule", choices=("cosine", "onecycle", "none"),
+                   help=f"learning-rate schedule after a warm-up (none: the original constant rate), "
+                        f"default {_TRAIN.schedule}")
+    t.add_argument("--seed", type=int, help=f"default {_TRAIN.seed}")
+    t.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
+    t.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    m = p.add_argument_group("model (ODE defaults: ecglib.config.ODEConfig)")
+    m.add_argument("--width", type=_positive_int, default=64)
+    m.add_argument("--blocks", type=_positive_int, default=6, help="residual blocks of the ResNet")
+    m.add_argument("--solver", choices=SOLVERS, metavar="SOLVER",
+                   help=f"a torchdiffeq method (default {_ODE.solver}; the original study: dopri5)")
+    m.add_argument("--step-size", type=_step_size,
+                   help=f"step of a fixed-grid solver, a number or a fraction (default 1/{_ODE.steps}: "
+                        f"{_ODE.steps} steps)")
+    m.add_argument("--rtol", type=float, help=f"relative tolerance of an adaptive solver (default {_ODE.rtol:g})")
+    m.add_argument("--atol", type=float, help=f"absolute tolerance of an adaptive solver (default {_ODE.atol:g})")
+    m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None,
+                   help="backpropagate with the adjoint method: constant memory, more evaluations "
+                        f"(default {'on' if _ODE.adjoint else 'off'})")
+    m.add_argument("--seminorm", action="store_true", default=None,
+                   help="adjoint with the seminorm (Kidger et al. 2021)")
     p.add_argument("--fresh", action="store_true", help="start over even if RUN_DIR holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", type=Path, required=True, help="RUN_DIR")
@@ -223,13 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="beats from `ecglib prepare` (default: the run's own data)")
     _add_data_args(p, required=True)
     p.add_argument("--split", choices=("intra", "inter"), help="default: the run's own split")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=_positive_int)
     p.add_argument("--seed", type=int, help="split seed (default: the run's)")
-    p.add_argument("--solver")
+    p.add_argument("--solver", choices=SOLVERS, metavar="SOLVER")
     p.add_argument("--step-size", type=_step_size, help="e.g. 1/4 or 0.25")
     p.add_argument("--rtol", type=float)
     p.add_argument("--atol", type=float)
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--batch-size", type=_positive_int, default=512)
     p.add_argument("--out", type=Path, help="write the metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 
@@ -238,10 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", choices=("synthetic", "mitdb", "kaggle"), default="synthetic")
     p.add_argument("--mitdb-dir", type=Path, default=Path("data/mitdb"))
     p.add_argument("--kaggle-dir", type=Path, default=Path("data/kaggle"))
-    p.add_argument("--epochs", type=int, help="override the profile's epochs")
+    p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
     p.add_argument("--limit", type=int, help="override the profile's beat limit (0: all beats)")
     p.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
-    p.add_argument("--threads", type=int, help="torch CPU threads of the notebooks (default: all cores on an idle "
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads of the notebooks (default: all cores on an idle "
                    "machine, the free ones on a busy one)")
     p.add_argument("--out", type=Path, default=Path("runs/study"),
                    help="folder for the executed notebooks, the two run folders and report.html")

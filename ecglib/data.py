@@ -578,6 +578,96 @@ def limit_beats(beats: Beats, limit: int | None, seed: int = 0) -> Beats:
     return beats.subset(np.sort(keep))
 
 
+# -------------------------------------------------------------------------------------------- study helpers
+def load_split(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = None,
+               kaggle_dir: str | os.PathLike | None = None, split: str = "intra", limit: int | None = None,
+               seed: int = 0, val_fraction: float = 0.1, synthetic_seconds: float = 60.0,
+               download: bool = True, progress: bool = False, npz: str | os.PathLike | None = None
+               ) -> tuple[Beats, Split]:
+    """Beats of ``source`` (a stratified subset of ``limit`` beats when given; 0 or None: all) and their split;
+    ``npz``: read the beats from that file (``ecglib prepare``) instead of ``source``.
+
+    The same call in the training notebook and the comparison notebook yields the same test beats, because the
+    subset and the split depend on (source, limit, split, seed, val_fraction) alone.
+    """
+    if npz is not None:
+        beats = load_npz(npz)
+    else:
+        beats = load_beats(source, mitdb_dir=mitdb_dir, kaggle_dir=kaggle_dir, synthetic_seconds=synthetic_seconds,
+                           seed=0, download=download, progress=progress)
+    beats = limit_beats(beats, limit or None, seed=seed)
+    return beats, split_beats(beats, split, val_fraction=val_fraction, seed=seed)
+
+
+def data_config(source: str, mitdb_dir: str | os.PathLike | None = None, kaggle_dir: str | os.PathLike | None = None,
+                split: str = "intra", limit: int | None = None, val_fraction: float = 0.1,
+                synthetic_seconds: float = 60.0) -> dict[str, Any]:
+    """What a run folder records about its data (``metrics.json`` ``config.data``), folders made absolute so the
+    comparison notebook finds them from wherever it runs. Same keys as ``ecglib train`` writes."""
+    def absolute(p: str | os.PathLike | None) -> str | None:
+        return str(Path(p).expanduser().resolve()) if p else None
+
+    return {"source": source, "mitdb_dir": absolute(mitdb_dir), "kaggle_dir": absolute(kaggle_dir),
+            "synthetic_seconds": synthetic_seconds, "limit": limit or None, "split": split,
+            "val_fraction": val_fraction}
+
+
+def class_table(beats: Beats) -> Any:
+    """One row per AAMI class: its description, beat count and share of all beats."""
+    import pandas as pd
+
+    counts = beats.class_counts()
+    total = max(1, len(beats))
+    return pd.DataFrame({"class": [CLASS_NAMES[c] for c in CLASSES],
+                         "beats": [counts[c] for c in CLASSES],
+                         "share (%)": [round(100 * counts[c] / total, 2) for c in CLASSES]},
+                        index=pd.Index(list(CLASSES), name="AAMI"))
+
+
+def majority_class(beats: Beats) -> tuple[str, float]:
+    """The most frequent class and the accuracy of always predicting it (the majority baseline)."""
+    counts = np.bincount(beats.y, minlength=len(CLASSES))
+    top = int(counts.argmax())
+    return CLASSES[top], float(counts[top] / max(1, counts.sum()))
+
+
+def record_composition(beats: Beats) -> Any:
+    """Beats per record (rows) and class (columns), with a total column; records in MIT-BIH order."""
+    import pandas as pd
+
+    frame = beats.to_frame()
+    table = pd.crosstab(frame["record"], frame["cls"]).reindex(columns=list(CLASSES), fill_value=0)
+    order = [r for r in MITDB_RECORDS if r in table.index] + sorted(r for r in table.index if r not in MITDB_RECORDS)
+    table = table.loc[order]
+    table.columns = pd.Index(list(CLASSES), name="class")
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def has_record_names(beats: Beats) -> bool:
+    """True when the beats carry MIT-BIH record names, so the inter-patient split is possible."""
+    return beats.meta.get("source") != "kaggle" and bool(np.isin(beats.record, DS1).any()
+                                                         and np.isin(beats.record, DS2).any())
+
+
+def split_table(beats: Beats, seed: int = 0, val_fraction: float = 0.1,
+                protocols: Sequence[str] | None = None) -> Any:
+    """Beats per class in train/validation/test of each protocol (inter only with MIT-BIH record names)."""
+    import pandas as pd
+
+    if protocols is None:
+        protocols = ("intra", "inter") if has_record_names(beats) else ("intra",)
+    rows = []
+    for protocol in protocols:
+        split = split_beats(beats, protocol, val_fraction=val_fraction, seed=seed)
+        for part in ("train", "val", "test"):
+            idx = getattr(split, part)
+            counts = np.bincount(beats.y[idx], minlength=len(CLASSES))
+            rows.append({"protocol": protocol, "part": part, **dict(zip(CLASSES, counts.tolist())),
+                         "beats": len(idx), "records": len(np.unique(beats.record[idx]))})
+    return pd.DataFrame(rows).set_index(["protocol", "part"])
+
+
 # ------------------------------------------------------------------------------------------------------ torch
 def to_tensors(beats: Beats, index: np.ndarray | None = None):
     """(x, y) torch tensors, x shaped (n, 1, 187) float32 for Conv1d, y (n,) int64."""

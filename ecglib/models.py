@@ -5,18 +5,20 @@ Both follow the torchdiffeq MNIST example (Chen et al. 2018, "Neural Ordinary Di
 
 A residual block computes h + f(h): one explicit Euler step of size 1 of dh/dt = f(h). The ResNet stacks six such
 steps with six different f; the ODE-Net keeps one f (with t as an extra input channel) and lets an adaptive solver
-choose how many steps to take between t = 0 and t = 1.
+choose how many steps to take between t = 0 and t = 1 (:class:`ecglib.config.ODEConfig` says how).
 """
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import MAX_ADAPTIVE_STEPS, ODEConfig
+
 MODELS = ("resnet", "odenet")
-FIXED_GRID_SOLVERS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 
 
 def norm(channels: int) -> nn.GroupNorm:
@@ -82,38 +84,35 @@ class ODEFunc(nn.Module):
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         self.calls += 1
+        return self.dynamics(t, h)
+
+    def dynamics(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """f(t, h) itself, without the counting (what torch.compile may wrap: the counter would recompile it)."""
         out = self.conv1(t, self.relu(self.norm1(h)))
         out = self.conv2(t, self.relu(self.norm2(out)))
         return self.norm3(out)
 
 
 class ODEBlock(nn.Module):
-    """h(1) = h(0) + integral_0^1 f(t, h(t)) dt, solved by torchdiffeq.
+    """h(1) = h(0) + integral_0^1 f(t, h(t)) dt, solved by torchdiffeq with the settings of an :class:`ODEConfig`
+    (solver, step size or tolerances, adjoint or direct backpropagation; see :mod:`ecglib.config`)."""
 
-    adjoint: backpropagate by solving the adjoint ODE backwards (memory constant in the number of solver steps,
-      at the price of about as many extra evaluations as the forward solve); otherwise backpropagate directly
-      through the solver's operations (faster, memory grows with the steps).
-    seminorm: with the adjoint, measure the backward error only on the state and its adjoint, not the parameter
-      gradients (Kidger, Chen & Lyons 2021): fewer backward steps, same gradients within tolerance.
-    step_size: the step of a fixed-grid solver (rk4, euler, ...); ignored by adaptive ones.
-    """
-
-    def __init__(self, func: ODEFunc, solver: str = "dopri5", rtol: float = 1e-3, atol: float = 1e-3,
-                 adjoint: bool = True, seminorm: bool = False, step_size: float | None = None) -> None:
+    def __init__(self, func: ODEFunc, config: ODEConfig | None = None) -> None:
         super().__init__()
         self.func = func
-        self.solver, self.rtol, self.atol = solver, rtol, atol
-        self.adjoint, self.seminorm, self.step_size = adjoint, seminorm, step_size
+        self.config = config or ODEConfig()
         self.register_buffer("t", torch.tensor([0.0, 1.0]), persistent=False)
         self.forward_calls = 0
 
     def solver_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"method": self.solver, "rtol": self.rtol, "atol": self.atol}
-        if self.step_size is not None and self.solver in FIXED_GRID_SOLVERS:
-            kwargs["options"] = {"step_size": self.step_size}
-        if self.adjoint:
-            adjoint_options = dict(kwargs.get("options", {}))
-            if self.seminorm:
+        c = self.config
+        kwargs: dict[str, Any] = {"method": c.solver, "rtol": c.rtol, "atol": c.atol}
+        # An adaptive solve gets a step limit, so that dynamics grown stiff stop with a message instead of running
+        # on for hours; a fixed-grid solve's steps are bounded when its ODEConfig is made.
+        kwargs["options"] = {"step_size": c.step_size} if c.fixed_grid else {"max_num_steps": MAX_ADAPTIVE_STEPS}
+        if c.adjoint:
+            adjoint_options = dict(kwargs["options"])
+            if c.seminorm:
                 adjoint_options["norm"] = "seminorm"
             kwargs["adjoint_options"] = adjoint_options
         return kwargs
@@ -122,7 +121,7 @@ class ODEBlock(nn.Module):
         from torchdiffeq import odeint, odeint_adjoint
 
         before = self.func.calls
-        solve = odeint_adjoint if self.adjoint else odeint
+        solve = odeint_adjoint if self.config.adjoint else odeint
         out = solve(self.func, h, self.t.to(h.dtype), **self.solver_kwargs())[-1]
         self.forward_calls += self.func.calls - before
         return out
@@ -161,41 +160,40 @@ class Classifier(nn.Module):
             self.ode.func.calls = 0
 
     def set_solver(self, **settings: Any) -> None:
-        """Change solver, rtol, atol, adjoint, seminorm or step_size in place: train precise, deploy loose."""
+        """Change the ODE settings in place (keys of :class:`ODEConfig`; None keeps a setting): train precise,
+        deploy loose. Switching to an adaptive solver drops the step size. No effect on a ResNet."""
         if self.ode is None:
             return
-        for key, value in settings.items():
-            if value is None:
-                continue
-            if not hasattr(self.ode, key) or key in ("func", "t", "forward_calls"):
-                raise ValueError(f"unknown solver setting {key!r}")
-            setattr(self.ode, key, value)
-            self.config[key] = value
+        self.ode.config = ODEConfig.from_dict(settings, base=self.ode.config)
+        self.config.update(self.ode.config.to_dict())
 
 
-def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5, solver: str = "dopri5",
-                rtol: float = 1e-3, atol: float = 1e-3, adjoint: bool = True, seminorm: bool = False,
-                step_size: float | None = None) -> Classifier:
+def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
+                ode: ODEConfig | None = None) -> Classifier:
     """A ResNet ("resnet", ``blocks`` residual blocks: 182,853 parameters by default) or an ODE-Net ("odenet",
-    one ODE block solved by any torchdiffeq ``solver``: 59,333 parameters by default)."""
+    one ODE block integrated as ``ode`` says, the project default when None: 59,333 parameters by default)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    from torchdiffeq._impl.odeint import SOLVERS
-
+    if width < 1 or blocks < 1 or n_classes < 2:
+        raise ValueError(f"width {width} and blocks {blocks} must be at least 1, classes {n_classes} at least 2")
     config: dict[str, Any] = {"model": name, "width": width, "n_classes": n_classes}
     if name == "resnet":
         config["blocks"] = blocks
         features: nn.Module = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
     else:
-        if solver not in SOLVERS:
-            raise ValueError(f"unknown ODE solver {solver!r}; torchdiffeq has {', '.join(sorted(SOLVERS))}")
-        if solver in FIXED_GRID_SOLVERS and step_size is None:
-            step_size = 0.25
-        config.update(solver=solver, rtol=rtol, atol=atol, adjoint=adjoint, seminorm=seminorm, step_size=step_size)
-        features = ODEBlock(ODEFunc(width), solver, rtol, atol, adjoint, seminorm, step_size)
+        ode = ode or ODEConfig()
+        config.update(ode.to_dict())
+        features = ODEBlock(ODEFunc(width), ode)
     return Classifier(name, features, width, n_classes, config)
 
 
-# The study's two ODE settings: the original study's, and the project's fast default (see benchmarks/).
-ORIGINAL_ODE: dict[str, Any] = {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-3, "adjoint": True, "seminorm": False,
-                                "step_size": None}
+def model_from_config(config: dict[str, Any]) -> Classifier:
+    """Rebuild an untrained model from its ``config`` (what a checkpoint and metrics.json store: the model's
+    name, width, blocks or ODE settings). Raises ValueError or InputError for settings that make no model."""
+    config = dict(config)
+    name = config.pop("model", None)
+    ode_keys = {f.name for f in fields(ODEConfig)}
+    ode = {k: config.pop(k) for k in list(config) if k in ode_keys}
+    if name == "odenet":
+        return build_model(name, ode=ODEConfig(**ode), **config)
+    return build_model(name, **config)

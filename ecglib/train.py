@@ -1,20 +1,17 @@
 """One training loop for both models, and the run that joins data, model, training and metrics.
 
-A run folder holds ``checkpoint.pt`` (written after every epoch: model, optimizer, schedule, history),
-``best.pt`` (the weights best on validation), ``history.csv`` and, when the run ends, ``metrics.json``.
-Running the same command again on the same folder resumes after the last finished epoch; because each epoch's
-batch order comes from (seed, epoch) alone, a resumed CPU run ends with the same numbers as an uninterrupted one.
+:func:`fit` trains and, given a run folder (:mod:`ecglib.runs`), checkpoints every epoch. Running the same
+command again on the same folder resumes after the last finished epoch; because each epoch's batch order comes
+from (seed, epoch) alone, a resumed CPU run ends with the same numbers as an uninterrupted one.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import random
-import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,38 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import TrainConfig
 from .errors import InputError, TrainingError
 from .models import Classifier, build_model
+from .runs import RunFolder, load_checkpoint, machine_description, nfe_per_batch, read_checkpoint, save_checkpoint, \
+    write_history
 
-CHECKPOINT_FORMAT = "ecglib-checkpoint-v1"
 # Everything in TrainConfig but these may differ between a run and its resumption.
 RESUME_FREE = ("epochs", "device", "threads")
-
-
-@dataclass
-class TrainConfig:
-    """The training recipe. Defaults: the original study's (SGD, lr 0.1, momentum 0.9, batch 128, 5 epochs), with
-    one documented improvement: a linear warm-up over the first 5% of steps and a cosine decay to zero."""
-
-    epochs: int = 5
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    warmup: float = 0.05
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise InputError(f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
-        if self.schedule not in ("none", "cosine", "onecycle"):
-            raise InputError(f"unknown schedule {self.schedule!r}; choose none, cosine or onecycle")
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise InputError("epochs and batch size must be at least 1 and the learning rate positive")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -96,27 +69,6 @@ def _make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
                            weight_decay=config.weight_decay)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file so that a reader never sees half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _solver_advice(exc: BaseException) -> TrainingError | None:
     text = str(exc)
     if "underflow in dt" in text or "max_num_steps" in text:
@@ -143,54 +95,24 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
     return logits.argmax(1).numpy(), logits.numpy()
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, float]:
-    """Loss, accuracy and forward NFE per batch of the model on (x, y)."""
+def predict_nfe(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
+                device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`predict` and the mean forward evaluations of the ODE dynamics per batch (0 for a ResNet)."""
     if isinstance(model, Classifier):
         model.reset_nfe()
-    pred, logits = predict(model, x, batch_size)
-    n_batches = max(1, math.ceil(len(x) / batch_size))
-    nfe = model.nfe()[0] / n_batches if isinstance(model, Classifier) else 0.0
+    pred, logits = predict(model, x, batch_size, device)
+    calls = model.nfe()[0] if isinstance(model, Classifier) else 0
+    return pred, logits, nfe_per_batch(calls, len(x), batch_size)
+
+
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, float]:
+    """Loss, accuracy and forward NFE per batch of the model on (x, y)."""
+    pred, logits, nfe = predict_nfe(model, x, batch_size)
     loss = float(F.cross_entropy(torch.from_numpy(logits), y)) if len(y) else float("nan")
     return {"loss": loss, "accuracy": float(np.mean(pred == y.numpy())) if len(y) else float("nan"), "nfe": nfe}
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
-def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) -> tuple[Classifier, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint (best.pt or checkpoint.pt); loads with weights_only=True.
-
-    Raises InputError for a missing or corrupt file, a file that is no ecglib checkpoint, a checkpoint of another
-    model than ``expect_model``, or weights that do not fit the stored architecture.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    if not path.exists():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling and zip errors alike mean a corrupt file
-        raise InputError(f"{path}: not a readable checkpoint ({str(exc).strip().splitlines()[0][:120]})") from None
-    if (not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT
-            or not isinstance(state.get("model_config"), dict) or "model" not in state):
-        raise InputError(f"{path}: not an ecglib checkpoint")
-    config = dict(state["model_config"])
-    if config.get("model") not in ("resnet", "odenet"):
-        raise InputError(f"{path}: checkpoint of an unknown model {config.get('model')!r}")
-    name = config.pop("model")
-    if expect_model is not None and name != expect_model:
-        raise InputError(f"{path}: checkpoint of a {name}, not of a {expect_model}")
-    try:
-        model = build_model(name, **config)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{path}: checkpoint with unusable model settings ({exc})") from None
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise InputError(f"{path}: weights do not fit a {name} with {config} ({first[1].strip()[:100] if len(first) > 1 else first[0][:100]})") from None
-    return model, state
-
-
 def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConfig, path: Path) -> None:
     if state.get("model_config") != model.config:
         raise InputError(f"{path}: this run folder holds a {state['model_config'].get('model')} run with other "
@@ -204,19 +126,22 @@ def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConf
 
 
 # ------------------------------------------------------------------------------------------------------- fit
-HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "nfe_forward",
-                  "nfe_backward", "val_nfe", "seconds", "lr")
-
-
 def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
         config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = True,
-        progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        on_step: Callable[[dict[str, Any]], None] | None = None, max_steps: int | None = None
+        ) -> list[dict[str, Any]]:
     """Train ``model`` on (x_train (n, 1, 187), y_train (n,)) and return the per-epoch history.
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
     per training batch, validation NFE per batch, seconds of the epoch and the last learning rate. With a
     ``run_dir``, a checkpoint is written after every epoch, the best-on-validation weights go to best.pt, and an
     existing checkpoint there is resumed when ``resume`` is true.
+
+    Hooks for measurements (the benchmark): ``on_step`` is called after every optimizer step with a dict of
+    epoch, step (counted from the start of training), loss, nfe_forward, nfe_backward and seconds (of that step,
+    the GPU synchronised); ``max_steps`` ends training after that many steps, mid-epoch if need be (an epoch cut
+    short leaves no history row and no checkpoint). ``on_epoch`` gets each finished epoch's history row.
     """
     from tqdm.auto import tqdm
 
@@ -234,25 +159,26 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     history: list[dict[str, Any]] = []
     best_acc, start_epoch = -1.0, 0
 
-    run = Path(run_dir) if run_dir is not None else None
+    run = RunFolder(run_dir) if run_dir is not None else None
     if run is not None:
-        run.mkdir(parents=True, exist_ok=True)
-        ckpt = run / "checkpoint.pt"
-        if ckpt.exists() and resume:
+        run.path.mkdir(parents=True, exist_ok=True)
+        if run.checkpoint.exists() and resume:
+            state = read_checkpoint(run.checkpoint)
+            _check_resumable(state, model, config, run.checkpoint)
             try:
-                state = torch.load(ckpt, map_location="cpu", weights_only=True)
-            except Exception as exc:  # noqa: BLE001
-                raise InputError(f"{ckpt}: unreadable checkpoint ({str(exc).strip()[:100]}); use --fresh") from None
-            if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-                raise InputError(f"{ckpt}: not an ecglib checkpoint; use another --out folder or --fresh")
-            _check_resumable(state, model, config, ckpt)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history, best_acc, start_epoch = list(state["history"]), state["best_val_accuracy"], state["epoch"]
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                history, best_acc, start_epoch = list(state["history"]), float(state["best_val_accuracy"]), \
+                    int(state["epoch"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise InputError(f"{run.checkpoint}: damaged checkpoint ({type(exc).__name__}: "
+                                 f"{str(exc).strip()[:80]}); start afresh with --fresh") from None
             if progress and start_epoch < config.epochs:
-                tqdm.write(f"resuming {run} after epoch {start_epoch}")
+                tqdm.write(f"resuming {run.path} after epoch {start_epoch}")
 
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    total_steps = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
@@ -262,6 +188,9 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                    disable=not progress, dynamic_ncols=True, leave=True)
         try:  # close the bar before an error propagates, so that the error starts its own line
             for step in range(steps_per_epoch):
+                if max_steps is not None and total_steps >= max_steps:
+                    return history
+                step_started = time.perf_counter()
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size]
                 xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
                 model.reset_nfe()
@@ -277,11 +206,16 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                     raise (_solver_advice(exc) or exc) from None
                 optimizer.step()
                 scheduler.step()
+                total_steps += 1
                 f_calls, b_calls = model.nfe()
                 nfe_f, nfe_b = nfe_f + f_calls, nfe_b + b_calls
                 loss_sum += loss.item() * len(yb)
                 correct += int((logits.argmax(1) == yb).sum())
                 seen += len(yb)
+                if on_step is not None:
+                    sync()
+                    on_step({"epoch": epoch + 1, "step": total_steps, "loss": loss.item(), "nfe_forward": f_calls,
+                             "nfe_backward": b_calls, "seconds": time.perf_counter() - step_started})
                 bar.update(len(yb))
                 if step % 10 == 0 or step == steps_per_epoch - 1:
                     post = {"loss": f"{loss_sum / seen:.4f}", "acc": f"{correct / seen:.4f}"}
@@ -305,49 +239,35 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
             improved = not math.isfinite(val["accuracy"]) or val["accuracy"] > best_acc
             if improved:
                 best_acc = val["accuracy"] if math.isfinite(val["accuracy"]) else best_acc
-                _atomic_save({"format": CHECKPOINT_FORMAT, "model_config": model.config,
-                              "model": model.state_dict(), "epoch": epoch + 1, "val_accuracy": val["accuracy"]},
-                             run / "best.pt")
-            _atomic_save({"format": CHECKPOINT_FORMAT, "model_config": model.config, "model": model.state_dict(),
-                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                          "train_config": asdict(config), "epoch": epoch + 1, "history": history,
-                          "best_val_accuracy": best_acc}, run / "checkpoint.pt")
-            write_history(history, run / "history.csv")
+                save_checkpoint({"model_config": model.config, "model": model.state_dict(), "epoch": epoch + 1,
+                                 "val_accuracy": val["accuracy"]}, run.best)
+            save_checkpoint({"model_config": model.config, "model": model.state_dict(),
+                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                             "train_config": asdict(config), "epoch": epoch + 1, "history": history,
+                             "best_val_accuracy": best_acc}, run.checkpoint)
+            write_history(history, run.file("history.csv"))
         if on_epoch is not None:
             on_epoch(row)
     return history
 
 
-def write_history(history: list[dict[str, Any]], path: Path) -> None:
-    from io import StringIO
-
-    buf = StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buf.getvalue())
-
-
 # ------------------------------------------------------------------------------------------------------- run
-def train_config_from(**kwargs: Any) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in kwargs.items() if k in names and v is not None})
-
-
 def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike,
                  config: TrainConfig | None = None, model_kwargs: dict[str, Any] | None = None,
                  resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
     """Train ``model_name`` on ``split`` of ``beats``, test the best-on-validation weights, and write the run folder.
 
-    Returns the metrics also written to ``out/metrics.json``: test accuracy, macro-F1, baseline, per-class scores,
-    confusion matrices, and the costs (parameters, seconds per epoch, NFE, activation memory, beats per second).
+    model_kwargs: for :func:`ecglib.models.build_model` (width, blocks, ode). Returns the metrics also written to
+    ``out/metrics.json``: test accuracy, macro-F1, baseline, per-class scores, confusion matrices, and the costs
+    (parameters, seconds per epoch, NFE, activation memory, beats per second).
     """
     from .data import to_tensors
+    from .files import atomic_write_text
     from .metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 
     config = config or TrainConfig()
-    out = Path(out)
+    run = RunFolder(out)
     seed_everything(config.seed)
     model = build_model(model_name, **(model_kwargs or {}))
     x_tr, y_tr = to_tensors(beats, split.train)
@@ -355,14 +275,12 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
     x_te, y_te = to_tensors(beats, split.test)
     if len(x_te) == 0:
         raise InputError("the test split is empty")
-    history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=out, resume=resume, progress=progress)
+    history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=run.path, resume=resume, progress=progress)
 
-    best, _ = load_checkpoint(out / "best.pt")
+    best, best_state = load_checkpoint(run.best)
     device = pick_device(config.device)
     best.to(device)
-    best.reset_nfe()
-    pred, _ = predict(best, x_te, device=device)
-    test_nfe = best.nfe()[0] / max(1, math.ceil(len(x_te) / 512))
+    pred, _, test_nfe = predict_nfe(best, x_te, device=device)
     metrics = classification_metrics(y_te.numpy(), pred, y_train=y_tr.numpy())
     xb, yb = x_tr[: config.batch_size].to(device), y_tr[: config.batch_size].to(device)
     metrics.update({
@@ -375,7 +293,7 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
         "activation_bytes": activation_bytes(best, xb, yb),
         "cuda_peak_bytes": cuda_peak_bytes(best, xb, yb),
         "beats_per_second": beats_per_second(best, x_te.to(device)),
-        "best_epoch": int(torch.load(out / "best.pt", weights_only=True)["epoch"]),
+        "best_epoch": int(best_state["epoch"]),
         "split_sizes": split.sizes(),
         "device": str(device),
         "machine": machine_description(device),
@@ -383,23 +301,5 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
                    "split": split.protocol},
         "history": history,
     })
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(run.metrics_file, json.dumps(metrics, indent=2))
     return metrics
-
-
-def machine_description(device: torch.device | None = None) -> str:
-    """A short description of where numbers were measured: CPU model and cores, or the GPU's name."""
-    import platform
-
-    device = device or pick_device()
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"

@@ -7,6 +7,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from ecglib import metrics
+from ecglib.config import ODEConfig
 from ecglib.models import build_model
 
 # A small example worked out by hand (classes N=0, S=1, V=2, F=3; no Q=4 in the test set).
@@ -104,16 +105,16 @@ def test_activation_bytes():
     assert not resnet.training  # mode restored
     assert all(p.grad is None for p in resnet.parameters())  # no gradients left behind
 
-    adjoint = build_model("odenet", solver="dopri5", adjoint=True)
-    direct = build_model("odenet", solver="dopri5", adjoint=False)
+    adjoint = build_model("odenet", ode=ODEConfig.from_dict(dict(solver="dopri5", adjoint=True)))
+    direct = build_model("odenet", ode=ODEConfig.from_dict(dict(solver="dopri5", adjoint=False)))
     direct.load_state_dict(adjoint.state_dict())
     a, d = metrics.activation_bytes(adjoint, x, y), metrics.activation_bytes(direct, x, y)
     assert 0 < a and 5 * a < d, (a, d)  # the adjoint keeps no solver steps
     # direct backprop memory grows with the number of solver steps; the adjoint's does not
-    fine = build_model("odenet", solver="dopri5", adjoint=False, rtol=1e-6, atol=1e-6)
+    fine = build_model("odenet", ode=ODEConfig.from_dict(dict(solver="dopri5", adjoint=False, rtol=1e-6, atol=1e-6)))
     fine.load_state_dict(adjoint.state_dict())
     assert metrics.activation_bytes(fine, x, y) > 1.5 * d
-    fine_adjoint = build_model("odenet", solver="dopri5", adjoint=True, rtol=1e-6, atol=1e-6)
+    fine_adjoint = build_model("odenet", ode=ODEConfig.from_dict(dict(solver="dopri5", adjoint=True, rtol=1e-6, atol=1e-6)))
     fine_adjoint.load_state_dict(adjoint.state_dict())
     assert metrics.activation_bytes(fine_adjoint, x, y) == a
     # memory scales with the batch

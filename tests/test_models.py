@@ -5,8 +5,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ecglib.config import ODEConfig
+from ecglib.errors import InputError
 from ecglib.metrics import count_parameters
 from ecglib.models import MODELS, ConcatConv1d, build_model
+
+
+def ode(**settings) -> ODEConfig:
+    """The project default with ``settings`` changed (an adaptive solver drops the step size)."""
+    return ODEConfig.from_dict(settings)
+
+
+def odenet(**settings):
+    return build_model("odenet", ode=ode(**settings))
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +54,8 @@ def test_exact_parameter_counts():
 def test_unknown_model_or_solver():
     with pytest.raises(ValueError, match="unknown model"):
         build_model("transformer")
-    with pytest.raises(ValueError, match="unknown ODE solver"):
-        build_model("odenet", solver="rk45")
+    with pytest.raises(InputError, match="unknown ODE solver"):
+        odenet(solver="rk45")
 
 
 def test_resnet_counts_no_nfe():
@@ -57,14 +68,14 @@ def test_resnet_counts_no_nfe():
 
 def test_nfe_with_adjoint_and_direct_backprop():
     x, y = batch()
-    adjoint = build_model("odenet", adjoint=True)
+    adjoint = odenet(solver="dopri5", adjoint=True)
     assert adjoint.nfe() == (0, 0)
     F.cross_entropy(adjoint(x), y).backward()
     forward, backward = adjoint.nfe()
     assert forward > 0 and backward > 0
     assert forward % 6 == 2  # dopri5: 6 evaluations per step plus the initial 2 (FSAL, first-step selection)
 
-    direct = build_model("odenet", adjoint=False)
+    direct = odenet(solver="dopri5", adjoint=False)
     direct.load_state_dict(adjoint.state_dict())
     F.cross_entropy(direct(x), y).backward()
     assert direct.nfe() == (forward, 0)  # same weights, same forward solve; nothing re-evaluated backward
@@ -79,7 +90,7 @@ def test_nfe_with_adjoint_and_direct_backprop():
 
 def test_nfe_grows_when_the_tolerance_tightens():
     x, _ = batch()
-    model = build_model("odenet")
+    model = odenet(solver="dopri5")
     counts = []
     with torch.no_grad():
         for tol in (1e-1, 1e-3, 1e-6):
@@ -95,17 +106,17 @@ def test_nfe_grows_when_the_tolerance_tightens():
     ("rk4", {"step_size": 0.25}, 16),   # 4 steps of 4 evaluations
     ("rk4", {"step_size": 0.5}, 8),
     ("euler", {"step_size": 0.1}, 10),
-    ("midpoint", {}, 8),                # fixed-grid solvers default to step 0.25
+    ("midpoint", {}, 6),                # the default's three steps, 2 evaluations each
 ])
 def test_fixed_grid_solvers(solver, kwargs, expected_nfe):
-    model = build_model("odenet", solver=solver, adjoint=False, **kwargs)
+    model = odenet(solver=solver, adjoint=False, **kwargs)
     x, y = batch()
     loss = F.cross_entropy(model(x), y)
     loss.backward()
     assert torch.isfinite(loss)
     assert model.nfe() == (expected_nfe, 0)
     assert model.config["solver"] == solver
-    assert model.ode.solver_kwargs()["options"]["step_size"] == kwargs.get("step_size", 0.25)
+    assert model.ode.solver_kwargs()["options"]["step_size"] == kwargs.get("step_size", ODEConfig().step_size)
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -114,10 +125,10 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_dopri5_adjoint_seminorm_gives_nearly_the_same_gradients():
     x, y = batch()
-    plain = build_model("odenet", solver="dopri5", adjoint=True, seminorm=False, rtol=1e-5, atol=1e-5)
-    semi = build_model("odenet", solver="dopri5", adjoint=True, seminorm=True, rtol=1e-5, atol=1e-5)
+    plain = odenet(solver="dopri5", adjoint=True, seminorm=False, rtol=1e-5, atol=1e-5)
+    semi = odenet(solver="dopri5", adjoint=True, seminorm=True, rtol=1e-5, atol=1e-5)
     semi.load_state_dict(plain.state_dict())
-    assert semi.ode.solver_kwargs()["adjoint_options"] == {"norm": "seminorm"}
+    assert semi.ode.solver_kwargs()["adjoint_options"]["norm"] == "seminorm"
     assert "norm" not in plain.ode.solver_kwargs()["adjoint_options"]
     for m in (plain, semi):
         F.cross_entropy(m(x), y).backward()
@@ -129,8 +140,8 @@ def test_dopri5_adjoint_seminorm_gives_nearly_the_same_gradients():
 
 def test_adjoint_gradients_match_direct_backprop():
     x, y = batch()
-    adjoint = build_model("odenet", adjoint=True, rtol=1e-5, atol=1e-5)
-    direct = build_model("odenet", adjoint=False, rtol=1e-5, atol=1e-5)
+    adjoint = odenet(solver="dopri5", adjoint=True, rtol=1e-5, atol=1e-5)
+    direct = odenet(solver="dopri5", adjoint=False, rtol=1e-5, atol=1e-5)
     direct.load_state_dict(adjoint.state_dict())
     for m in (adjoint, direct):
         F.cross_entropy(m(x), y).backward()
@@ -141,20 +152,25 @@ def test_adjoint_gradients_match_direct_backprop():
 
 
 def test_set_solver_changes_settings():
-    model = build_model("odenet")
-    assert (model.ode.solver, model.ode.rtol, model.ode.adjoint) == ("dopri5", 1e-3, True)
+    model = odenet(solver="dopri5", adjoint=True)
+    assert (model.ode.config.solver, model.ode.config.rtol, model.ode.config.adjoint) == ("dopri5", 1e-3, True)
     model.set_solver(solver="rk4", step_size=0.5, rtol=None, adjoint=False)
-    assert model.ode.solver == "rk4" and model.ode.step_size == 0.5 and model.ode.adjoint is False
-    assert model.ode.rtol == 1e-3  # None leaves a setting alone
+    c = model.ode.config
+    assert c.solver == "rk4" and c.step_size == 0.5 and c.adjoint is False
+    assert c.rtol == 1e-3  # None leaves a setting alone
     assert model.config["solver"] == "rk4" and model.config["step_size"] == 0.5 and model.config["adjoint"] is False
     x, _ = batch()
     with torch.no_grad():
         model(x)
     assert model.nfe() == (8, 0)  # two rk4 steps now
-    with pytest.raises(ValueError, match="unknown solver setting"):
+    model.set_solver(solver="dopri5")  # back to an adaptive solver: the step size goes
+    assert model.ode.config.step_size is None and model.config["step_size"] is None
+    with pytest.raises(InputError, match="unknown ODE setting"):
         model.set_solver(tolerance=1e-3)
-    with pytest.raises(ValueError, match="unknown solver setting"):
+    with pytest.raises(InputError, match="unknown ODE setting"):
         model.set_solver(forward_calls=3)
+    with pytest.raises(InputError, match="needs a step size"):
+        model.set_solver(solver="euler")
     # a ResNet has no solver: a no-op
     resnet = build_model("resnet")
     resnet.set_solver(rtol=1e-2)
@@ -164,7 +180,7 @@ def test_set_solver_changes_settings():
 def test_loose_solver_is_close_to_precise_solver():
     """Train precise, deploy loose: the predictions of rk4 and dopri5 of the same weights agree closely."""
     x, _ = batch(8)
-    model = build_model("odenet", rtol=1e-6, atol=1e-6)
+    model = odenet(solver="dopri5", rtol=1e-6, atol=1e-6)
     model.eval()
     with torch.no_grad():
         precise = model(x)
@@ -187,10 +203,9 @@ def test_concat_conv_equals_convolving_the_concatenated_time_channel(t):
 
 
 
-def test_the_cli_default_takes_exactly_three_rk4_steps():
-    from ecglib.cli import DEFAULT_ODE
-
-    model = build_model("odenet", **DEFAULT_ODE)
+def test_the_default_odenet_takes_exactly_three_rk4_steps():
+    model = build_model("odenet")
+    assert model.ode.config == ODEConfig() and ODEConfig().steps == 3
     model.reset_nfe()
     model(batch(2)[0]).sum().backward()
     assert model.nfe() == (12, 0)  # 3 steps of 4 evaluations, direct backprop: none backwards
@@ -201,7 +216,7 @@ def test_step_size_option_takes_numbers_and_fractions(text, value):
     from ecglib.cli import _step_size
 
     assert _step_size(text) == value
-    model = build_model("odenet", solver="rk4", step_size=_step_size(text), adjoint=False)
+    model = odenet(solver="rk4", step_size=_step_size(text), adjoint=False)
     model.reset_nfe()
     model(batch(2)[0])
     assert model.nfe()[0] == 4 * round(1 / value)
@@ -215,3 +230,41 @@ def test_step_size_option_rejects_what_is_not_a_step(text):
 
     with pytest.raises(argparse.ArgumentTypeError):
         _step_size(text)
+
+
+def test_the_solver_registry_is_torchdiffeqs():
+    from torchdiffeq._impl.odeint import SOLVERS as TORCHDIFFEQ
+
+    from ecglib.config import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS, SOLVERS
+
+    # scipy_solver wraps scipy's integrators and needs options of its own: the study does not offer it.
+    assert set(SOLVERS) == set(TORCHDIFFEQ) - {"scipy_solver"}
+    assert not set(ADAPTIVE_SOLVERS) & set(FIXED_GRID_SOLVERS)
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"solver": "rk4", "step_size": None}, "needs a step size"),
+    ({"solver": "rk4", "step_size": 1e-6}, "at most"),
+    ({"solver": "rk4", "step_size": 0.0}, "must lie in"),
+    ({"solver": "dopri5", "step_size": 0.5}, "chooses its own steps"),
+    ({"solver": "dopri5", "step_size": None, "rtol": -1e-3}, "rtol"),
+    ({"solver": "dopri5", "step_size": None, "atol": float("nan")}, "atol"),
+    ({"solver": "dopri5", "step_size": None, "seminorm": True, "adjoint": False}, "seminorm"),
+    ({"solver": "rk45"}, "unknown ODE solver"),
+])
+def test_ode_settings_that_make_no_sense_are_refused(settings, problem):
+    with pytest.raises(InputError, match=problem):
+        ODEConfig(**{**ODEConfig().to_dict(), **settings})
+
+
+def test_the_original_settings_and_the_default_are_one_object_each():
+    original = ODEConfig.original()
+    assert (original.solver, original.step_size, original.rtol, original.atol, original.adjoint) == \
+        ("dopri5", None, 1e-3, 1e-3, True)
+    assert ODEConfig().label() == "rk4, 3 steps, direct backpropagation"
+    assert original.label() == "dopri5, rtol 0.001, atol 0.001, adjoint"
+
+
+def test_an_adaptive_solve_has_a_step_limit():
+    model = odenet(solver="dopri5")
+    assert model.ode.solver_kwargs()["options"]["max_num_steps"] > 0

@@ -10,9 +10,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ecglib import cli, report
+from ecglib import cli, study as study_module
+from ecglib.compare import DEFAULT_SWEEP
+from ecglib.config import PROFILES, ODEConfig, TrainConfig
 from ecglib.errors import EcgError
-from ecglib.train import TrainConfig
+from ecglib.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -21,7 +23,7 @@ TINY = {"limit": 300, "epochs": 1, "batch_size": 64}
 
 
 def _parameters(nb) -> dict:
-    """The values assigned in a notebook's parameters cell: literals and arithmetic on them (step_size = 1 / 3)."""
+    """The values assigned in a notebook's parameters cell: literals and arithmetic on them."""
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     values = {}
     for node in ast.parse(cell.source).body:
@@ -35,7 +37,7 @@ def _parameters(nb) -> dict:
 
 # ------------------------------------------------------------------------------------------------ static checks
 def test_the_three_study_notebooks_are_committed():
-    assert [p.name for p in NOTEBOOKS] == list(report.NOTEBOOKS)
+    assert [p.name for p in NOTEBOOKS] == list(study_module.NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -59,32 +61,38 @@ def test_notebooks_have_a_papermill_parameters_cell(path):
         assert "=" not in line.partition("#")[2], line
 
 
-def test_train_notebook_defaults_are_the_project_recipe():
+def test_train_notebook_takes_its_recipe_from_the_profiles():
     params = _parameters(nbformat.read(NOTEBOOK_DIR / "02_train.ipynb", as_version=4))
-    # "run all" in JupyterLab trains like `make study`: the quick profile on the synthetic records
-    quick = report.PROFILES["quick"]
-    for key in ("batch_size", "optimizer", "lr", "schedule", "seed"):
-        assert params[key] == quick[key], key
-    assert params["epochs"] == quick["epochs"]["synthetic"]
-    for key, value in cli.DEFAULT_ODE.items():
-        assert params[key] == value, key
-    assert params["source"] == "synthetic" and params["model"] in ("resnet", "odenet")
-    for key in ("model", "source", "mitdb_dir", "kaggle_dir", "split", "epochs", "batch_size", "optimizer", "lr",
-                "schedule", "solver", "step_size", "rtol", "atol", "adjoint", "seed", "limit", "run_dir"):
-        assert key in params, key
+    # "run all" in JupyterLab trains like `make study`: the quick profile on the synthetic records, and the
+    # recipe is not copied into the notebook: only changes to the profile are parameters
+    assert params["profile"] == "quick" and params["source"] == "synthetic" and params["model"] in ("resnet", "odenet")
+    assert params["epochs"] is None and params["limit"] is None
+    assert params["train_settings"] == {} and params["ode_settings"] == {}
+    for key in ("lr", "batch_size", "optimizer", "solver", "step_size", "adjoint"):
+        assert key not in params, key
 
 
-def test_profiles_use_the_default_recipe():
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
-    full = report.PROFILES["full"]
-    for key in ("batch_size", "optimizer", "lr", "schedule"):
-        assert full[key] == defaults[key], key
-    for name, spec in report.PROFILES.items():
-        for key, value in cli.DEFAULT_ODE.items():
-            assert spec[key] == value, (name, key)
-    assert all(e == 5 for e in full["epochs"].values()) and full["limit"]["mitdb"] is None
-    # quick may change the optimizer (for both models alike), never the ODE settings
-    assert report.PROFILES["quick"]["optimizer"] in ("sgd", "adam")
+def test_profiles_use_the_default_recipe_and_the_default_solver():
+    full, quick = PROFILES["full"], PROFILES["quick"]
+    assert full.train == TrainConfig()
+    assert all(p.ode == ODEConfig() for p in PROFILES.values())
+    assert all(e == 5 for e in full.epochs.values()) and full.limit["mitdb"] is None
+    # quick changes the optimizer for both models alike, nothing else of the recipe
+    differ = {k for k, v in vars(quick.train).items() if getattr(TrainConfig(), k) != v}
+    assert differ == {"optimizer", "lr", "batch_size"}
+
+
+def test_the_default_odenet_is_the_same_everywhere():
+    """build_model, `ecglib train --model odenet` and the study integrate with one solver and one step count."""
+    from ecglib.config import study_settings
+
+    default = build_model("odenet").config
+    args = cli.build_parser().parse_args(["train", "--model", "odenet", "--source", "synthetic", "--out", "x"])
+    assert build_model("odenet", **cli._model_kwargs(args)).config == default
+    for profile in PROFILES:
+        _, ode, _ = study_settings(profile, "synthetic")
+        assert build_model("odenet", ode=ode).config == default
+    assert ODEConfig().steps == 3 and default["solver"] == "rk4"
 
 
 # -------------------------------------------------------------------------------------------------- executions
@@ -102,7 +110,7 @@ def cache(tmp_path_factory):
 def study(cache, tmp_path_factory):
     """One tiny `ecglib study`: every notebook runs once through papermill."""
     out = tmp_path_factory.mktemp("study")
-    rc = report.run_study("quick", "synthetic", out=out, epochs=TINY["epochs"], limit=TINY["limit"], progress=False,
+    rc = study_module.run_study("quick", "synthetic", out=out, epochs=TINY["epochs"], limit=TINY["limit"], progress=False,
                           train_overrides={"batch_size": TINY["batch_size"]})
     assert rc == 0
     return out
@@ -126,10 +134,13 @@ def test_study_executes_every_notebook_and_writes_the_run_folders(study):
         assert sum(m["split_sizes"].values()) == TINY["limit"]
         assert m["config"]["data"]["source"] == "synthetic" and m["config"]["data"]["limit"] == TINY["limit"]
         assert m["config"]["train"]["batch_size"] == TINY["batch_size"]
-        assert 0 <= m["accuracy"] <= 1
-    assert json.loads((study / "odenet" / "metrics.json").read_text())["nfe_forward"] > 0
+        cm = m["confusion_matrix"]
+        assert m["accuracy"] == pytest.approx(sum(cm[i][i] for i in range(5)) / sum(map(sum, cm)))
+    odenet = json.loads((study / "odenet" / "metrics.json").read_text())
+    # the study trains the project's default ODE-Net: three rk4 steps, 12 evaluations per batch
+    assert odenet["config"]["model"] == build_model("odenet").config and odenet["nfe_forward"] == 12
     sweep = (study / "tolerance_sweep.csv").read_text().splitlines()
-    assert len(sweep) == 1 + 1 + len(report.DEFAULT_SWEEP) - 1  # header, trained, the rest (one entry is the trained setting)
+    assert len(sweep) == 1 + 1 + len(DEFAULT_SWEEP) - 1  # header, trained, the rest (one entry is the trained setting)
     assert (study / "conclusions.txt").read_text().count("\n- ") >= 5
 
 
@@ -140,7 +151,7 @@ def test_report_html_shows_table_matrices_and_conclusions(study):
     assert "Majority baseline" in html and "Tolerance sweep" in html
     assert html.count("data:image/png") >= 4  # two confusion figures, the curves and the sweep
     # input cells are hidden: the reader sees the story, not the code
-    assert "report.comparison_table(runs)" not in html
+    assert "compare.comparison_table(runs)" not in html
     compare = nbformat.read(study / "03_compare.ipynb", as_version=4)
     confusion_cell = next(c for c in compare.cells if "plot_confusions" in c.source)
     images = [o for o in confusion_cell.outputs if "image/png" in o.get("data", {})]
@@ -151,14 +162,18 @@ def test_report_html_shows_table_matrices_and_conclusions(study):
 def test_failing_notebook_names_notebook_and_cell_and_keeps_it(cache, tmp_path):
     out = tmp_path / "02_train_bad.ipynb"
     with pytest.raises(EcgError) as err:
-        report.execute_notebook(NOTEBOOK_DIR / "02_train.ipynb", out,
+        study_module.execute_notebook(NOTEBOOK_DIR / "02_train.ipynb", out,
                                 {"model": "transformer", "limit": TINY["limit"], "epochs": 1,
                                  "run_dir": str(tmp_path / "run")},
                                 cwd=tmp_path, progress=False)
     message = str(err.value)
     assert "\n" not in message
     assert "02_train.ipynb" in message and "02_train_bad.ipynb" in message
-    assert re.search(r"cell \d+", message) and "unknown model 'transformer'" in message
+    # the code cell as the reader counts them in the committed notebook (papermill's injected cell not counted)
+    nb = nbformat.read(NOTEBOOK_DIR / "02_train.ipynb", as_version=4)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    number = int(re.search(r"code cell (\d+)", message).group(1))
+    assert "run_training(" in code_cells[number - 1].source and "unknown model 'transformer'" in message
     assert out.exists()
     kept = nbformat.read(out, as_version=4)
     assert any(o.get("output_type") == "error" for c in kept.cells if c.cell_type == "code"
@@ -179,4 +194,4 @@ def test_study_reports_missing_data_in_one_line_before_starting_kernels(tmp_path
 
 def test_unknown_profile_is_an_input_error(tmp_path):
     with pytest.raises(EcgError, match="profile"):
-        report.run_study("huge", "synthetic", out=tmp_path)
+        study_module.run_study("huge", "synthetic", out=tmp_path)

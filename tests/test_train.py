@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from conftest import REPO, assert_one_line_error, run_cli, run_cli_many, run_main
-from ecglib import data, train
+from ecglib import data, runs, train
+from ecglib.config import ODEConfig, TrainConfig
 from ecglib.errors import InputError, TrainingError
 from ecglib.metrics import count_parameters
 from ecglib.models import ODEFunc, build_model
 
-# Two rk4 steps, direct backprop (the CLI default has three): cheap enough for loops on a busy CPU.
-FAST_ODE = {"solver": "rk4", "step_size": 0.5, "adjoint": False}
+# Two rk4 steps, direct backprop (the default has three): cheap enough for loops on a busy CPU.
+FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
 
 
 @pytest.fixture(scope="module")
@@ -63,39 +64,43 @@ def test_a_few_adam_steps_lower_the_loss(synthetic_beats, name, kwargs):
 def test_fit_writes_the_run_folder(tensors, tmp_path):
     torch.manual_seed(0)
     model = build_model("odenet", **FAST_ODE)
-    config = train.TrainConfig(epochs=2, batch_size=64, optimizer="adam", lr=1e-3)
-    rows = []
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="adam", lr=1e-3)
+    rows, weights = [], {}
+
+    def on_epoch(row):
+        rows.append(row)
+        weights[row["epoch"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
     history = train.fit(model, *tensors["train"], *tensors["val"], config, run_dir=tmp_path / "run",
-                        progress=False, on_epoch=rows.append)
+                        progress=False, on_epoch=on_epoch)
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "history.csv"]
     assert rows == history and [h["epoch"] for h in history] == [1, 2]
     with open(run / "history.csv") as fh:
         reader = csv.DictReader(fh)
-        assert tuple(reader.fieldnames) == train.HISTORY_FIELDS
+        assert tuple(reader.fieldnames) == runs.HISTORY_FIELDS
         table = list(reader)
     assert len(table) == 2
     for row, h in zip(table, history):
         assert int(row["epoch"]) == h["epoch"]
         assert float(row["train_loss"]) == pytest.approx(h["train_loss"])
-        assert 0 <= float(row["val_accuracy"]) <= 1
+        assert float(row["val_accuracy"]) == pytest.approx(h["val_accuracy"])
         assert float(row["seconds"]) > 0
     # two rk4 steps a batch, nothing re-evaluated backwards, the validation solve the same
     assert all(h["nfe_forward"] == 8 and h["nfe_backward"] == 0 and h["val_nfe"] == 8 for h in history)
     assert history[1]["lr"] < history[0]["lr"] and history[1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine to 0
     state = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert state["format"] == train.CHECKPOINT_FORMAT and state["epoch"] == 2 and len(state["history"]) == 2
-    best, best_state = train.load_checkpoint(run, expect_model="odenet")
+    assert state["format"] == runs.CHECKPOINT_FORMAT and state["epoch"] == 2 and len(state["history"]) == 2
+    best, best_state = runs.load_checkpoint(run, expect_model="odenet")
     assert best_state["epoch"] in (1, 2)
     assert best_state["val_accuracy"] == max(h["val_accuracy"] for h in history[: best_state["epoch"]])
     assert best.config == model.config
-    if best_state["epoch"] == 2:
-        for k, v in model.state_dict().items():
-            assert torch.equal(best.state_dict()[k], v.cpu())
+    for k, v in weights[best_state["epoch"]].items():  # best.pt holds the weights of the best epoch
+        assert torch.equal(best.state_dict()[k], v.cpu()), k
 
 
 def test_fit_resumes_where_it_stopped(tensors, tmp_path):
-    config = train.TrainConfig(epochs=3, batch_size=64, lr=0.05)
+    config = TrainConfig(epochs=3, batch_size=64, lr=0.05)
 
     class Stop(Exception):
         pass
@@ -127,7 +132,7 @@ def test_fit_resumes_where_it_stopped(tensors, tmp_path):
     assert epochs_run == [] and [h["train_loss"] for h in again] == [h["train_loss"] for h in h_straight]
     # more epochs (free to change) continue; other settings are refused
     with pytest.raises(InputError, match=r"other settings \(lr\)"):
-        run(tmp_path / "a", cfg=train.TrainConfig(epochs=3, batch_size=64, lr=0.01))
+        run(tmp_path / "a", cfg=TrainConfig(epochs=3, batch_size=64, lr=0.01))
     with pytest.raises(InputError, match="other model settings"):
         run(tmp_path / "a", model_kwargs={"blocks": 3, "width": 16})
     # --fresh semantics in the library: resume=False starts over
@@ -142,31 +147,31 @@ def test_fit_resumes_where_it_stopped(tensors, tmp_path):
 # ------------------------------------------------------------------------------------------------- checkpoints
 def save_best(model, path: Path, config=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": train.CHECKPOINT_FORMAT, "model_config": config or model.config,
+    torch.save({"format": runs.CHECKPOINT_FORMAT, "model_config": config or model.config,
                 "model": model.state_dict(), "epoch": 1, "val_accuracy": 0.5}, path)
     return path
 
 
 def test_load_checkpoint_checks_the_file(tmp_path):
     ode = save_best(build_model("odenet"), tmp_path / "ode" / "best.pt")
-    model, state = train.load_checkpoint(ode, expect_model="odenet")
+    model, state = runs.load_checkpoint(ode, expect_model="odenet")
     assert model.name == "odenet" and count_parameters(model) == 59_333 and state["epoch"] == 1
     with pytest.raises(InputError, match=r"best.pt: checkpoint of a odenet, not of a resnet"):
-        train.load_checkpoint(ode, expect_model="resnet")
+        runs.load_checkpoint(ode, expect_model="resnet")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(os.urandom(2048))
     with pytest.raises(InputError, match="junk.pt: not a readable checkpoint"):
-        train.load_checkpoint(junk)
+        runs.load_checkpoint(junk)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(InputError, match="other.pt: not an ecglib checkpoint"):
-        train.load_checkpoint(other)
+        runs.load_checkpoint(other)
     narrow = build_model("resnet", width=32)
     wrong = save_best(narrow, tmp_path / "wrong.pt", config={**narrow.config, "width": 64})
     with pytest.raises(InputError, match="wrong.pt: weights do not fit a resnet"):
-        train.load_checkpoint(wrong)
+        runs.load_checkpoint(wrong)
     with pytest.raises(InputError, match="missing.pt: checkpoint not found"):
-        train.load_checkpoint(tmp_path / "missing.pt")
+        runs.load_checkpoint(tmp_path / "missing.pt")
 
 
 # ---------------------------------------------------------------------------------------------------- guards
@@ -175,7 +180,7 @@ def test_nan_guard_on_a_huge_learning_rate(tensors, capsys):
     model = build_model("resnet", blocks=2, width=16)
     capsys.readouterr()
     try:
-        train.fit(model, *tensors["train"], *tensors["val"], train.TrainConfig(epochs=1, batch_size=32, lr=1e30),
+        train.fit(model, *tensors["train"], *tensors["val"], TrainConfig(epochs=1, batch_size=32, lr=1e30),
                   progress=True)
     except TrainingError as exc:
         message = str(exc)
@@ -192,7 +197,7 @@ def test_nan_guard_on_huge_inputs(tensors):
     x, y = tensors["train"]
     model = build_model("resnet", blocks=2, width=16)
     with pytest.raises(TrainingError, match="check the input data"):
-        train.fit(model, x * 3e38, y, *tensors["val"], train.TrainConfig(epochs=1, batch_size=32),
+        train.fit(model, x * 3e38, y, *tensors["val"], TrainConfig(epochs=1, batch_size=32),
                   progress=False)
 
 
@@ -214,9 +219,9 @@ def test_ode_step_size_underflow_gives_advice(tensors, monkeypatch):
 
     monkeypatch.setattr(ODEFunc, "forward", broken)
     x, y = tensors["train"]
-    model = build_model("odenet", solver="dopri5", adjoint=False)
+    model = build_model("odenet", ode=ODEConfig.original())
     with pytest.raises(TrainingError, match=r"step size underflowed \(underflow in dt.*--solver rk4"):
-        train.fit(model, x[:32], y[:32], x[:0], y[:0], train.TrainConfig(epochs=1, batch_size=32), progress=False)
+        train.fit(model, x[:32], y[:32], x[:0], y[:0], TrainConfig(epochs=1, batch_size=32), progress=False)
     with pytest.raises(TrainingError, match="underflow in dt"):
         train.predict(model, x[:8])
 

@@ -1,0 +1,118 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of one.
+
+Every file ecglib writes (beats, checkpoints, metrics, annotations, reports) goes through :func:`atomic_path`: the
+content is written to a temporary file beside the target and moved over it in one ``os.replace``. The temporary
+file carries the writer's process id, so that one left behind by a killed process is recognised and removed by
+the next writer in that folder (:func:`clear_stale_temporaries`), and on any failure the temporary is removed and
+the error names the user's path, never the temporary one.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import InputError
+
+TMP_PREFIX = ".ecglib-tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def clear_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Remove the temporary files of writers that no longer run from ``folder``; returns how many."""
+    removed = 0
+    try:
+        entries = list(Path(folder).glob(f"{TMP_PREFIX}*"))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            pid = int(entry.name[len(TMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            try:
+                if entry.is_dir():
+                    import shutil
+
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def temporary_name(folder: Path) -> Path:
+    """A fresh temporary path in ``folder`` that names this process (short: a long target name stays legal)."""
+    return folder / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _os_problem(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    return exc.strerror or str(exc)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write ``path``'s new content to; on success it replaces ``path``.
+
+    The parent folder is created. On any failure, interruptions included, the temporary file is removed and
+    ``path`` is left as it was; an OSError (a full disk, a folder in the way) becomes an InputError naming ``path``.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create its folder ({_os_problem(exc)})") from None
+    clear_stale_temporaries(path.parent)
+    tmp = temporary_name(path.parent)
+    try:
+        yield tmp
+        if path.is_dir():
+            raise InputError(f"{path}: a folder is in the way of this output file")
+        # New files get the ordinary permissions (mkstemp-style 0600 would surprise a user sharing results).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise InputError(f"{path}: cannot write ({_os_problem(exc)})") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        if tmp.is_dir():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
