@@ -138,45 +138,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import limit_beats, split_beats, to_tensors
+    from .data import to_tensors
     from .files import atomic_write_text
     from .metrics import beats_per_second, classification_metrics, count_parameters
-    from .runs import RunFolder, load_checkpoint
+    from .runs import RunFolder, beats_of_run, load_checkpoint
     from .train import predict_nfe
 
     if args.run.is_dir():
         run = RunFolder(args.run)
         model = run.load_model()
-        saved = run.metrics()["config"] if run.metrics_file.exists() else {}
     else:  # a checkpoint file: its folder's metrics.json, when there, says what data it was trained on
         model, _ = load_checkpoint(args.run)
         run = RunFolder(args.run.parent)
-        saved = run.metrics()["config"] if run.metrics_file.exists() else {}
-    protocol = args.split or saved.get("split", "intra")
-    seed = saved.get("train", {}).get("seed", 0) if args.seed is None else args.seed
-    if args.data is None and args.source is None and saved and args.split is None and args.seed is None \
-            and args.limit is None:
-        x, y, beats, split = run.test_set(download=not args.no_download)
-    else:
-        if args.data is None and args.source is None:
-            d = saved.get("data", {})
-            if d.get("data"):
-                args.data = Path(d["data"])
-            else:
-                args.source = d.get("source") or "synthetic"
-                args.mitdb_dir = args.mitdb_dir or (Path(d["mitdb_dir"]) if d.get("mitdb_dir") else None)
-                args.kaggle_dir = args.kaggle_dir or (Path(d["kaggle_dir"]) if d.get("kaggle_dir") else None)
-                args.synthetic_seconds = d.get("synthetic_seconds", args.synthetic_seconds)
-                args.limit = args.limit if args.limit is not None else d.get("limit")
-        beats = limit_beats(_load(args), args.limit, seed=seed)
-        split = split_beats(beats, protocol, val_fraction=saved.get("data", {}).get("val_fraction", 0.1), seed=seed)
-        x, y = to_tensors(beats, split.test)
+    saved = run.metrics()["config"] if run.metrics_file.exists() else {}
+    beats, split = beats_of_run(saved, download=not args.no_download, source=args.source, npz=args.data,
+                                mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir, split=args.split,
+                                limit=args.limit, seed=args.seed,
+                                synthetic_seconds=args.synthetic_seconds if args.source else None)
+    x, y = to_tensors(beats, split.test)
     model.set_solver(solver=args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size)
     pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
     m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
              beats_per_second=beats_per_second(model, x, args.batch_size), solver=model.config)
-    print(f"{model.name} on {protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
+    print(f"{model.name} on {split.protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
           f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
     if args.out is not None:
         atomic_write_text(args.out, json.dumps(m, indent=2))

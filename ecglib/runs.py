@@ -168,18 +168,31 @@ class RunFolder:
 
     def test_set(self, download: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
         """Rebuild the run's test beats from its metrics.json: (x (n, 1, 187), y (n,), beats, split)."""
-        from .data import load_split, to_tensors
+        from .data import to_tensors
 
-        config = self.metrics()["config"]
-        d = dict(config.get("data", {}))
-        beats, split = load_split(d.get("source", "synthetic"), d.get("mitdb_dir"), d.get("kaggle_dir"),
-                                  split=config.get("split", d.get("split", "intra")), limit=d.get("limit"),
-                                  seed=config.get("train", {}).get("seed", 0),
-                                  val_fraction=d.get("val_fraction", 0.1),
-                                  synthetic_seconds=d.get("synthetic_seconds", 60.0), download=download,
-                                  npz=d.get("data"))
+        beats, split = beats_of_run(self.metrics()["config"], download=download)
         x, y = to_tensors(beats, split.test)
         return x, y, beats, split
+
+
+def beats_of_run(config: Mapping[str, Any], download: bool = False, **overrides: Any) -> tuple[Any, Any]:
+    """The beats and split a run used, from its metrics.json ``config`` (empty: the synthetic defaults).
+
+    overrides: arguments of :func:`ecglib.data.load_split` that replace the run's (source, mitdb_dir, kaggle_dir,
+    npz, split, limit, seed); giving ``source`` or ``npz`` replaces the run's data altogether.
+    """
+    from .data import load_split
+
+    d = dict(config.get("data", {}))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "source" in given or "npz" in given:
+        d = {k: v for k, v in d.items() if k in ("val_fraction", "limit", "split")}
+    settings = {"source": d.get("source") or "synthetic", "mitdb_dir": d.get("mitdb_dir"),
+                "kaggle_dir": d.get("kaggle_dir"), "npz": d.get("data"),
+                "split": config.get("split", d.get("split", "intra")), "limit": d.get("limit"),
+                "seed": config.get("train", {}).get("seed", 0), "val_fraction": d.get("val_fraction", 0.1),
+                "synthetic_seconds": d.get("synthetic_seconds", 60.0), **given}
+    return load_split(download=download, **settings)
 
 
 def nfe_per_batch(forward_calls: int, n_beats: int, batch_size: int) -> float:
