@@ -541,9 +541,12 @@ def read_header(record: str | os.PathLike):
 
 
 def read_annotations(record: str | os.PathLike, extension: str, sig_len: int | None = None,
-                     folder: str | os.PathLike | None = None) -> Annotations:
+                     folder: str | os.PathLike | None = None, fs: float | None = None) -> Annotations:
     """Read RECORD.EXTENSION (from ``folder`` if given, else beside the record) and check that it fits the record:
-    not empty, readable, in time order, every annotation inside the signal's ``sig_len`` samples."""
+    not empty, readable, in time order, every annotation inside the signal's ``sig_len`` samples.
+
+    fs: the record's sampling rate; a file that declares another time resolution ("## time resolution") has its
+    times converted to the record's samples, rounded, as the WFDB library's getann() does."""
     import wfdb
 
     base = Path(record)
@@ -558,6 +561,8 @@ def read_annotations(record: str | os.PathLike, extension: str, sig_len: int | N
     except Exception as exc:  # noqa: BLE001 - a corrupt file raises anything from IndexError to ValueError
         raise InputError(f"{path}: unreadable annotation file ({_first_line(exc)})") from None
     sample = np.asarray(ann.sample, dtype=np.int64)
+    if fs and ann.fs and float(ann.fs) != float(fs):
+        sample = np.floor(sample * (float(fs) / float(ann.fs)) + 0.5).astype(np.int64)
     symbol = np.asarray(ann.symbol if ann.symbol is not None else [], dtype=str)
     subtype = np.asarray(ann.subtype if ann.subtype is not None else np.zeros(len(sample)), dtype=np.int64)
     if len(sample) == 0:
@@ -587,8 +592,8 @@ def score_record(record: str | os.PathLike, ref: str, test: str, learning_period
     if not header.fs or header.fs <= 0:
         raise InputError(f"{record}.hea: no sampling frequency")
     sig_len = int(header.sig_len or 0)
-    r = read_annotations(record, ref, sig_len)
-    t = read_annotations(record, test, sig_len, folder=test_dir)
+    r = read_annotations(record, ref, sig_len, fs=float(header.fs))
+    t = read_annotations(record, test, sig_len, folder=test_dir, fs=float(header.fs))
     return compare(r.sample, r.symbol, t.sample, t.symbol, float(header.fs), learning_period=learning_period,
                    match_window=match_window, sig_len=sig_len, ref_subtypes=r.subtype, test_subtypes=t.subtype,
                    record=str(record))
