@@ -32,10 +32,45 @@ DEFAULT_LEAD = "MLII"
 
 
 # ------------------------------------------------------------------------------------------------- detectors
-def _detect_xqrs(signal: np.ndarray, fs: float) -> np.ndarray:
-    from wfdb import processing
+def find_local_peaks(sig: np.ndarray, radius: int) -> np.ndarray:
+    """The same peaks as ``wfdb.processing.find_local_peaks`` (wfdb 4.x), in O(n) numpy instead of a Python loop
+    that calls max() once per sample (about 5 s of XQRS's time on a 30-minute record at 360 Hz).
 
-    return processing.xqrs_detect(sig=signal, fs=fs, verbose=False)
+    wfdb's rule: scan i from 0; i is a peak when sig[i] equals the maximum of sig[max(0, i - radius):i + radius];
+    after a peak the scan jumps to i + radius. Hence: the candidates are the samples equal to their window's
+    maximum, and the peaks are picked greedily among them, each at least ``radius`` after the previous one.
+    sig: (n,) float; radius: samples (>= 1). Returns (k,) int indices (an empty float array for a flat signal, as
+    wfdb returns).
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    sig = np.asarray(sig)
+    if np.min(sig) == np.max(sig):
+        return np.empty(0)
+    # An even window of 2 * radius at origin 0 covers [i - radius, i + radius - 1]; outside the signal counts as
+    # -inf, which reproduces the truncated windows at both ends.
+    window_max = maximum_filter1d(sig, size=2 * radius, mode="constant", cval=-np.inf)
+    candidates = np.flatnonzero(sig == window_max)
+    peaks = []
+    next_allowed = 0
+    for c in candidates.tolist():
+        if c >= next_allowed:
+            peaks.append(c)
+            next_allowed = c + radius
+    return np.array(peaks, dtype=np.int64)
+
+
+def _detect_xqrs(signal: np.ndarray, fs: float) -> np.ndarray:
+    """wfdb's XQRS with its find_local_peaks swapped for the identical, vectorised one above (the swap is undone
+    afterwards; tests check that both give the same peaks)."""
+    from wfdb.processing import qrs
+
+    original = qrs.find_local_peaks
+    qrs.find_local_peaks = find_local_peaks
+    try:
+        return qrs.xqrs_detect(sig=signal, fs=fs, verbose=False)
+    finally:
+        qrs.find_local_peaks = original
 
 
 def _detect_gqrs(signal: np.ndarray, fs: float) -> np.ndarray:
@@ -252,8 +287,15 @@ def annotate_records(run_dir: str | os.PathLike, records: list[str | os.PathLike
                      out_dir: str | os.PathLike | None = None, annotator: str = DEFAULT_ANNOTATOR,
                      lead: str | None = None, on_record: Callable[[AnnotatedRecord], None] | None = None
                      ) -> list[AnnotatedRecord]:
-    """Load the run once and annotate each record in turn; every record is checked before the first is written."""
+    """Load the run once and annotate each record in turn; every record is checked before the first is written.
+
+    The libraries the detectors use are imported before the first record, so that each record's ``elapsed``
+    measures the work on that record (reading, detection, classification, writing) and not one-off imports.
+    """
     trained = load_run(run_dir, lead)
+    import scipy.ndimage  # noqa: F401
+    import scipy.signal  # noqa: F401
+    import wfdb.processing  # noqa: F401
     for record in records:
         check_record(record_base(record), trained.lead)
     results = []
