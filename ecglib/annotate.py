@@ -176,6 +176,7 @@ class AnnotatedRecord:
     elapsed: float
     detector: str
     path: Path | None
+    timings: dict[str, float] | None = None  # seconds of each step: read, detect, classify, write
 
     @property
     def realtime_factor(self) -> float:
@@ -184,8 +185,10 @@ class AnnotatedRecord:
     def summary_line(self) -> str:
         counts = " ".join(f"{c}:{int(np.sum(self.label == i))}" for i, c in enumerate(CLASSES))
         where = f" -> {self.path}" if self.path is not None else ""
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in (self.timings or {}).items())
         return (f"{Path(self.record).name}: {len(self.sample)} beats ({counts}), {self.seconds:.1f} s of ECG in "
-                f"{self.elapsed:.2f} s ({self.realtime_factor:.0f}x real time, detector {self.detector}){where}")
+                f"{self.elapsed:.2f} s ({self.realtime_factor:.0f}x real time; {steps} s; detector "
+                f"{self.detector}){where}")
 
 
 def record_base(record: str | os.PathLike) -> Path:
@@ -264,23 +267,33 @@ def annotate_record(trained: TrainedModel, record: str | os.PathLike, detector: 
     if not annotator.isalnum():
         raise InputError(f"annotator name {annotator!r}: use letters and digits only (it is the file extension)")
     base = record_base(record)
-    started = time.perf_counter()
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(step: str) -> None:
+        clock.append(time.perf_counter())
+        timings[step] = clock[-1] - clock[-2]
+
     check_record(base, trained.lead)
     signal, fs, _ = read_lead(base, trained.lead)
+    lap("read")
     if detector == "reference":
         peaks = reference_r_peaks(base, len(signal))
     else:
         peaks = detect_r_peaks(signal, fs, detector)
     if len(peaks) == 0:
         raise InputError(f"{base}: no beats found by the {detector} detector")
+    lap("detect")
     labels = classify_beats(trained, signal, fs, peaks, base.name)
     codes = np.array([CLASS_CODE[c] for c in CLASSES] + [UNCLASSIFIED_CODE])
     symbols = codes[labels]  # label -1 picks the last entry
+    lap("classify")
     path = None
     if write:
         path = write_annotations(base, annotator, peaks, symbols, fs, out_dir if out_dir is not None else base.parent)
-    elapsed = time.perf_counter() - started
-    return AnnotatedRecord(str(base), peaks, labels, symbols, fs, len(signal) / fs, elapsed, detector, path)
+    lap("write")
+    return AnnotatedRecord(str(base), peaks, labels, symbols, fs, len(signal) / fs, clock[-1] - clock[0], detector,
+                           path, timings)
 
 
 def annotate_records(run_dir: str | os.PathLike, records: list[str | os.PathLike], detector: str = DEFAULT_DETECTOR,

@@ -560,6 +560,10 @@ def read_annotations(record: str | os.PathLike, extension: str, sig_len: int | N
         ann = wfdb.rdann(str(where), extension)
     except Exception as exc:  # noqa: BLE001 - a corrupt file raises anything from IndexError to ValueError
         raise InputError(f"{path}: unreadable annotation file ({_first_line(exc)})") from None
+    if ann.symbol is not None and any(not isinstance(sym, str) for sym in ann.symbol):
+        # wfdb decodes codes outside the WFDB table as NaN: the file is not an annotation file (or is corrupt).
+        i = next(i for i, sym in enumerate(ann.symbol) if not isinstance(sym, str))
+        raise InputError(f"{path}: unreadable annotation file (annotation {i} has no valid WFDB code)")
     sample = np.asarray(ann.sample, dtype=np.int64)
     if fs and ann.fs and float(ann.fs) != float(fs):
         sample = np.floor(sample * (float(fs) / float(ann.fs)) + 0.5).astype(np.int64)
