@@ -177,6 +177,7 @@ class AnnotatedRecord:
     detector: str
     path: Path | None
     timings: dict[str, float] | None = None  # seconds of each step: read, detect, classify, write
+    lead: str = DEFAULT_LEAD
 
     @property
     def realtime_factor(self) -> float:
@@ -293,7 +294,7 @@ def annotate_record(trained: TrainedModel, record: str | os.PathLike, detector: 
         path = write_annotations(base, annotator, peaks, symbols, fs, out_dir if out_dir is not None else base.parent)
     lap("write")
     return AnnotatedRecord(str(base), peaks, labels, symbols, fs, len(signal) / fs, clock[-1] - clock[0], detector,
-                           path, timings)
+                           path, timings, trained.lead)
 
 
 def annotate_records(run_dir: str | os.PathLike, records: list[str | os.PathLike], detector: str = DEFAULT_DETECTOR,
@@ -364,7 +365,7 @@ def plot_strip(signal: np.ndarray, fs: float, ref_sample: np.ndarray, ref_class:
     ax.text(0.005, 0.02, "predicted", transform=ax.transAxes, va="bottom", fontsize=8, color="0.3")
     handles = [plt.Line2D([], [], color=col, marker="s", ls="", label=c) for c, col in CLASS_COLOURS.items()
                if c != "O"]
-    ax.legend(handles=handles, loc="upper right", ncol=5, fontsize=8, frameon=False)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     if title:
         ax.set_title(title)
     return ax
@@ -375,3 +376,46 @@ def aami_classes(symbols: np.ndarray) -> np.ndarray:
     from .ec57 import BXB_CLASS
 
     return np.array([BXB_CLASS.get(str(s), "") for s in symbols])
+
+
+def choose_strip_start(ref_sample: np.ndarray, ref_class: np.ndarray, test_sample: np.ndarray,
+                       test_class: np.ndarray, fs: float, seconds: float = 10.0, after: float = 0.0) -> float:
+    """A start time (s) for a strip of ``seconds`` after ``after`` s: the window holding the most reference beats
+    that are not N or whose prediction disagrees (so a reader sees the interesting beats), else ``after``."""
+    ref_sample, test_sample = np.asarray(ref_sample), np.asarray(test_sample)
+    ref_class, test_class = np.asarray(ref_class), np.asarray(test_class)
+    window = int(0.15 * fs + 0.5)
+    interesting = []
+    for s, c in zip(ref_sample, ref_class):
+        if s < after * fs or c == "":
+            continue
+        near = np.flatnonzero(np.abs(test_sample - s) <= window)
+        predicted = test_class[near[0]] if len(near) else "O"
+        if c != "N" or predicted != c:
+            interesting.append(s / fs)
+    if not interesting:
+        return float(after)
+    times = np.asarray(interesting)
+    counts = [np.sum((times >= t - 1.0) & (times < t - 1.0 + seconds)) for t in times]
+    return float(max(after, times[int(np.argmax(counts))] - 1.0))
+
+
+def plot_annotated_strip(result: AnnotatedRecord, start: float | None = None, seconds: float = 10.0,
+                         reference: str = "atr", after: float = 0.0, ax: Any = None) -> Any:
+    """:func:`plot_strip` of an annotated record: its lead, the reference annotations (bxb's AAMI classes) above
+    and the predictions below. start None: :func:`choose_strip_start` after ``after`` seconds."""
+    from .ec57 import read_annotations
+
+    base = Path(result.record)
+    signal, fs, lead = read_lead(base, result.lead)
+    ref = read_annotations(base, reference, len(signal))
+    ref_class = aami_classes(ref.symbol)
+    is_beat = ref_class != ""
+    test_class = np.array([CLASSES[i] if i >= 0 else "Q" for i in result.label])
+    if start is None:
+        start = choose_strip_start(ref.sample[is_beat], ref_class[is_beat], result.sample, test_class, fs, seconds,
+                                   after)
+    return plot_strip(signal, fs, ref.sample[is_beat], ref_class[is_beat], result.sample, test_class, start,
+                      seconds, ax=ax, title=f"record {base.name}, lead {lead}: reference ({reference}, above) and "
+                                            f"predicted ({result.detector} R peaks, below); red circles: disagree")
+

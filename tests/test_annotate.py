@@ -197,3 +197,21 @@ def test_score_refuses_a_learning_period_longer_than_the_record(bad_records, cap
 def test_cli_error_in_a_real_process(tmp_path):
     r = run_cli("annotate", tmp_path / "no-run", tmp_path / "100")
     assert_one_line_error(r, "run folder not found")
+
+
+def test_annotate_notebook_runs_offline(trained_run, tmp_path):
+    """04_annotate with its synthetic default, a short record and no learning period, through papermill."""
+    import nbformat
+
+    from ecglib import report
+
+    out = report.execute_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "04_annotate.ipynb",
+                                  tmp_path / "04_annotate.ipynb",
+                                  {"run_dir": str(trained_run), "synthetic_seconds": 40, "learning_period": 0.0,
+                                   "threads": 1}, cwd=tmp_path, progress=False)
+    nb = nbformat.read(out, as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert "Beat-by-beat comparison results for record" in text and "QRS sensitivity" in text
+    assert len(images) == 1  # the strip
+    assert (tmp_path / "annotate" / "208.ecglib").exists() and (tmp_path / "annotate" / "ec57.csv").exists()

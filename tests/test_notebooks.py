@@ -35,7 +35,8 @@ def _parameters(nb) -> dict:
 
 # ------------------------------------------------------------------------------------------------ static checks
 def test_the_three_study_notebooks_are_committed():
-    assert [p.name for p in NOTEBOOKS] == list(report.NOTEBOOKS)
+    # 04_annotate is run by the study once run_study passes it its parameters (see notes/issue-annotate-README.md).
+    assert [p.name for p in NOTEBOOKS if p.name != "04_annotate.ipynb"] == list(report.NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
