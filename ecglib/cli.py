@@ -175,10 +175,14 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_annotate(args: argparse.Namespace) -> int:
     from .annotate import annotate_records
 
-    if args.threads:
+    from .report import study_threads
+
+    # On a busy machine more torch threads than free cores make classification several times slower.
+    threads = args.threads or study_threads()
+    if threads:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
     results = annotate_records(args.run, args.records, detector=args.detector, out_dir=args.out,
                                annotator=args.annotator, lead=args.lead,
                                on_record=lambda r: print(r.summary_line(), flush=True))
@@ -305,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotator", default=DEFAULT_ANNOTATOR,
                    help=f"annotator name, the file extension (default {DEFAULT_ANNOTATOR})")
     p.add_argument("--lead", help="lead to read (default: the one the model was trained on, MLII)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores on an idle machine, the free "
+                   "ones on a busy one)")
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("score", help="EC57 beat-by-beat comparison of two annotators, as WFDB's bxb does it")
