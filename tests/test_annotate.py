@@ -215,3 +215,20 @@ def test_annotate_notebook_runs_offline(trained_run, tmp_path):
     assert "Beat-by-beat comparison results for record" in text and "QRS sensitivity" in text
     assert len(images) == 1  # the strip
     assert (tmp_path / "annotate" / "208.ecglib").exists() and (tmp_path / "annotate" / "ec57.csv").exists()
+
+
+@pytest.mark.realdata
+def test_xqrs_on_real_records(MITDB):
+    """On real MIT-BIH records (a clean one and the noisy 105), the default detector finds the beats as EC57
+    scores them."""
+    for name, floor in (("100", 99.9), ("105", 98.0)):
+        signal, fs, _ = read_lead(MITDB / name, "MLII")
+        peaks = annotate.detect_r_peaks(signal, fs)
+        ref = ec57.read_annotations(MITDB / name, "atr", len(signal), fs=fs)
+        c = ec57.compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
+                         ref_subtypes=ref.subtype, record=name)
+        s = c.stats()
+        assert s["Q Se"] >= floor and s["Q +P"] >= floor, (name, s)
+        # The reference against itself: every scored beat on the diagonal.
+        same = ec57.compare(ref.sample, ref.symbol, ref.sample, ref.symbol, fs, sig_len=len(signal), record=name)
+        assert np.trace(same.matrix) == same.matrix.sum() == same.reference_beats() > 1500
