@@ -275,6 +275,9 @@ def compare(ref_samples: Sequence[int] | np.ndarray, ref_symbols: Sequence[str],
         raise InputError(f"{record or 'record'}: sampling rate {fs!r} is not a positive number")
     ref_samples, ref_symbols = _check_annotations(ref_samples, ref_symbols, f"{record} reference".strip())
     test_samples, test_symbols = _check_annotations(test_samples, test_symbols, f"{record} test".strip())
+    for subtypes, samples, what in ((ref_subtypes, ref_samples, "reference"), (test_subtypes, test_samples, "test")):
+        if subtypes is not None and len(subtypes) != len(samples):
+            raise InputError(f"{record} {what}: {len(subtypes)} subtypes for {len(samples)} annotations".strip())
     start = wfdb_time(learning_period, fs)
     match_dt = wfdb_time(match_window, fs)
     end_time = int(sig_len) if sig_len else -1

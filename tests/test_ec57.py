@@ -251,3 +251,13 @@ def test_bad_annotations_are_refused():
         ec57.compare([100, 200], ["N"], [100], ["N"], FS, learning_period=0)
     with pytest.raises(InputError, match="negative"):
         ec57.compare([-5], ["N"], [100], ["N"], FS, learning_period=0)
+
+
+def test_empty_files_count_every_beat_of_the_other():
+    c = ec57.compare([100, 200, 300], ["N", "V", "N"], [], [], FS, learning_period=0, sig_len=1000)
+    assert c.count("N", "o") == 2 and c.count("V", "o") == 1 and c.matrix.sum() == 3
+    assert c.stats()["Q Se"] == 0.0 and c.stats()["Q +P"] is None
+    c = ec57.compare([], [], [100, 400], ["N", "V"], FS, learning_period=0, sig_len=1000)
+    assert c.count("O", "n") == 1 and c.count("O", "v") == 1 and c.stats()["Q +P"] == 0.0
+    with pytest.raises(InputError, match="subtypes"):
+        ec57.compare([100], ["N"], [100], ["N"], FS, learning_period=0, test_subtypes=[0, 0])
