@@ -232,3 +232,10 @@ def test_xqrs_on_real_records(MITDB):
         # The reference against itself: every scored beat on the diagonal.
         same = ec57.compare(ref.sample, ref.symbol, ref.sample, ref.symbol, fs, sig_len=len(signal), record=name)
         assert np.trace(same.matrix) == same.matrix.sum() == same.reference_beats() > 1500
+
+
+def test_score_missing_record_or_folder(bad_records, tmp_path, capsys):
+    r = run_main(capsys, "score", "atr", "same", bad_records, "999", "--learning-period", "0")
+    assert_one_line_error(r, "999.hea", "record header not found")
+    r = run_main(capsys, "score", "atr", "same", tmp_path / "nowhere")
+    assert_one_line_error(r, "nowhere", "record folder not found")
