@@ -261,3 +261,22 @@ def test_empty_files_count_every_beat_of_the_other():
     assert c.count("O", "n") == 1 and c.count("O", "v") == 1 and c.stats()["Q +P"] == 0.0
     with pytest.raises(InputError, match="subtypes"):
         ec57.compare([100], ["N"], [100], ["N"], FS, learning_period=0, test_subtypes=[0, 0])
+
+
+def test_line_columns_follow_bxb_L_format():
+    rng = np.random.default_rng(3)
+    m = rng.integers(0, 50, (7, 7))
+    m[5:, 5:] = 0
+    c = ec57.Comparison("r", m, 360.0)
+    g = {f"{r}{t}": int(m[i, j]) for i, r in enumerate("NSVFQOX") for j, t in enumerate("nsvfqox")}
+    expected = {  # bxb.c, print_results, fflag 5
+        "Nn'": g["Nn"] + g["Nf"] + g["Nq"], "Sn'": g["Sn"] + g["Sf"] + g["Sq"], "Vn'": g["Vn"] + g["Vf"] + g["Vq"],
+        "Fn'": g["Fn"] + g["Ff"] + g["Fq"] + g["Qn"] + g["Qf"] + g["Qq"],
+        "On'": g["On"] + g["Of"] + g["Oq"] + g["Xn"] + g["Xf"] + g["Xq"],
+        "Ns": g["Ns"], "Ss": g["Ss"], "Vs": g["Vs"], "Fs'": g["Fs"] + g["Qs"], "Os'": g["Os"] + g["Xs"],
+        "Nv": g["Nv"], "Sv": g["Sv"], "Vv": g["Vv"], "Fv'": g["Fv"] + g["Qv"], "Ov'": g["Ov"] + g["Xv"],
+        "No'": g["No"] + g["Nx"], "So'": g["So"] + g["Sx"], "Vo'": g["Vo"] + g["Vx"],
+        "Fo'": g["Fo"] + g["Fx"] + g["Qo"] + g["Qx"],
+    }
+    assert c.line() == expected
+    assert sum(expected.values()) == m.sum()
