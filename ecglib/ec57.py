@@ -1,7 +1,7 @@
 """Beat-by-beat comparison of two annotation sets as ANSI/AAMI EC57 prescribes, read like the WFDB software's ``bxb``.
 
-:func:`compare` is a line-by-line port of the comparison loop of ``bxb`` (G. Moody, WFDB 10.7, ``app/bxb.c``):
-the same reading of the two annotation streams (beat annotations only; ventricular flutter episodes ``[`` .. ``]``
+:func:`compare` reimplements, rule for rule, the comparison of ``bxb`` (G. Moody, WFDB 10.7, ``app/bxb.c``), so
+that it scores as bxb does: the same reading of the two annotation streams (beat annotations only; ventricular flutter episodes ``[`` .. ``]``
 skipped; shutdown marked by noise annotations ``~`` whose subtype has bits 4 and 5 set), the same start of the
 comparison after the learning period, the same four-way pairing rule with the 2002 refinement for beats closer
 than twice the match window, the same end of the comparison (the end of the record when its length is known,
