@@ -26,6 +26,12 @@ from ecglib.data import DS2, read_lead
 from ecglib.errors import EcgError
 
 
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def _detectors(names: list[str]) -> dict:
     found = {}
     for name in names:
@@ -36,6 +42,8 @@ def _detectors(names: list[str]) -> dict:
                 print("sleepecg is not installed: skipped", file=sys.stderr)
                 continue
             found[name] = lambda sig, fs: sleepecg.detect_heartbeats(sig, fs)
+        elif name == "neurokit" and not _importable("neurokit2"):
+            print("neurokit2 is not installed: skipped", file=sys.stderr)
         elif name in annotate.DETECTORS:
             found[name] = annotate.DETECTORS[name]
         else:
