@@ -1,4 +1,4 @@
-"""The ``ecglib`` command: a thin face over the library (prepare, train, evaluate, study).
+"""The ``ecglib`` command: a thin face over the library (prepare, train, evaluate, study, annotate, score).
 
 Known errors (bad input, a run that cannot go on) print one line ``ecglib: error: ...`` and exit with status 2.
 """
@@ -176,6 +176,56 @@ def cmd_study(args: argparse.Namespace) -> int:
                      threads=args.threads if args.threads else "auto")
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from .annotate import annotate_records
+
+    from .study import study_threads
+
+    # On a busy machine more torch threads than free cores make classification several times slower.
+    threads = args.threads or study_threads()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    results = annotate_records(args.run, args.records, detector=args.detector, out_dir=args.out,
+                               annotator=args.annotator, lead=args.lead,
+                               on_record=lambda r: print(r.summary_line(), flush=True))
+    if len(results) > 1:
+        seconds, elapsed = sum(r.seconds for r in results), sum(r.elapsed for r in results)
+        print(f"{len(results)} records, {sum(len(r.sample) for r in results)} beats, {seconds:.0f} s of ECG in "
+              f"{elapsed:.1f} s ({seconds / max(elapsed, 1e-9):.0f}x real time)")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from . import ec57
+
+    folder = args.record_dir
+    if not folder.is_dir():
+        raise EcgError(f"{folder}: record folder not found")
+    records = args.records
+    if not records:
+        listing = folder / "RECORDS"
+        records = listing.read_text().split() if listing.exists() else sorted(
+            p.stem for p in folder.glob("*.hea") if (folder / f"{p.stem}.{args.ref}").exists())
+        if not records:
+            raise EcgError(f"{folder}: no records with {args.ref} annotations (name them after RECORD_DIR)")
+    if args.learning_period < 0:
+        raise EcgError(f"--learning-period {args.learning_period:g}: must be 0 or more seconds")
+    comparisons = [ec57.score_record(folder / r, args.ref, args.test, learning_period=args.learning_period,
+                                     test_dir=args.test_dir) for r in records]
+    summary = ec57.summarize(comparisons)
+    if args.csv is not None:
+        ec57.write_csv(args.csv, comparisons, summary)
+    if args.matrix:
+        for c in comparisons:
+            print(ec57.format_matrix(c) + "\n")
+    print(ec57.format_table(comparisons, summary))
+    if args.csv is not None:
+        print(f"csv: {args.csv}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ecglib", description=__doc__.splitlines()[0])
@@ -255,6 +305,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/study"),
                    help="folder for the executed notebooks, the two run folders and report.html")
     p.set_defaults(func=cmd_study)
+
+    from .annotate import DEFAULT_ANNOTATOR, DEFAULT_DETECTOR, DETECTOR_CHOICES
+
+    p = sub.add_parser("annotate", help="label every beat of WFDB records with a trained model (writes NAME.ANN)")
+    p.add_argument("run", type=Path, help="RUN_DIR written by `ecglib train`")
+    p.add_argument("records", nargs="+", metavar="RECORD",
+                   help="record path without extension, e.g. data/mitdb/100 (100.hea is accepted too)")
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_DETECTOR,
+                   help=f"R-peak detector (default {DEFAULT_DETECTOR}); reference: the record's atr beats")
+    p.add_argument("--out", type=Path, help="folder for the annotation files (default: beside each record)")
+    p.add_argument("--annotator", default=DEFAULT_ANNOTATOR,
+                   help=f"annotator name, the file extension (default {DEFAULT_ANNOTATOR})")
+    p.add_argument("--lead", help="lead to read (default: the one the model was trained on, MLII)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores on an idle machine, the free "
+                   "ones on a busy one)")
+    p.set_defaults(func=cmd_annotate)
+
+    p = sub.add_parser("score", help="EC57 beat-by-beat comparison of two annotators, as WFDB's bxb does it")
+    p.add_argument("ref", help="reference annotator, e.g. atr")
+    p.add_argument("test", help="test annotator, e.g. ecglib")
+    p.add_argument("record_dir", type=Path, help="folder of the WFDB records")
+    p.add_argument("records", nargs="*", metavar="RECORD",
+                   help="record names in RECORD_DIR (default: its RECORDS file, else every record with REF)")
+    p.add_argument("--learning-period", type=float, default=300.0,
+                   help="seconds at the start of each record that are not scored (default 300, as bxb)")
+    p.add_argument("--test-dir", type=Path, help="folder of the TEST annotation files (default: RECORD_DIR)")
+    p.add_argument("--csv", type=Path, help="also write the table (per record, gross, average) to this CSV file")
+    p.add_argument("--matrix", action="store_true", help="print each record's bxb matrix too")
+    p.set_defaults(func=cmd_score)
     return parser
 
 

@@ -197,17 +197,29 @@ def ensure_mitdb(folder: str | os.PathLike, records: Sequence[str] = MITDB_RECOR
     return folder
 
 
-def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.ndarray, np.ndarray]:
-    """One record's lead (MLII by name, else the first lead), its rate, the lead name, beat samples and symbols."""
+def read_lead(base: str | os.PathLike, lead: str | None = None) -> tuple[np.ndarray, float, str]:
+    """One lead of the WFDB record ``base`` (a path without extension): signal (T,) float64 in the record's units
+    (mV for MIT-BIH), its rate in Hz, and the lead's name.
+
+    lead: the lead to read by name; None takes MLII when the record has it, else its first lead (the training
+    rule). Raises InputError for a missing or unreadable header or signal file, a truncated signal file, a record
+    without the named lead, or a lead without valid samples; invalid samples (NaN) are bridged linearly.
+    """
     import wfdb
 
-    base = folder / name
+    base = Path(base)
+    folder = base.parent
+    if not Path(f"{base}.hea").exists():
+        raise InputError(f"{base}.hea: record header not found")
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types for a bad header
         raise InputError(f"{base}.hea: unreadable header ({_first_line(exc)})") from None
     _check_signal_files(header, folder)
-    lead = "MLII" if "MLII" in header.sig_name else header.sig_name[0]
+    if lead is None:
+        lead = "MLII" if "MLII" in header.sig_name else header.sig_name[0]
+    elif lead not in (header.sig_name or []):
+        raise InputError(f"{base}.hea: the record has no lead {lead} (it has {', '.join(header.sig_name or [])})")
     try:
         record = wfdb.rdrecord(str(base), channel_names=[lead])
     except Exception as exc:  # noqa: BLE001
@@ -221,6 +233,15 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
         if bad.all():
             raise InputError(f"{base}.dat: no valid samples in lead {lead}")
         signal[bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), signal[~bad])
+    return signal, float(record.fs), lead
+
+
+def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.ndarray, np.ndarray]:
+    """One record's lead (MLII by name, else the first lead), its rate, the lead name, beat samples and symbols."""
+    import wfdb
+
+    base = folder / name
+    signal, fs, lead = read_lead(base)
     if Path(f"{base}.atr").stat().st_size == 0:  # wfdb reads an empty file as a record without beats
         raise InputError(f"{base}.atr: empty annotation file")
     try:
@@ -233,7 +254,7 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
         raise InputError(f"{base}.atr: annotation at sample {int(samples.max())} outside the signal "
                          f"of {len(signal)} samples")
     keep = np.isin(symbols, list(AAMI))
-    return signal, float(record.fs), lead, samples[keep], symbols[keep]
+    return signal, fs, lead, samples[keep], symbols[keep]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -282,6 +303,27 @@ def extract_beats(signal: np.ndarray, fs: float, r_peaks: np.ndarray) -> tuple[n
     return beats.astype(np.float32), kept
 
 
+def beats_from_peaks(signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
+                     symbols: np.ndarray | None = None) -> Beats:
+    """The model inputs of one record's beats given its R peaks: the one function that both training
+    (:func:`load_mitdb`) and annotation (:mod:`ecglib.annotate`) call, so that per-beat features added later (for
+    instance rhythm features from the R peaks) reach both alike.
+
+    signal: (T,) one lead at ``fs`` Hz; r_peaks: (k,) R-peak samples at ``fs``, in time order, every beat of the
+    record; symbols: (k,) their MIT symbols, all in AAMI (None for detected beats: y is then -1 and symbol "").
+    Returns the Beats kept by :func:`extract_beats` (a beat whose segment runs past the record's end is dropped;
+    ``sample`` tells which).
+    """
+    r_peaks = np.asarray(r_peaks, dtype=np.int64)
+    x, kept = extract_beats(signal, fs, r_peaks)
+    if symbols is None:
+        y, sym = np.full(len(kept), -1, dtype=np.int64), np.full(len(kept), "")
+    else:
+        sym = np.asarray(symbols)[kept]
+        y = np.array([AAMI[s] for s in sym], dtype=np.int64)
+    return Beats(x, y, np.full(len(kept), record), r_peaks[kept], sym.astype(str))
+
+
 def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, download: bool = True,
                progress: bool = False) -> Beats:
     """Beats of MIT-BIH (or MIT-BIH-formatted) WFDB records in ``folder``.
@@ -301,10 +343,9 @@ def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, 
     parts, leads = [], {}
     for name in tqdm(records, desc="records", unit="rec", disable=not progress, leave=False):
         signal, fs, lead, samples, symbols = _read_record(folder, name)
-        x, kept = extract_beats(signal, fs, samples)
+        part = beats_from_peaks(signal, fs, samples, name, symbols)
         leads[name] = lead
-        parts.append((x, np.array([AAMI[s] for s in symbols[kept]], dtype=np.int64),
-                      np.full(len(kept), name), samples[kept], symbols[kept]))
+        parts.append((part.x, part.y, part.record, part.sample, part.symbol))
     if not any(len(p[0]) for p in parts):
         raise InputError(f"{folder}: the records hold no beat annotations")
     x, y, rec, smp, sym = (np.concatenate([p[i] for p in parts]) for i in range(5))

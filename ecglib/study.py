@@ -1,6 +1,7 @@
 """The papermill study: run the notebooks in order and write ``report.html`` (``ecglib study``).
 
-01_explore (the data), 02_train twice (ResNet, then ODE-Net) and 03_compare run as separate kernels with the
+01_explore (the data), 02_train twice (ResNet, then ODE-Net), 03_compare and 04_annotate (a whole record labelled
+and scored as ANSI/AAMI EC57 does) run as separate kernels with the
 parameters of a :data:`ecglib.config.PROFILES` profile; a failing cell stops the study with one line naming the
 notebook and the code cell.
 """
@@ -17,7 +18,7 @@ from .config import study_settings
 from .errors import EcgError, InputError
 from .plots import LABELS
 
-NOTEBOOKS = ("01_explore.ipynb", "02_train.ipynb", "03_compare.ipynb")
+NOTEBOOKS = ("01_explore.ipynb", "02_train.ipynb", "03_compare.ipynb", "04_annotate.ipynb")
 
 
 def notebooks_dir() -> Path:
@@ -146,7 +147,8 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
     on an idle machine, fewer on a busy one), None: torch's choice.
     train_overrides: further parameters for both 02_train runs (e.g. batch_size). The executed notebooks and
     the run folders land in ``out`` (01_explore.ipynb, 02_train_resnet.ipynb, 02_train_odenet.ipynb,
-    03_compare.ipynb, resnet/, odenet/, report.html). Returns 0; failures raise EcgError with one line.
+    03_compare.ipynb, 04_annotate.ipynb, resnet/, odenet/, annotate/, report.html, annotate.html). Returns 0;
+    failures raise EcgError with one line.
     """
     recipe, _, n_limit = study_settings(profile, data, epochs, limit, dict(train_overrides or {}))
     _check_inputs(data, mitdb_dir, kaggle_dir, download)
@@ -155,7 +157,7 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
         threads = study_threads()
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.html", "comparison.csv", "tolerance_sweep.csv", "conclusions.txt"):
+    for stale in ("report.html", "annotate.html", "comparison.csv", "tolerance_sweep.csv", "conclusions.txt"):
         (out / stale).unlink(missing_ok=True)  # a failed rerun must not leave the last study's report behind
     common = {"source": data, "mitdb_dir": str(Path(mitdb_dir).resolve()) if mitdb_dir else None,
               "kaggle_dir": str(Path(kaggle_dir).resolve()) if kaggle_dir else None,
@@ -170,6 +172,11 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
         ("03_compare.ipynb", "03_compare.ipynb", {"resnet_dir": str(out / "resnet"), "odenet_dir": str(out / "odenet"),
                                                   "out_dir": str(out), "profile": profile, "download": download,
                                                   "threads": threads}),
+        # A whole record labelled by the ResNet and scored as EC57 does: a synthetic record of its own seed, or
+        # MIT-BIH's 213 (rich in V and F beats; with the intra split its beats were among the training patients').
+        ("04_annotate.ipynb", "04_annotate.ipynb", {
+            "run_dir": str(out / "resnet"), "out_dir": str(out / "annotate"), "threads": threads,
+            "record": str(Path(mitdb_dir).resolve() / "213") if data == "mitdb" else None}),
     ]
     what = f"{data}, {'all' if n_limit is None else f'{n_limit:,}'} beats, {recipe.epochs} epoch(s)"
     _say(f"ecglib study ({profile}: {what}, {threads or 'all'} torch thread(s)) -> {out}")
@@ -181,6 +188,7 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
                          kernel_name=kernel_name)
         _say(f"[{i}/{len(steps)}] {target} done in {_duration(time.perf_counter() - t0)}")
     html = export_html(out / "03_compare.ipynb", out / "report.html")
+    export_html(out / "04_annotate.ipynb", out / "annotate.html")
     _say(f"study done in {_duration(time.perf_counter() - started)}; report: {html}")
     _print_comparison(out)
     print(f"\nreport: {html}")

@@ -1,0 +1,241 @@
+"""`ecglib annotate` and `ecglib score` on synthetic WFDB records with a tiny model trained in a second or two."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+from conftest import assert_one_line_error, copy_records, run_cli, run_main
+from ecglib import annotate, ec57
+from ecglib.data import DS1, beats_from_peaks, load_mitdb, read_lead, split_beats, to_tensors
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_beats, tmp_path_factory) -> Path:
+    """A run folder with a one-epoch ResNet of width 8 and one block, trained on the synthetic DS1 records."""
+    from ecglib.train import TrainConfig, run_training
+
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    split = split_beats(synthetic_beats, "inter", seed=0)
+    run_training("resnet", synthetic_beats, split, run,
+                 TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, threads=1),
+                 {"width": 8, "blocks": 1}, progress=False, data_config={"source": "synthetic"})
+    assert (run / "best.pt").exists() and set(np.unique(synthetic_beats.record[split.train])) <= set(DS1)
+    return run
+
+
+@pytest.fixture(scope="module")
+def trained(trained_run):
+    return annotate.load_run(trained_run)
+
+
+def test_beats_from_peaks_is_the_training_path(synthetic_records, synthetic_beats):
+    # load_mitdb cuts a record's beats through beats_from_peaks: the same call on the record's lead and its atr
+    # beats gives the very rows that training read.
+    signal, fs, lead = read_lead(synthetic_records / "213")
+    ann = wfdb.rdann(str(synthetic_records / "213"), "atr")
+    keep = np.isin(ann.symbol, list("NLRejAaJSVEF/fQ"))
+    part = beats_from_peaks(signal, fs, ann.sample[keep], "213", np.asarray(ann.symbol)[keep])
+    rows = synthetic_beats.record == "213"
+    assert lead == "MLII"
+    np.testing.assert_array_equal(part.x, synthetic_beats.x[rows])
+    np.testing.assert_array_equal(part.y, synthetic_beats.y[rows])
+    np.testing.assert_array_equal(part.sample, synthetic_beats.sample[rows])
+    unlabelled = beats_from_peaks(signal, fs, ann.sample[keep])
+    assert (unlabelled.y == -1).all() and np.array_equal(unlabelled.x, part.x)
+
+
+def test_reference_detector_classifies_the_training_beats(trained, synthetic_records, synthetic_beats, tmp_path):
+    from ecglib.train import predict
+
+    result = annotate.annotate_record(trained, synthetic_records / "213", detector="reference", out_dir=tmp_path)
+    rows = synthetic_beats.record == "213"
+    ann = wfdb.rdann(str(synthetic_records / "213"), "atr")
+    beats = np.isin(ann.symbol, list(ec57.BXB_CLASS))
+    np.testing.assert_array_equal(result.sample, ann.sample[beats])
+    # The predictions equal the model's on the beats that training extracted from the same R peaks.
+    x, _ = to_tensors(synthetic_beats, np.flatnonzero(rows))
+    expected, _ = predict(trained.model, x)
+    kept = np.isin(result.sample, synthetic_beats.sample[rows])
+    np.testing.assert_array_equal(result.label[kept], expected)
+    assert (result.label[~kept] == -1).all() and (result.symbol[~kept] == annotate.UNCLASSIFIED_CODE).all()
+    assert set(result.symbol) <= set(annotate.CLASS_CODE.values())
+    assert result.path == tmp_path / "213.ecglib" and sorted(p.name for p in tmp_path.iterdir()) == ["213.ecglib"]
+    line = result.summary_line()
+    assert line.startswith(f"213: {len(result.sample)} beats") and "x real time" in line
+
+
+def test_wrann_rdann_round_trip(tmp_path):
+    sample = np.array([10, 400, 790, 1180, 1500])
+    symbol = np.array(["N", "A", "V", "F", "Q"])
+    path = annotate.write_annotations(tmp_path / "rec", "test", sample, symbol, 360.0, tmp_path / "out")
+    assert path == tmp_path / "out" / "rec.test"
+    back = wfdb.rdann(str(tmp_path / "out" / "rec"), "test")
+    np.testing.assert_array_equal(back.sample, sample)
+    assert list(back.symbol) == list(symbol) and back.fs == 360
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["rec.test"]  # no temporary folder left
+    # The classes written are the ones bxb reads back.
+    assert [ec57.BXB_CLASS[s] for s in back.symbol] == ["N", "S", "V", "F", "Q"]
+
+
+def test_find_local_peaks_equals_wfdb():
+    from wfdb.processing.peaks import find_local_peaks as wfdb_find_local_peaks
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        radius = int(rng.integers(1, 25))
+        n = int(rng.integers(2 * radius + 2, 300))
+        # Integer-valued signals have plateaus, where wfdb's scan order decides which sample is the peak.
+        sig = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+        expected = np.asarray(wfdb_find_local_peaks(sig, radius), dtype=np.int64)
+        np.testing.assert_array_equal(annotate.find_local_peaks(sig, radius), expected, err_msg=str(trial))
+    assert annotate.find_local_peaks(np.ones(50), 5).size == 0
+
+
+def test_xqrs_detector_matches_wfdb_and_finds_the_beats(synthetic_records):
+    from wfdb.processing import xqrs_detect
+
+    signal, fs, _ = read_lead(synthetic_records / "208")
+    peaks = annotate.detect_r_peaks(signal, fs, "xqrs")
+    np.testing.assert_array_equal(peaks, np.unique(xqrs_detect(signal, fs=fs, verbose=False)))
+    ann = wfdb.rdann(str(synthetic_records / "208"), "atr")
+    c = ec57.compare(ann.sample, ann.symbol, peaks, ["N"] * len(peaks), fs, learning_period=0, sig_len=len(signal))
+    stats = c.stats()
+    assert stats["Q Se"] > 95 and stats["Q +P"] > 95, stats
+
+
+def test_annotate_and_score_commands(trained_run, synthetic_records, tmp_path, capsys):
+    out = tmp_path / "ann"
+    r = run_main(capsys, "annotate", trained_run, synthetic_records / "100", f"{synthetic_records / '213'}.hea",
+                 "--detector", "reference", "--out", out)
+    assert r.rc == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("100: ") and lines[1].startswith("213: ") and lines[2].startswith("2 records")
+    assert sorted(p.name for p in out.iterdir()) == ["100.ecglib", "213.ecglib"]
+    csv_path = tmp_path / "scores" / "ec57.csv"
+    r = run_main(capsys, "score", "atr", "ecglib", synthetic_records, "100", "213", "--test-dir", out,
+                 "--learning-period", "0", "--csv", csv_path)
+    assert r.rc == 0, r.stderr
+    table = r.stdout.splitlines()
+    assert table[0].startswith("Record") and table[1].startswith("100 ") and table[2].startswith("213 ")
+    gross = next(line for line in table if line.startswith("Gross")).split()
+    assert gross[1:3] == ["100.00", "100.00"]  # reference R peaks: every beat is matched
+    import csv
+
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [row["record"] for row in rows] == ["100", "213", "gross", "average"]
+    # The CSV's counts are the comparison's own.
+    comp = ec57.score_record(synthetic_records / "213", "atr", "ecglib", learning_period=0, test_dir=out)
+    assert int(rows[1]["Nn"]) == comp.count("N", "n") and int(rows[1]["Vv"]) == comp.count("V", "v")
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.fixture(scope="module")
+def bad_records(synthetic_records, tmp_path_factory) -> Path:
+    folder = copy_records(synthetic_records, tmp_path_factory.mktemp("bad") / "records")
+    dat = folder / "208.dat"
+    dat.write_bytes(dat.read_bytes()[: dat.stat().st_size // 2])  # truncated signal
+    sig_len = wfdb.rdheader(str(folder / "100")).sig_len
+    wfdb.wrann("100", "far", sample=np.array([100, sig_len + 500]), symbol=["N", "N"], write_dir=str(folder))
+    (folder / "100.empty").write_bytes(b"")
+    (folder / "100.junk").write_bytes(b"these are not WFDB annotations\n" * 4)
+    shutil.copy(folder / "100.atr", folder / "100.same")
+    return folder
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("missing", ["nowhere/100.hea", "record header not found"]),
+    ("truncated", ["208.dat", "truncated signal file"]),
+    ("no_lead", ["102.hea", "no lead MLII"]),
+])
+def test_annotate_bad_records(case, needles, trained_run, bad_records, tmp_path, capsys):
+    record = {"missing": tmp_path / "nowhere" / "100", "truncated": bad_records / "208",
+              "no_lead": bad_records / "102"}[case]
+    out = tmp_path / "out"
+    # The bad record comes second: the good first one must not be written either.
+    r = run_main(capsys, "annotate", trained_run, bad_records / "100", record, "--out", out)
+    assert_one_line_error(r, *needles)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_annotate_bad_run_folders(trained_run, synthetic_records, tmp_path, capsys):
+    record = synthetic_records / "100"
+    r = run_main(capsys, "annotate", tmp_path / "no-such-run", record)
+    assert_one_line_error(r, "no-such-run", "run folder not found")
+    (tmp_path / "empty").mkdir()
+    r = run_main(capsys, "annotate", tmp_path / "empty", record)
+    assert_one_line_error(r, "empty", "not a trained model")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "best.pt").write_bytes(b"not a checkpoint")
+    r = run_main(capsys, "annotate", broken, record)
+    assert_one_line_error(r, "best.pt", "not a readable checkpoint")
+    assert not (synthetic_records / "100.ecglib").exists()
+
+
+@pytest.mark.parametrize("test_ann, needles", [
+    ("far", ["100.far", "beyond the signal"]),
+    ("empty", ["100.empty", "empty annotation file"]),
+    ("junk", ["100.junk", "unreadable annotation file"]),
+    ("none", ["100.none", "annotation file not found"]),
+])
+def test_score_bad_annotation_files(test_ann, needles, bad_records, tmp_path, capsys):
+    csv_path = tmp_path / "s.csv"
+    r = run_main(capsys, "score", "atr", test_ann, bad_records, "100", "--learning-period", "0", "--csv", csv_path)
+    assert_one_line_error(r, *needles)
+    assert not csv_path.exists()
+
+
+def test_score_refuses_a_learning_period_longer_than_the_record(bad_records, capsys):
+    r = run_main(capsys, "score", "atr", "same", bad_records, "100")  # 25 s records, default 300 s
+    assert_one_line_error(r, "100", "shorter than the learning period")
+
+
+def test_cli_error_in_a_real_process(tmp_path):
+    r = run_cli("annotate", tmp_path / "no-run", tmp_path / "100")
+    assert_one_line_error(r, "run folder not found")
+
+
+def test_annotate_notebook_runs_offline(trained_run, tmp_path):
+    """04_annotate with its synthetic default, a short record and no learning period, through papermill."""
+    import nbformat
+
+    from ecglib import study
+
+    out = study.execute_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "04_annotate.ipynb",
+                                  tmp_path / "04_annotate.ipynb",
+                                  {"run_dir": str(trained_run), "synthetic_seconds": 40, "learning_period": 0.0,
+                                   "threads": 1}, cwd=tmp_path, progress=False)
+    nb = nbformat.read(out, as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert "Beat-by-beat comparison results for record" in text and "QRS sensitivity" in text
+    assert len(images) == 1  # the strip
+    assert (tmp_path / "annotate" / "208.ecglib").exists() and (tmp_path / "annotate" / "ec57.csv").exists()
+
+
+@pytest.mark.realdata
+def test_xqrs_on_real_records(MITDB):
+    """On real MIT-BIH records (a clean one and the noisy 105), the default detector finds the beats as EC57
+    scores them."""
+    for name, floor in (("100", 99.9), ("105", 98.0)):
+        signal, fs, _ = read_lead(MITDB / name, "MLII")
+        peaks = annotate.detect_r_peaks(signal, fs)
+        ref = ec57.read_annotations(MITDB / name, "atr", len(signal), fs=fs)
+        c = ec57.compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
+                         ref_subtypes=ref.subtype, record=name)
+        s = c.stats()
+        assert s["Q Se"] >= floor and s["Q +P"] >= floor, (name, s)
+        # The reference against itself: every scored beat on the diagonal.
+        same = ec57.compare(ref.sample, ref.symbol, ref.sample, ref.symbol, fs, sig_len=len(signal), record=name)
+        assert np.trace(same.matrix) == same.matrix.sum() == same.reference_beats() > 1500
+
+
+def test_score_missing_record_or_folder(bad_records, tmp_path, capsys):
+    r = run_main(capsys, "score", "atr", "same", bad_records, "999", "--learning-period", "0")
+    assert_one_line_error(r, "999.hea", "record header not found")
+    r = run_main(capsys, "score", "atr", "same", tmp_path / "nowhere")
+    assert_one_line_error(r, "nowhere", "record folder not found")
