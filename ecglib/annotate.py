@@ -9,7 +9,6 @@ folder and moved into place, so a reader never sees half of it.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -109,7 +108,8 @@ def detect_r_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECT
 
 def reference_r_peaks(base: str | os.PathLike, sig_len: int, annotator: str = "atr") -> np.ndarray:
     """The samples (k,) of the beat annotations (any AAMI beat symbol) of RECORD.ANNOTATOR."""
-    from .ec57 import BXB_CLASS, read_annotations
+    from .ec57 import BXB_CLASS
+    from .score import read_annotations
 
     ann = read_annotations(base, annotator, sig_len)
     beats = np.isin(ann.symbol, [s for s, c in BXB_CLASS.items() if c != "O"])
@@ -398,7 +398,7 @@ def plot_annotated_strip(result: AnnotatedRecord, start: float | None = None, se
                          reference: str = "atr", after: float = 0.0, ax: Any = None) -> Any:
     """:func:`plot_strip` of an annotated record: its lead, the reference annotations (bxb's AAMI classes) above
     and the predictions below. start None: :func:`choose_strip_start` after ``after`` seconds."""
-    from .ec57 import read_annotations
+    from .score import read_annotations
 
     base = Path(result.record)
     signal, fs, lead = read_lead(base, result.lead)

@@ -198,7 +198,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from . import ec57
+    from . import ec57, score
 
     folder = args.record_dir
     if not folder.is_dir():
@@ -212,15 +212,15 @@ def cmd_score(args: argparse.Namespace) -> int:
             raise EcgError(f"{folder}: no records with {args.ref} annotations (name them after RECORD_DIR)")
     if args.learning_period < 0:
         raise EcgError(f"--learning-period {args.learning_period:g}: must be 0 or more seconds")
-    comparisons = [ec57.score_record(folder / r, args.ref, args.test, learning_period=args.learning_period,
+    comparisons = [score.score_record(folder / r, args.ref, args.test, learning_period=args.learning_period,
                                      test_dir=args.test_dir) for r in records]
     summary = ec57.summarize(comparisons)
     if args.csv is not None:
-        ec57.write_csv(args.csv, comparisons, summary)
+        score.write_csv(args.csv, comparisons, summary)
     if args.matrix:
         for c in comparisons:
-            print(ec57.format_matrix(c) + "\n")
-    print(ec57.format_table(comparisons, summary))
+            print(score.format_matrix(c) + "\n")
+    print(score.format_table(comparisons, summary))
     if args.csv is not None:
         print(f"csv: {args.csv}")
     return 0

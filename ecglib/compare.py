@@ -17,7 +17,6 @@ import numpy as np
 from .config import ODEConfig
 from .data import CLASS_NAMES, CLASSES
 from .errors import InputError
-from .plots import LABELS
 
 ORIGINAL_STUDY: dict[str, Any] = {
     "resnet": {"accuracy": 0.974, "params": 182_853},

@@ -9,8 +9,8 @@ import pytest
 import wfdb
 
 from conftest import assert_one_line_error, copy_records, run_cli, run_main
-from ecglib import annotate, ec57
-from ecglib.data import DS1, beats_from_peaks, load_mitdb, read_lead, split_beats, to_tensors
+from ecglib import annotate, ec57, score
+from ecglib.data import DS1, beats_from_peaks, read_lead, split_beats, to_tensors
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_annotate_and_score_commands(trained_run, synthetic_records, tmp_path, c
     rows = list(csv.DictReader(csv_path.open()))
     assert [row["record"] for row in rows] == ["100", "213", "gross", "average"]
     # The CSV's counts are the comparison's own.
-    comp = ec57.score_record(synthetic_records / "213", "atr", "ecglib", learning_period=0, test_dir=out)
+    comp = score.score_record(synthetic_records / "213", "atr", "ecglib", learning_period=0, test_dir=out)
     assert int(rows[1]["Nn"]) == comp.count("N", "n") and int(rows[1]["Vv"]) == comp.count("V", "v")
 
 
@@ -224,7 +224,7 @@ def test_xqrs_on_real_records(MITDB):
     for name, floor in (("100", 99.9), ("105", 98.0)):
         signal, fs, _ = read_lead(MITDB / name, "MLII")
         peaks = annotate.detect_r_peaks(signal, fs)
-        ref = ec57.read_annotations(MITDB / name, "atr", len(signal), fs=fs)
+        ref = score.read_annotations(MITDB / name, "atr", len(signal), fs=fs)
         c = ec57.compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
                          ref_subtypes=ref.subtype, record=name)
         s = c.stats()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecglib import ec57
+from ecglib import ec57, score
 from ecglib.errors import InputError
 
 FS = 100
@@ -203,7 +203,7 @@ def test_paced_records_are_scored_but_not_aggregated():
     assert s.average["Q +P"] == pytest.approx((100.0 + 100 * 50 / 60) / 2)
     assert s.gross["S Se"] == pytest.approx(50.0) and s.average["S Se"] == pytest.approx(50.0)  # 100 has no S
     assert paced.paced and paced.stats()["Q Se"] == pytest.approx(50.0)  # still scored on its own
-    table = ec57.format_table([a, paced, b], s)
+    table = score.format_table([a, paced, b], s)
     assert "102*" in table and "paced records scored but not aggregated (*): 102" in table
     assert table.splitlines()[0].split()[:3] == ["Record", "Nn'", "Sn'"]
 
@@ -211,7 +211,7 @@ def test_paced_records_are_scored_but_not_aggregated():
 def test_csv_rows_and_atomic_write(tmp_path):
     a, b = _comparison("100", Nn=90, Nv=2, Vv=8), _comparison("104", Qq=10)
     path = tmp_path / "out" / "ec57.csv"
-    ec57.write_csv(path, [a, b])
+    score.write_csv(path, [a, b])
     import csv
 
     rows = list(csv.DictReader(path.open()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import fields
 from pathlib import Path
 
 import nbformat

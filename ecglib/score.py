@@ -1,0 +1,208 @@
+"""EC57 in use: annotation files read and checked against their record, records scored, and the comparison
+reported as ``bxb`` and ``sumstats`` print it (a table, a matrix, a CSV). The comparison itself, pure, is
+:mod:`ecglib.ec57`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .ec57 import LABELS, BXB_CLASS, DEFAULT_LEARNING_PERIOD, DEFAULT_MATCH_WINDOW, LINE_COLUMNS, STATS, Comparison, Summary, compare, summarize
+from .errors import InputError
+from .files import atomic_write_text
+
+
+# ---------------------------------------------------------------------------------------------------- reports
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def format_matrix(comp: Comparison) -> str:
+    """bxb's standard report with SVEB statistics (-S): the 7 x 7 matrix and the record's statistics."""
+    m = comp.matrix
+    out = [f"Beat-by-beat comparison results for record {comp.record}",
+           "               Algorithm",
+           "        n    s    v    f    q    o    x",
+           "   ____________________________________"]
+    for r, row in enumerate(LABELS):
+        cols = 7 if r < 5 else 5
+        out.append(f" {row} | " + " ".join(f"{int(v):4d}" for v in m[r, :cols]))
+    s, t = comp.stats(), comp.tallies()
+    fractions = {"Q Se": (t["QTP"], t["QTP"] + t["QFN"]), "Q +P": (t["QTP"], t["QTP"] + t["QFP"]),
+                 "V Se": (t["VTP"], t["VTP"] + t["VFN"]), "V +P": (t["VTP"], t["VTP"] + t["VFP"]),
+                 "V FPR": (t["VFP"], t["VTN"] + t["VFP"]), "S Se": (t["STP"], t["STP"] + t["SFN"]),
+                 "S +P": (t["STP"], t["STP"] + t["SFP"])}
+    names = {"Q Se": "QRS sensitivity", "Q +P": "QRS positive predictivity", "V Se": "VEB sensitivity",
+             "V +P": "VEB positive predictivity", "V FPR": "VEB false positive rate", "S Se": "SVEB sensitivity",
+             "S +P": "SVEB positive predictivity"}
+    out.append("")
+    for k, (a, b) in fractions.items():
+        value = "     - " if s[k] is None else f"{s[k]:6.{3 if k == 'V FPR' else 2}f}%"
+        out.append(f"{names[k]:>26}: {value} ({a}/{b})")
+    out.append(f"{'RMS RR interval error':>26}: " + ("     -" if s["RR err"] is None else f"{s['RR err']:6.2f} ms"))
+    return "\n".join(out)
+
+
+def format_table(comparisons: Sequence[Comparison], summary: Summary | None = None) -> str:
+    """One line per record in the spirit of bxb -L (its counts, then Q Se, Q +P, V Se, V +P, V FPR, S Se, S +P
+    and RR error in %, %, ..., ms), paced records marked with '*', then sumstats' Sum, Gross and Average lines."""
+    summary = summary if summary is not None else summarize(comparisons)
+    width = max([8] + [len(Path(c.record).name) + 2 for c in comparisons])
+    counts = {k: max([len(k)] + [len(str(c.line()[k])) for c in comparisons] + [len(str(summary.line[k]))])
+              for k in LINE_COLUMNS}
+    head = f"{'Record':<{width}}" + "".join(f" {k:>{counts[k]}}" for k in LINE_COLUMNS) + "".join(
+        f" {k:>6}" for k in STATS)
+    lines = [head]
+    for c in comparisons:
+        name = Path(c.record).name + ("*" if c.paced else "")
+        line, s = c.line(), c.stats()
+        lines.append(f"{name:<{width}}" + "".join(f" {line[k]:>{counts[k]}}" for k in LINE_COLUMNS)
+                     + "".join(f" {_fmt(s[k], 3 if k == 'V FPR' else 2):>6}" for k in STATS))
+    lines.append("_" * len(head))
+    lines.append(f"{'Sum':<{width}}" + "".join(f" {summary.line[k]:>{counts[k]}}" for k in LINE_COLUMNS))
+    pad = " " * (width + sum(counts.values()) + len(LINE_COLUMNS))
+    for label, values in (("Gross", summary.gross), ("Average", summary.average)):
+        lines.append(f"{label:<{width}}" + pad[width:]
+                     + "".join(f" {_fmt(values[k], 3 if k == 'V FPR' else 2):>6}" for k in STATS))
+    lines.append(f"Total QRS complexes: {summary.total_qrs}  Total VEBs: {summary.total_veb}  "
+                 f"Total SVEBs: {summary.total_sveb}")
+    note = f"Summary of results from {len(summary.records)} record{'s' if len(summary.records) != 1 else ''}"
+    if summary.excluded:
+        note += f"; paced records scored but not aggregated (*): {', '.join(Path(r).name for r in summary.excluded)}"
+    lines.append(note)
+    return "\n".join(lines)
+
+
+def table_rows(comparisons: Sequence[Comparison], summary: Summary | None = None) -> list[dict[str, object]]:
+    """Rows for a CSV or a DataFrame: one per record (its line counts, the full 7 x 7 matrix as cells 'Nn'..'Xq',
+    its statistics, paced), then 'gross' and 'average' rows with the statistics."""
+    summary = summary if summary is not None else summarize(comparisons)
+    rows: list[dict[str, object]] = []
+    for c in comparisons:
+        row: dict[str, object] = {"record": Path(c.record).name, "paced": c.paced, "aggregated": not c.paced}
+        row.update(c.line())
+        for r, ref in enumerate(LABELS):
+            for j, test in enumerate(LABELS):
+                if not (r >= 5 and j >= 5):
+                    row[f"{ref}{test.lower()}"] = int(c.matrix[r, j])
+        row.update(c.stats())
+        row["learning_period_s"] = c.learning_period
+        rows.append(row)
+    for label, values in (("gross", summary.gross), ("average", summary.average)):
+        row = {"record": label, "paced": "", "aggregated": ""}
+        if label == "gross":
+            row.update(summary.line)
+        row.update(values)
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: str | os.PathLike, comparisons: Sequence[Comparison], summary: Summary | None = None) -> None:
+    """Write table_rows as CSV, atomically."""
+    rows = table_rows(comparisons, summary)
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else (f"{v:.4f}" if isinstance(v, float) else v))
+                         for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------------------------- files
+@dataclass
+class Annotations:
+    """One WFDB annotation file: sample (k,) int64 at the record's rate, symbol (k,) str, subtype (k,) int."""
+
+    sample: np.ndarray
+    symbol: np.ndarray
+    subtype: np.ndarray
+
+
+def read_header(record: str | os.PathLike):
+    """The record's WFDB header (wfdb.rdheader), or InputError naming the .hea file."""
+    import wfdb
+
+    base = Path(record)
+    hea = Path(f"{base}.hea")
+    if not hea.exists():
+        raise InputError(f"{hea}: record header not found")
+    try:
+        return wfdb.rdheader(str(base))
+    except Exception as exc:  # noqa: BLE001 - wfdb raises many types for a bad header
+        raise InputError(f"{hea}: unreadable header ({_first_line(exc)})") from None
+
+
+def read_annotations(record: str | os.PathLike, extension: str, sig_len: int | None = None,
+                     folder: str | os.PathLike | None = None, fs: float | None = None) -> Annotations:
+    """Read RECORD.EXTENSION (from ``folder`` if given, else beside the record) and check that it fits the record:
+    not empty, readable, in time order, every annotation inside the signal's ``sig_len`` samples.
+
+    fs: the record's sampling rate; a file that declares another time resolution ("## time resolution") has its
+    times converted to the record's samples, rounded, as the WFDB library's getann() does."""
+    import wfdb
+
+    base = Path(record)
+    where = Path(folder) / base.name if folder is not None else base
+    path = Path(f"{where}.{extension}")
+    if not path.exists():
+        raise InputError(f"{path}: annotation file not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty annotation file")
+    try:
+        ann = wfdb.rdann(str(where), extension)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file raises anything from IndexError to ValueError
+        raise InputError(f"{path}: unreadable annotation file ({_first_line(exc)})") from None
+    if ann.symbol is not None and any(not isinstance(sym, str) for sym in ann.symbol):
+        # wfdb decodes codes outside the WFDB table as NaN: the file is not an annotation file (or is corrupt).
+        i = next(i for i, sym in enumerate(ann.symbol) if not isinstance(sym, str))
+        raise InputError(f"{path}: unreadable annotation file (annotation {i} has no valid WFDB code)")
+    sample = np.asarray(ann.sample, dtype=np.int64)
+    if fs and ann.fs and float(ann.fs) != float(fs):
+        sample = np.floor(sample * (float(fs) / float(ann.fs)) + 0.5).astype(np.int64)
+    symbol = np.asarray(ann.symbol if ann.symbol is not None else [], dtype=str)
+    subtype = np.asarray(ann.subtype if ann.subtype is not None else np.zeros(len(sample)), dtype=np.int64)
+    if len(sample) == 0:
+        raise InputError(f"{path}: no annotations")
+    if len(symbol) != len(sample) or len(subtype) != len(sample):
+        raise InputError(f"{path}: unreadable annotation file (inconsistent fields)")
+    if sample.min() < 0:
+        raise InputError(f"{path}: annotation at negative sample {int(sample.min())}")
+    if sig_len is not None and sig_len > 0 and sample.max() >= sig_len:
+        raise InputError(f"{path}: annotation at sample {int(sample.max())} beyond the signal of {sig_len} samples "
+                         "(annotations of another record?)")
+    if len(sample) > 1 and np.any(np.diff(sample) < 0):
+        i = int(np.flatnonzero(np.diff(sample) < 0)[0])
+        raise InputError(f"{path}: annotations out of time order (sample {int(sample[i + 1])} after "
+                         f"{int(sample[i])})")
+    if not np.isin(symbol, list(BXB_CLASS)).any():
+        raise InputError(f"{path}: no beat annotations")
+    return Annotations(sample, symbol, subtype)
+
+
+def score_record(record: str | os.PathLike, ref: str, test: str, learning_period: float = DEFAULT_LEARNING_PERIOD,
+                 test_dir: str | os.PathLike | None = None, match_window: float = DEFAULT_MATCH_WINDOW
+                 ) -> Comparison:
+    """Compare RECORD.TEST (in ``test_dir`` or beside the record) with RECORD.REF, as ``bxb -r RECORD -a REF TEST``
+    does: the comparison ends at the record's length from its header."""
+    header = read_header(record)
+    if not header.fs or header.fs <= 0:
+        raise InputError(f"{record}.hea: no sampling frequency")
+    sig_len = int(header.sig_len or 0)
+    r = read_annotations(record, ref, sig_len, fs=float(header.fs))
+    t = read_annotations(record, test, sig_len, folder=test_dir, fs=float(header.fs))
+    return compare(r.sample, r.symbol, t.sample, t.symbol, float(header.fs), learning_period=learning_period,
+                   match_window=match_window, sig_len=sig_len, ref_subtypes=r.subtype, test_subtypes=t.subtype,
+                   record=str(record))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
