@@ -1,5 +1,11 @@
 import sys
 
-from .cli import main
+# Ctrl-C while the command's modules are still importing is answered like one during the work: one line, exit 130.
+try:
+    from .cli import main
 
-sys.exit(main())
+    status = main()
+except KeyboardInterrupt:
+    print("ecglib: interrupted", file=sys.stderr, flush=True)
+    status = 130
+sys.exit(status)
