@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .checks import check_annotation_file, check_header_values, check_npz_arrays, read_record_list
 from .errors import InputError
 
 CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
@@ -166,96 +165,6 @@ def _check_signal_files(header: Any, folder: Path) -> None:
                              f"{len(channels)} channels, format {fmt}) describes {expected}: header and data disagree")
 
 
-# Sampling frequencies outside this range are typing errors, not ECGs (MIT-BIH: 360 Hz; Holter: 125-1000 Hz).
-MIN_FS, MAX_FS = 1.0, 100_000.0
-
-
-def _header_fields(path: Path) -> tuple[str | None, list[str]]:
-    """The sampling-frequency token of a WFDB header's record line and the ADC-gain token of each signal line, as
-    written (wfdb's own parser falls back to its defaults, 250 Hz and gain 200, when a value does not match its
-    pattern: a negative or NaN frequency would otherwise be read as 250 Hz without a word)."""
-    try:
-        lines = [ln for ln in path.read_text(encoding="ascii", errors="replace").splitlines()
-                 if ln.strip() and not ln.lstrip().startswith("#")]
-    except OSError:
-        return None, []
-    if not lines:
-        return None, []
-    record = lines[0].split()
-    fs = record[2].split("/")[0] if len(record) > 2 else None
-    gains = []
-    for line in lines[1:]:
-        tokens = line.split()
-        if len(tokens) > 2:
-            gains.append(tokens[2].split("/")[0].split("(")[0])
-    return fs, gains
-
-
-def _number(token: str) -> float | None:
-    try:
-        return float(token)
-    except ValueError:
-        return None
-
-
-def _check_header_values(path: Path, header: Any) -> None:
-    """Refuse header values that wfdb parses but that make no sense: a sampling frequency that is not a number
-    in [MIN_FS, MAX_FS] Hz, an ADC gain that is zero, not a number or infinite."""
-    fs_token, gain_tokens = _header_fields(path)
-    written = _number(fs_token) if fs_token is not None else None
-    if fs_token is not None and (written is None or not np.isfinite(written) or written != float(header.fs)):
-        raise InputError(f"{path}: sampling frequency {fs_token!r} is not a plain number of Hz (wfdb reads it as "
-                         f"{header.fs!r})")
-    fs = float(header.fs) if header.fs is not None else float("nan")
-    if not (np.isfinite(fs) and MIN_FS <= fs <= MAX_FS):
-        raise InputError(f"{path}: sampling frequency {header.fs!r} Hz is out of range "
-                         f"({MIN_FS:g} to {MAX_FS:g} Hz)")
-    names = list(header.sig_name or [])
-    for i, gain in enumerate(header.adc_gain or []):
-        token = gain_tokens[i] if i < len(gain_tokens) else None
-        # wfdb reads a gain of 0 ("uncalibrated") and an unparseable one as its default 200 adu/mV
-        stated = _number(token) if token else gain
-        name = names[i] if i < len(names) else str(i)
-        if stated is None or not np.isfinite(stated) or stated == 0 or not np.isfinite(gain) or gain == 0:
-            raise InputError(f"{path}: signal {name} has ADC gain {token or gain!r}: "
-                             "not a finite, non-zero number of adu per unit")
-
-
-def _check_annotation_file(path: Path) -> None:
-    """A WFDB (MIT-format) annotation file is a sequence of 16-bit words ending in a zero word; wfdb.rdann reads
-    any bytes, a text file included, as annotations, so check the format's frame before trusting its content."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            fh.seek(max(0, size - 2))
-            tail = fh.read(2)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the annotations ({exc.strerror or exc})") from None
-    if size == 0:
-        raise InputError(f"{path}: empty annotation file")
-    if size % 2 or tail != b"\0\0":
-        raise InputError(f"{path}: unreadable annotations, not a WFDB annotation file (MIT format: 16-bit words ending in a zero word)")
-
-
-def read_record_list(listing: Path) -> list[str]:
-    """The record names of a WFDB RECORDS file (one per line), checked to be UTF-8 text of plain names."""
-    try:
-        text = listing.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{listing}: not a text file of record names (byte {exc.start} is not UTF-8)") from None
-    except OSError as exc:
-        raise InputError(f"{listing}: cannot read the record list ({exc.strerror or exc})") from None
-    names = text.split()
-    if not names:
-        raise InputError(f"{listing}: empty record list")
-    for name in names:
-        # WFDB record names: letters, digits, underscores, dots and dashes, in subfolders at most
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*", name) \
-                or ".." in name.split("/"):
-            raise InputError(f"{listing}: {name[:40]!r} is not a WFDB record name")
-    return names
-
-
 def _missing_records(folder: Path, records: Sequence[str]) -> list[str]:
     return [r for r in records if not all((folder / f"{r}.{ext}").exists() for ext in ("hea", "dat", "atr"))]
 
@@ -297,7 +206,7 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types for a bad header
         raise InputError(f"{base}.hea: unreadable header ({_first_line(exc)})") from None
-    _check_header_values(Path(f"{base}.hea"), header)
+    check_header_values(Path(f"{base}.hea"), header)
     _check_signal_files(header, folder)
     lead = "MLII" if "MLII" in header.sig_name else header.sig_name[0]
     try:
@@ -315,7 +224,7 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
         signal[bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), signal[~bad])
     if Path(f"{base}.atr").stat().st_size == 0:  # wfdb reads an empty file as a record without beats
         raise InputError(f"{base}.atr: empty annotation file")
-    _check_annotation_file(Path(f"{base}.atr"))
+    check_annotation_file(Path(f"{base}.atr"))
     try:
         ann = wfdb.rdann(str(base), "atr")
     except Exception as exc:  # noqa: BLE001
@@ -454,76 +363,25 @@ def synthetic_folder(seed: int = 0, seconds: float = 60.0, cache_dir: str | os.P
     The folder holds a CHECKSUMS file (BLAKE2b of every record file); a folder whose files do not match it, a
     hand-edited or half-deleted one, is rebuilt with one line on stderr.
     """
+    from .cache import discard, folder_problem, say, write_checksums
     from .files import atomic_dir
 
     folder = cache_root(cache_dir) / f"synthetic-mitdb-s{seed}-{seconds:g}s"
-    problem = _synthetic_problem(folder)
+    problem = folder_problem(folder, MITDB_RECORDS)
     if problem is None:
         return folder
     if folder.exists():
-        _say(f"{folder}: {problem}; rebuilding the synthetic records")
-        _discard(folder)
+        say(f"{folder}: {problem}; rebuilding the synthetic records")
+        discard(folder)
     from .synthetic import write_synthetic_mitdb
 
     with atomic_dir(folder) as tmp:
         write_synthetic_mitdb(tmp, MITDB_RECORDS, seconds=seconds, seed=seed)
         (tmp / "RECORDS").write_text("\n".join(MITDB_RECORDS) + "\n")
-        _write_checksums(tmp)
-    if _synthetic_problem(folder) is not None:  # a broken folder of another process was in the way
+        write_checksums(tmp)
+    if folder_problem(folder, MITDB_RECORDS) is not None:  # a broken folder of another process was in the way
         raise InputError(f"{folder}: the synthetic records could not be written whole; remove this folder")
     return folder
-
-
-SYNTHETIC_CHECKSUMS = "CHECKSUMS"
-
-
-def _write_checksums(folder: Path) -> None:
-    from .files import file_digest
-
-    lines = [f"{file_digest(p)}  {p.name}" for p in sorted(folder.iterdir())
-             if p.is_file() and p.name != SYNTHETIC_CHECKSUMS]
-    (folder / SYNTHETIC_CHECKSUMS).write_text("\n".join(lines) + "\n")
-
-
-def _synthetic_problem(folder: Path) -> str | None:
-    """None when the synthetic folder is whole (every file of its CHECKSUMS present and intact), else why not."""
-    from .files import file_digest
-
-    if not folder.is_dir():
-        return "missing"
-    try:
-        listed = dict(line.split("  ", 1)[::-1] for line in
-                      (folder / SYNTHETIC_CHECKSUMS).read_text(encoding="utf-8").splitlines() if line)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return "no readable CHECKSUMS file"
-    if _missing_records(folder, MITDB_RECORDS):
-        return "records missing"
-    for name, digest in listed.items():
-        try:
-            if file_digest(folder / name) != digest:
-                return f"{name} does not match its checksum"
-        except OSError:
-            return f"{name} missing"
-    return None
-
-
-def _discard(folder: Path) -> None:
-    """Move a broken cache folder out of the way (a rename is atomic), then delete it."""
-    import shutil
-
-    from .files import temporary_name
-
-    trash = temporary_name(folder.parent)
-    try:
-        os.replace(folder, trash)
-    except OSError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _say(message: str) -> None:
-    """One line on stderr about something the library repaired by itself."""
-    print(f"ecglib: {message}", file=sys.stderr, flush=True)
 
 
 # -------------------------------------------------------------------------------------------------------- cache
@@ -532,68 +390,6 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
     return Path(os.environ.get("ECGLIB_CACHE", Path.home() / ".cache" / "ecglib"))
-
-
-def _fingerprint(folder: Path, names: Iterable[str]) -> list[tuple[str, int, str]]:
-    """(name, size, BLAKE2b of the bytes) of each input file: the cache key follows the content, so that a file
-    changed in place, even with its size and modification time kept, is never answered from the cache."""
-    from .files import file_digest
-
-    out = []
-    for name in sorted(names):
-        p = folder / name
-        if p.is_file():
-            try:
-                out.append((name, p.stat().st_size, file_digest(p)))
-            except OSError as exc:
-                raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    return out
-
-
-def _checksum_file(entry: Path) -> Path:
-    return entry.with_name(entry.name + ".blake2b")
-
-
-def read_cache_entry(entry: Path) -> Beats | None:
-    """The beats of a cache entry whose bytes match the checksum stored beside it; None when there is no entry.
-    A damaged entry (no checksum, another checksum, unreadable) is removed with one line on stderr, and the
-    caller rebuilds it."""
-    from .files import file_digest
-
-    if not entry.exists():
-        return None
-    problem = None
-    try:
-        stored = _checksum_file(entry).read_text(encoding="utf-8").strip()
-        if file_digest(entry) != stored:
-            problem = "does not match its checksum"
-    except (OSError, UnicodeDecodeError):
-        problem = "has no readable checksum"
-    if problem is None:
-        try:
-            return load_npz(entry)
-        except InputError as exc:
-            problem = f"is unreadable ({str(exc).split(': ', 1)[-1][:80]})"
-    _say(f"{entry}: cache entry {problem}; rebuilding it")
-    for path in (entry, _checksum_file(entry)):
-        path.unlink(missing_ok=True)
-    return None
-
-
-def write_cache_entry(beats: Beats, entry: Path) -> None:
-    """Write a cache entry and then its checksum (an entry without one is never used); a cache that cannot be
-    written (read-only, full) only costs speed."""
-    from .files import atomic_write_text, file_digest
-
-    try:
-        save_npz(beats, entry)
-        atomic_write_text(_checksum_file(entry), file_digest(entry) + "\n")
-    except (InputError, OSError):
-        for path in (entry, _checksum_file(entry)):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
 
 
 def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> None:
@@ -613,29 +409,6 @@ def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> 
             for name, arr in arrays.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
                     np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
-
-
-def _check_npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, record: np.ndarray, sample: np.ndarray,
-                      symbol: np.ndarray | None, meta: Any) -> None:
-    """Types and lengths of an npz's arrays, before any arithmetic on them: numbers for x and y, one record,
-    sample and symbol per beat, whole-number samples, a JSON mapping for meta."""
-    if x.dtype.kind not in "fiu":
-        raise InputError(f"{path}: beats x are of type {x.dtype}, expected numbers (float32)")
-    if y.dtype.kind not in "fiu":
-        raise InputError(f"{path}: labels y are of type {y.dtype}, expected whole numbers 0-{len(CLASSES) - 1}")
-    if y.ndim != 1:
-        raise InputError(f"{path}: labels y have shape {y.shape}, expected (n,)")
-    n = len(y)
-    for name, arr, kinds in (("record", record, "USiu"), ("sample", sample, "iu"), ("symbol", symbol, "US")):
-        if arr is None:
-            continue
-        if arr.ndim != 1 or len(arr) != n:
-            raise InputError(f"{path}: array {name!r} has shape {arr.shape}, expected one entry per beat ({n},)")
-        if arr.dtype.kind not in kinds:
-            raise InputError(f"{path}: array {name!r} is of type {arr.dtype}, expected "
-                             f"{'whole numbers' if name == 'sample' else 'text'}")
-    if not isinstance(meta, dict):
-        raise InputError(f"{path}: array 'meta' is not a JSON mapping")
 
 
 def load_npz(path: str | os.PathLike) -> Beats:
@@ -658,7 +431,7 @@ def load_npz(path: str | os.PathLike) -> Beats:
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile, pickle and value errors all mean a corrupt file
         raise InputError(f"{path}: not a readable .npz file ({_first_line(exc)})") from None
-    _check_npz_arrays(path, x, y, record, sample, symbol, meta)
+    check_npz_arrays(path, x, y, record, sample, symbol, meta)
     validate(x, y, str(path))
     y = y.astype(np.int64)
     if symbol is None:
@@ -698,13 +471,15 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
 
     key = None
     if cache:
+        from .cache import fingerprint, read_cache_entry, write_cache_entry
+
         names = (KAGGLE_FILES if source == "kaggle"
                  else [f"{r}.{e}" for r in (records or MITDB_RECORDS) for e in ("hea", "dat", "atr")])
         key_src = json.dumps({"v": EXTRACTION_VERSION, "key": 2, "source": source, "folder": str(folder.resolve()),
                               "records": list(records) if records else None,
-                              "files": _fingerprint(folder, names)}, sort_keys=True)
+                              "files": fingerprint(folder, names)}, sort_keys=True)
         key = cache_root(cache_dir) / "beats" / f"{source}-{hashlib.sha1(key_src.encode()).hexdigest()[:16]}.npz"
-        cached = read_cache_entry(key)
+        cached = read_cache_entry(key, load_npz)
         if cached is not None:
             return cached
     if source == "kaggle":
@@ -715,7 +490,7 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
         if source == "synthetic":
             beats.meta.update(seed=seed, seconds=synthetic_seconds)
     if key is not None:
-        write_cache_entry(beats, key)
+        write_cache_entry(beats, key, save_npz)
     return beats
 
 

@@ -142,7 +142,7 @@ def _describe(value: Any) -> str:
 
 
 def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConfig, path: Path) -> None:
-    afresh = f"start afresh with --fresh (or another --out folder) to train with the new ones"
+    afresh = "start afresh with --fresh (or another --out folder) to train with the new ones"
     if state.get("model_config") != model.config:
         saved_model = state["model_config"]
         diff = sorted(k for k in set(saved_model) | set(model.config) if saved_model.get(k) != model.config.get(k))
@@ -155,7 +155,8 @@ def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConf
     if saved != now:
         diff = sorted(k for k in now if saved.get(k) != now[k])
         what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(now[k])})" for k in diff[:3])
-        raise InputError(f"{path}: this run folder was trained with another recipe: {what}; {afresh}")
+        raise InputError(f"{path}: this run folder was trained with other settings ({', '.join(diff)}): {what}; "
+                         f"{afresh}")
 
 
 # What a run folder remembers of its data, and must find again to resume: where the beats come from, which of

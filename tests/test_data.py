@@ -630,7 +630,7 @@ def test_save_npz_leaves_no_temporary_file_when_it_fails(synthetic_beats, tmp_pa
         raise OSError(28, "No space left on device", str(dst))
 
     monkeypatch.setattr(data.os, "replace", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match="beats.npz: cannot write \\(no space left on the device\\)"):
         data.save_npz(synthetic_beats, out / "beats.npz")
     assert os.listdir(out) == []
 

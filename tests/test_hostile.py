@@ -26,7 +26,6 @@ import torch
 from conftest import REPO, CliResult, assert_one_line_error, copy_records, run_cli, run_main
 from ecglib import data
 from ecglib.files import TMP_PREFIX
-from ecglib.runs import RunFolder
 
 # A model of width 8 with one block trains an epoch of the conftest's few hundred beats in well under a second.
 TINY = ["--width", "8", "--blocks", "1", "--epochs", "1", "--batch-size", "32", "--threads", "1", "--quiet"]
