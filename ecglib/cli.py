@@ -271,7 +271,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     return run_study(profile=args.profile, data=args.data, mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                      out=args.out, epochs=args.epochs, limit=args.limit, download=not args.no_download,
-                     threads=args.threads if args.threads else "auto")
+                     threads=args.threads if args.threads else "auto", progress=sys.stderr.isatty())
 
 
 # ------------------------------------------------------------------------------------------------------ parser
