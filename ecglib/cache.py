@@ -39,8 +39,9 @@ def read_cache_entry(entry: Path, load: Callable[[Path], Any]) -> Any:
     """``load(entry)`` (the beats) when the entry's bytes match the checksum stored beside it; None when there is
     no entry. A damaged entry (no checksum, another checksum, unreadable: ``load`` raises InputError) is removed
     with one line on stderr, and the caller rebuilds it."""
-    from .files import file_digest
+    from .files import clear_stale_temporaries, file_digest
 
+    clear_stale_temporaries(entry.parent)  # what a writer killed earlier left here
     if not entry.exists():
         return None
     problem = None

@@ -113,6 +113,11 @@ def check_npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, record: np.ndarra
     sample and symbol per beat, whole-number samples, a JSON mapping for meta."""
     if x.dtype.kind not in "fiu":
         raise InputError(f"{path}: beats x are of type {x.dtype}, expected numbers (float32)")
+    if x.dtype.kind == "f" and x.size:
+        with np.errstate(invalid="ignore"):
+            peak = np.nanmax(np.abs(x)) if not np.isnan(x).all() else 0.0
+        if np.isfinite(peak) and peak > np.finfo(np.float32).max:
+            raise InputError(f"{path}: beats x hold values up to {peak:.3g}, beyond float32 (beats are scaled to [0, 1])")
     if y.dtype.kind not in "fiu":
         raise InputError(f"{path}: labels y are of type {y.dtype}, expected whole numbers 0-{CLASS_COUNT - 1}")
     if y.ndim != 1:

@@ -13,7 +13,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import MAX_BLOCKS, MAX_SYNTHETIC_SECONDS, MAX_WIDTH, SOLVERS, ODEConfig, TrainConfig
+from .config import MAX_BLOCKS, MAX_SYNTHETIC_SECONDS, MAX_THREADS, MAX_WIDTH, SOLVERS, ODEConfig, TrainConfig, \
+    model_size_problem
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -201,6 +202,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
     config = TrainConfig.from_dict(vars(args))
     model_kwargs = _model_kwargs(args)
+    too_big = model_size_problem(args.model, args.width, args.blocks)
+    if too_big is not None:  # refused before minutes of data loading, and before any memory is taken
+        raise EcgError(f"--width {args.width} --blocks {args.blocks}: {too_big}")
     pick_device(config.device)  # an absent device is refused before minutes of data loading
     if args.out.exists() and not args.out.is_dir():
         raise EcgError(f"{args.out}: not a folder (--out names the run folder)")
@@ -304,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {_TRAIN.schedule}")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
     t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
-    t.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--threads", type=_bounded_int(MAX_THREADS), help="torch CPU threads (default: torch's choice)")
     m = p.add_argument_group("model (ODE defaults: ecglib.config.ODEConfig)")
     m.add_argument("--width", type=_bounded_int(MAX_WIDTH), default=64)
     m.add_argument("--blocks", type=_bounded_int(MAX_BLOCKS), default=6, help="residual blocks of the ResNet")
@@ -348,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
     p.add_argument("--limit", type=_nonnegative_int, help="override the profile's beat limit (0: all beats)")
     p.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads of the notebooks (default: all cores on an idle "
+    p.add_argument("--threads", type=_bounded_int(MAX_THREADS), help="torch CPU threads of the notebooks (default: all cores on an idle "
                    "machine, the free ones on a busy one)")
     p.add_argument("--out", type=Path, default=Path("runs/study"),
                    help="folder for the executed notebooks, the two run folders and report.html")

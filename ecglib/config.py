@@ -34,6 +34,8 @@ MAX_WIDTH = 1024
 MAX_BLOCKS = 100
 MAX_CLASSES = 1000
 MAX_PARAMETERS = 200_000_000
+# More torch threads than this is a typing error: torch would start them all, on any machine.
+MAX_THREADS = 512
 # Synthetic records longer than an hour each (48 of them) would take minutes to write and gigabytes to cache.
 MAX_SYNTHETIC_SECONDS = 3600.0
 

@@ -201,6 +201,9 @@ class RunFolder:
                 os.close(fd)
                 raise InputError(f"{self.path}: another training (pid {holder}) is writing this run folder; wait "
                                  "for it to end or use another --out") from None
+            except OSError as exc:  # a file system without locks
+                os.close(fd)
+                raise InputError(f"{self.lock_file}: cannot lock the run folder ({exc.strerror or exc})") from None
             # The previous holder may have removed the file between our open and our lock: lock the file that
             # is there now, or a third process could lock a new one beside us.
             try:

@@ -170,9 +170,9 @@ def check_resumable_data(state: dict[str, Any], data: dict[str, Any], path: Path
     saved = state.get("data_config")
     if not isinstance(saved, dict):
         return  # a checkpoint from before data settings were stored: nothing to compare
-    diff = [k for k in RESUME_DATA_KEYS if k in saved and k in data and saved[k] != data[k]]
+    diff = [k for k in RESUME_DATA_KEYS if (k in saved or k in data) and saved.get(k) != data.get(k)]
     if diff:
-        what = ", ".join(f"{k} {_describe(saved[k])} (now {_describe(data[k])})" if k != "beats"
+        what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(data.get(k))})" if k != "beats"
                          else "the beats' content" for k in diff[:3])
         raise InputError(f"{path}: this run folder was started on other data: {what}; start afresh with --fresh "
                          "(or another --out folder) to train on these")

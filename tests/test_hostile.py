@@ -147,6 +147,7 @@ def _npz_cases(folder: Path, beats) -> dict[str, tuple[Path, list[str]]]:
         "sample_float": (_npz(folder / "samplef.npz", x=x, y=y, sample=np.arange(n) + 0.5), ["'sample'", "type"]),
         "symbol_length": (_npz(folder / "symbol.npz", x=x, y=y, symbol=np.array(["N"] * 5)), ["'symbol'"]),
         "meta_list": (_npz(folder / "meta.npz", x=x, y=y, meta=np.array("[1, 2]")), ["'meta'"]),
+        "beyond_float32": (_npz(folder / "huge.npz", x=x.astype(np.float64) * 1e300, y=y), ["beyond float32"]),
         "object_array": (folder / "pickle.npz", ["not a readable .npz"]),
     }
 
@@ -161,7 +162,7 @@ def bad_npz(synthetic_beats, tmp_path_factory):
 
 @pytest.mark.parametrize("case", ["single_beat", "two_beats", "string_labels", "string_beats", "labels_2d",
                                   "record_length", "sample_length", "sample_float", "symbol_length", "meta_list",
-                                  "object_array"])
+                                  "beyond_float32", "object_array"])
 def test_train_refuses_a_bad_npz(case, bad_npz, tmp_path, capsys):
     path, needles = bad_npz[case]
     run = tmp_path / "run"
@@ -183,6 +184,7 @@ ARGUMENT_CASES = [
     ([*TRAIN_SYNTH, "--limit", "0"], "--limit"),
     ([*TRAIN_SYNTH, "--seed", "-1"], "--seed"),
     ([*TRAIN_SYNTH, "--threads", "0"], "--threads"),
+    ([*TRAIN_SYNTH, "--threads", "100000"], "--threads"),
     ([*TRAIN_SYNTH, "--momentum", "1.5"], "--momentum"),
     ([*TRAIN_SYNTH, "--lr", "0"], "--lr"),
     ([*TRAIN_SYNTH, "--lr", "nan"], "--lr"),
@@ -220,6 +222,8 @@ def test_an_argument_out_of_range_is_one_line(argv, option, tmp_path, capsys, mo
     ([*TRAIN_SYNTH, "--step-size", "1e-6"], ["step size 1e-06", "1,000,000 solver steps", "at most 1,000"]),
     ([*TRAIN_SYNTH, "--solver", "dopri5", "--step-size", "0.5"], ["adaptive solver dopri5", "not a step size"]),
     ([*TRAIN_SYNTH, "--seminorm"], ["seminorm", "adjoint"]),
+    (["train", "--model", "resnet", "--source", "synthetic", "--width", "1024", "--blocks", "100"],
+     ["--width 1024 --blocks 100", "parameters, more than"]),
 ])
 def test_solver_settings_are_refused_before_any_work(argv, needles, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -433,6 +437,17 @@ def test_a_corrupt_cache_entry_is_rebuilt_with_one_line(synthetic_records, tmp_p
     assert capsys.readouterr().err == ""  # rebuilt once, then served quietly
 
 
+def test_temporaries_of_a_killed_writer_are_cleared_from_the_cache(synthetic_records, tmp_path, cache_dir):
+    folder = copy_records(synthetic_records, tmp_path / "rec")
+    data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    beats_dir = cache_dir / "beats"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = beats_dir / f"{TMP_PREFIX}{int(dead.stdout)}-0badcafe"
+    stale.write_bytes(b"half an npz")
+    data.load_beats("mitdb", mitdb_dir=folder, download=False)  # served from the cache, and the stale file goes
+    assert not stale.exists() and not leftovers(cache_dir)
+
+
 def test_a_hand_edited_cache_entry_is_not_used(synthetic_records, tmp_path, cache_dir, capsys):
     folder = copy_records(synthetic_records, tmp_path / "rec")
     first = data.load_beats("mitdb", mitdb_dir=folder, download=False)
@@ -470,8 +485,11 @@ def _popen(args, prelude: str | None = None, **kwargs) -> subprocess.Popen:
         cmd = [sys.executable, "-c", prelude + "\nimport runpy, sys\nsys.argv = ['ecglib'] + sys.argv[1:]\n"
                "runpy.run_module('ecglib', run_name='__main__', alter_sys=True)\n", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **kwargs.pop("env", {})}
+    # Ctrl-C as on a terminal: a suite started in the background (nohup, &) passes SIGINT on as ignored, and Python
+    # then installs no KeyboardInterrupt handler.
     return subprocess.Popen(cmd, **{"cwd": REPO, "env": env, "text": True, "stdout": subprocess.PIPE,
-                                    "stderr": subprocess.PIPE, **kwargs})
+                                    "stderr": subprocess.PIPE,
+                                    "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs})
 
 
 # A checkpoint write that stops half-way with a kill -9 (the epoch's checkpoint.pt; best.pt goes through).
