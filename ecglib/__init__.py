@@ -4,7 +4,8 @@ Modules: ``config`` (every setting and default: ODE solver, training recipe, stu
 MIT-BIH, Kaggle CSVs or synthetic records; splits), ``models`` (ResNet, ODE-Net), ``train`` (one training loop),
 ``runs`` (run folders and checkpoints), ``metrics`` (pure metrics and cost measurements), ``plots`` and
 ``compare`` (the notebooks' figures, tables and conclusions), ``study`` (the papermill study), ``files`` (atomic
-writes), ``cli`` (the ``ecglib`` command).
+writes), ``checks`` (what enters from headers, annotation files, RECORDS and npz files), ``cache`` (the cache,
+keyed by content and verified before use), ``cli`` (the ``ecglib`` command).
 """
 from importlib import import_module
 from typing import Any

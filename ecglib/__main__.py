@@ -8,4 +8,8 @@ try:
 except KeyboardInterrupt:
     print("ecglib: interrupted", file=sys.stderr, flush=True)
     status = 130
+if status == 130:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the interpreter exits prints nothing more
 sys.exit(status)

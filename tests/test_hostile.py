@@ -711,3 +711,19 @@ def test_two_trainings_started_together_into_one_folder(beats_npz, tmp_path):
     m = json.loads((run / "metrics.json").read_text())
     assert m["config"]["train"]["epochs"] == 2 and len(m["history"]) == 2
     assert not leftovers(run)
+
+
+# ------------------------------------------------------------------------------------------------------ progress
+def test_a_long_evaluation_shows_progress_only_when_asked(capsys):
+    from ecglib.models import build_model
+    from ecglib.train import predict
+
+    model = build_model("resnet", width=8, blocks=1)
+    x = torch.rand(40, 1, 187)
+    capsys.readouterr()
+    quiet, _ = predict(model, x, batch_size=8)
+    assert capsys.readouterr().err == ""
+    shown, _ = predict(model, x, batch_size=8, progress=True)
+    err = capsys.readouterr().err
+    assert "evaluating" in err and "/40" in err  # a bar of the 40 beats, cleared when done
+    np.testing.assert_array_equal(quiet, shown)
