@@ -131,8 +131,21 @@ def check_training_state(state: Mapping[str, Any], path: str | os.PathLike) -> N
         raise bad("epoch", f"{epoch!r} is not a number of finished epochs")
     history = state.get("history")
     if not isinstance(history, list) or len(history) != epoch \
-            or not all(isinstance(row, dict) and isinstance(row.get("epoch"), int) for row in history):
-        raise bad("history", f"is not one row per finished epoch ({epoch})")
+            or not all(isinstance(row, dict) and row.get("epoch") == i + 1
+                       and all(_is_number(row.get(k)) for k in HISTORY_FIELDS) for i, row in enumerate(history)):
+        raise bad("history", f"is not one row of numbers per finished epoch ({epoch})")
+    # The optimizer's and the schedule's own load_state_dict take any mapping and fail only steps later.
+    groups = state["optimizer"].get("param_groups")
+    if not isinstance(state["optimizer"].get("state"), dict) or not isinstance(groups, list) or not groups \
+            or not all(isinstance(g, dict) and isinstance(g.get("params"), list) and _is_number(g.get("lr"))
+                       for g in groups):
+        raise bad("optimizer", "state is not that of a torch optimizer")
+    scheduler = state["scheduler"]
+    last = scheduler.get("last_epoch")
+    if isinstance(last, bool) or not isinstance(last, int) or last < 0 \
+            or not isinstance(scheduler.get("base_lrs"), list) \
+            or not all(_is_number(v) for v in scheduler["base_lrs"]):
+        raise bad("scheduler", "state is not that of a learning-rate schedule")
     if not isinstance(state.get("best_val_accuracy"), (int, float)) or isinstance(state["best_val_accuracy"], bool):
         raise bad("best_val_accuracy", "missing or not a number")
     data = state.get("data_config")
