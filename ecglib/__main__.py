@@ -9,7 +9,15 @@ except KeyboardInterrupt:
     print("ecglib: interrupted", file=sys.stderr, flush=True)
     status = 130
 if status == 130:
-    import signal
+    import os
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the interpreter exits prints nothing more
+    # Out at once: a second Ctrl-C during the interpreter's clean-up would print a traceback, and an interrupt
+    # that passed through a C extension's import makes Python end by SIGINT instead of with this status.
+    # Outputs are already whole or removed (the atomic writes unwound); only the streams need flushing.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe must not change the status
+            pass
+    os._exit(130)
 sys.exit(status)
