@@ -61,12 +61,23 @@ def temporary_name(folder: Path) -> Path:
     return folder / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _os_problem(exc: OSError) -> str:
+def _os_problem(exc: OSError, where: Path | None = None) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on the device"
     if exc.errno == errno.EDQUOT:
         return "disk quota exceeded"
+    if exc.errno is None and where is not None and _disk_full(where):
+        # numpy's tofile (wfdb writes signals with it) reports a short write without an errno
+        return "no space left on the device"
     return exc.strerror or str(exc)
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 @contextmanager
@@ -93,8 +104,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:
+        problem = _os_problem(exc, path.parent)  # before the temporary goes and frees its space
         _remove(tmp)
-        raise InputError(f"{path}: cannot write ({_os_problem(exc)})") from None
+        raise InputError(f"{path}: cannot write ({problem})") from None
     except BaseException:
         _remove(tmp)
         raise
@@ -158,8 +170,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
                 raise
             _remove(tmp)  # another writer won the race
     except OSError as exc:
+        problem = _os_problem(exc, path.parent)  # before the temporary goes and frees its space
         _remove(tmp)
-        raise InputError(f"{path}: cannot write ({_os_problem(exc)})") from None
+        raise InputError(f"{path}: cannot write ({problem})") from None
     except BaseException:
         _remove(tmp)
         raise

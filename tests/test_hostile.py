@@ -730,3 +730,13 @@ def test_a_long_evaluation_shows_progress_only_when_asked(capsys):
     err = capsys.readouterr().err
     assert "evaluating" in err and "/40" in err  # a bar of the 40 beats, cleared when done
     np.testing.assert_array_equal(quiet, shown)
+
+
+def test_a_full_disk_while_the_synthetic_records_are_written(small_disk, tmp_path):
+    cache = small_disk / "cache"
+    out = tmp_path / "beats.npz"
+    result = run_cli("prepare", "--source", "synthetic", "--synthetic-seconds", "20", "--out", out,
+                     env={"ECGLIB_CACHE": str(cache)})
+    line = assert_one_line_error(result, str(cache / "synthetic-mitdb-s0-20s"), "no space left on the device")
+    assert TMP_PREFIX not in line and not out.exists()
+    assert not leftovers(small_disk) and not (cache / "synthetic-mitdb-s0-20s").exists()
