@@ -698,17 +698,20 @@ def test_a_second_training_into_a_locked_folder_is_refused(beats_npz, tmp_path, 
 
 
 def test_two_trainings_started_together_into_one_folder(beats_npz, tmp_path):
-    run = tmp_path / "run"
-    # the first holds the folder for a while: it sleeps after each optimizer step
-    slow = ("import time, ecglib.train as t\n_fit = t.fit\n"
-            "def fit(*a, **k):\n    k['on_step'] = lambda row: time.sleep(1.0)\n    return _fit(*a, **k)\n"
-            "t.fit = fit\n")
-    first = _popen(train_args(beats_npz, run, "--epochs", "2"), prelude=slow)
-    deadline = time.monotonic() + 120
-    while not (run / ".lock").exists() and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.05)
-    second = run_cli(*train_args(beats_npz, run))
-    out, err = first.communicate(timeout=300)
+    run, go = tmp_path / "run", tmp_path / "go"
+    # the first holds the folder until the test says go: its first optimizer step waits for the file
+    wait = (f"import os, time, ecglib.train as t\n_fit = t.fit\n"
+            f"def wait(row):\n    while not os.path.exists({str(go)!r}):\n        time.sleep(0.05)\n"
+            f"def fit(*a, **k):\n    k['on_step'] = wait\n    return _fit(*a, **k)\nt.fit = fit\n")
+    first = _popen(train_args(beats_npz, run, "--epochs", "2"), prelude=wait)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / ".lock").exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        second = run_cli(*train_args(beats_npz, run))
+    finally:
+        go.touch()
+    _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert_one_line_error(second, str(run), f"pid {first.pid}")
     m = json.loads((run / "metrics.json").read_text())
