@@ -104,6 +104,9 @@ def read_record_list(listing: Path) -> list[str]:
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*", name) \
                 or ".." in name.split("/"):
             raise InputError(f"{listing}: {name[:40]!r} is not a WFDB record name")
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"{listing}: record {twice} is listed twice (its beats would count double)")
     return names
 
 

@@ -162,6 +162,7 @@ def write_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike)
 
 
 # ------------------------------------------------------------------------------------------------ run folders
+_HELD_LOCKS: set[Path] = set()  # the run folders this process holds the lock of (RunFolder.lock)
 class RunFolder:
     """One run folder: its files, its metrics, its model and its test beats."""
 
@@ -226,12 +227,15 @@ class RunFolder:
             if same:
                 break
             os.close(fd)
+        held = self.path.resolve()
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
+            _HELD_LOCKS.add(held)
             clear_stale_temporaries(self.path)
             yield
         finally:
+            _HELD_LOCKS.discard(held)
             try:
                 self.lock_file.unlink(missing_ok=True)
             except OSError:
@@ -242,7 +246,11 @@ class RunFolder:
         return self.metrics_file.is_file() and self.best.is_file()
 
     def clear(self) -> None:
-        """Remove what an earlier run left, for a fresh start (other files in the folder stay)."""
+        """Remove what an earlier run left, for a fresh start (other files in the folder stay). Refused while
+        another process trains into the folder."""
+        if self.path.resolve() not in _HELD_LOCKS and self.lock_file.exists():
+            with self.lock():  # raises, naming the holder, if the folder is in use
+                pass
         for name in RUN_FILES:
             (self.path / name).unlink(missing_ok=True)
 

@@ -377,6 +377,7 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         # all checked before anything in the folder changes: a refused resume leaves it as it was
         _check_resumable(state, model, config, run.checkpoint)
         check_resumable_data(state, data_state, run.checkpoint)
+        read_checkpoint(run.best)  # the best weights so far must be there and whole, or the result would lie
     # A run that goes on must not leave the last run's metrics behind if it fails.
     run.metrics_file.unlink(missing_ok=True)
     history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=run.path, resume=resume, progress=progress,

@@ -743,3 +743,37 @@ def test_a_full_disk_while_the_synthetic_records_are_written(small_disk, tmp_pat
     line = assert_one_line_error(result, str(cache / "synthetic-mitdb-s0-20s"), "no space left on the device")
     assert TMP_PREFIX not in line and not out.exists()
     assert not leftovers(small_disk) and not (cache / "synthetic-mitdb-s0-20s").exists()
+
+
+def test_clearing_a_folder_in_use_is_refused(tmp_path):
+    from ecglib.errors import InputError
+    from ecglib.runs import RunFolder
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (run / "best.pt").write_bytes(b"theirs")
+        with pytest.raises(InputError, match=f"pid {holder.pid}"):
+            RunFolder(run).clear()  # what the training notebook does with fresh = True
+        assert (run / "best.pt").read_bytes() == b"theirs"
+    finally:
+        holder.kill()
+        holder.wait()
+    RunFolder(run).clear()
+    assert not (run / "best.pt").exists()
+
+
+def test_resume_without_the_best_weights_is_refused(finished_run, beats_npz, tmp_path, capsys):
+    run = copy_run(finished_run, tmp_path / "run")
+    (run / "best.pt").unlink()
+    assert_one_line_error(run_main(capsys, *train_args(beats_npz, run, "--epochs", "2")), str(run / "best.pt"),
+                          "not found")
+
+
+def test_a_record_listed_twice_is_refused(synthetic_records, tmp_path, capsys):
+    folder = copy_records(synthetic_records, tmp_path / "mitdb")
+    (folder / "RECORDS").write_text("100\n213\n100\n")
+    assert_one_line_error(run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", folder, "--no-download",
+                                   "--out", tmp_path / "b.npz"), str(folder / "RECORDS"), "record 100 is listed twice")
