@@ -85,7 +85,8 @@ def check_annotation_file(path: Path) -> None:
     if size == 0:
         raise InputError(f"{path}: empty annotation file")
     if size % 2 or tail != b"\0\0":
-        raise InputError(f"{path}: unreadable annotations, not a WFDB annotation file (MIT format: 16-bit words ending in a zero word)")
+        raise InputError(f"{path}: unreadable annotations, not a WFDB annotation file (MIT format: 16-bit words "
+                         "ending in a zero word)")
 
 
 def read_record_list(listing: Path) -> list[str]:
@@ -120,7 +121,8 @@ def check_npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, record: np.ndarra
         with np.errstate(invalid="ignore"):
             peak = np.nanmax(np.abs(x)) if not np.isnan(x).all() else 0.0
         if np.isfinite(peak) and peak > np.finfo(np.float32).max:
-            raise InputError(f"{path}: beats x hold values up to {peak:.3g}, beyond float32 (beats are scaled to [0, 1])")
+            raise InputError(f"{path}: beats x hold values up to {peak:.3g}, beyond float32 (beats are scaled to "
+                             "[0, 1])")
     if y.dtype.kind not in "fiu":
         raise InputError(f"{path}: labels y are of type {y.dtype}, expected whole numbers 0-{CLASS_COUNT - 1}")
     if y.ndim != 1:

@@ -116,7 +116,8 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="where beats come from (default: the embedded synthetic records)")
     g.add_argument("--mitdb-dir", type=Path, help="folder of the MIT-BIH WFDB records (downloaded there if missing)")
     g.add_argument("--kaggle-dir", type=Path, help="folder with mitbih_train.csv and mitbih_test.csv")
-    g.add_argument("--synthetic-seconds", type=_real(10.0, MAX_SYNTHETIC_SECONDS), default=60.0, help="length of each synthetic record (s)")
+    g.add_argument("--synthetic-seconds", type=_real(10.0, MAX_SYNTHETIC_SECONDS), default=60.0,
+                   help=f"length of each synthetic record, 10 to {MAX_SYNTHETIC_SECONDS:g} s (default 60)")
     g.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
     g.add_argument("--no-cache", action="store_true", help="re-extract beats instead of reading the cache")
 
@@ -194,9 +195,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .compare import summary_line
     from .data import limit_beats
-    from .train import run_training
-
-    from .train import pick_device
+    from .train import pick_device, run_training
 
     if args.data is None and args.source is None:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
@@ -301,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, help=f"default {_TRAIN.batch_size}")
     t.add_argument("--optimizer", choices=("sgd", "adam"), help=f"default {_TRAIN.optimizer}")
     t.add_argument("--lr", type=_real(0.0, math.inf, low_open=True), help=f"default {_TRAIN.lr:g}")
-    t.add_argument("--momentum", type=_real(0.0, 1.0, high_open=True), help=f"SGD momentum, default {_TRAIN.momentum:g}")
+    t.add_argument("--momentum", type=_real(0.0, 1.0, high_open=True),
+                   help=f"SGD momentum, default {_TRAIN.momentum:g}")
     t.add_argument("--weight-decay", type=_real(0.0, math.inf), help=f"default {_TRAIN.weight_decay:g}")
     t.add_argument("--schedule", choices=("cosine", "onecycle", "none"),
                    help=f"learning-rate schedule after a warm-up (none: the original constant rate), "
@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
     p.add_argument("--limit", type=_nonnegative_int, help="override the profile's beat limit (0: all beats)")
     p.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
-    p.add_argument("--threads", type=_bounded_int(MAX_THREADS), help="torch CPU threads of the notebooks (default: all cores on an idle "
+    p.add_argument("--threads", type=_bounded_int(MAX_THREADS),
+                   help="torch CPU threads of the notebooks (default: all cores on an idle "
                    "machine, the free ones on a busy one)")
     p.add_argument("--out", type=Path, default=Path("runs/study"),
                    help="folder for the executed notebooks, the two run folders and report.html")

@@ -184,8 +184,8 @@ class TrainConfig:
                 raise InputError(f"{name} {value!r} is out of range")
         if self.seed < 0:
             raise InputError(f"seed {self.seed} must be zero or positive")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, numbers.Integral)
-                                         or self.threads < 1):
+        if self.threads is not None and (isinstance(self.threads, bool)
+                                         or not isinstance(self.threads, numbers.Integral) or self.threads < 1):
             raise InputError(f"threads {self.threads!r} must be at least 1")
         if not isinstance(self.device, str):
             raise InputError(f"device {self.device!r} is not a device name")
