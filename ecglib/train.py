@@ -178,6 +178,16 @@ def check_resumable_data(state: dict[str, Any], data: dict[str, Any], path: Path
                          "(or another --out folder) to train on these")
 
 
+def _check_best(state: dict[str, Any], model: Classifier, path: Path) -> None:
+    """The run's best.pt must hold weights of the model trained, with the epoch they come from."""
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise InputError(f"{path}: damaged checkpoint (epoch {epoch!r}); start afresh with --fresh")
+    if state.get("model_config") != model.config:
+        raise InputError(f"{path}: weights of another model than this run trains "
+                         f"({state.get('model_config')}); start afresh with --fresh")
+
+
 def beats_digest(*arrays: np.ndarray) -> str:
     """BLAKE2b of the arrays' bytes: the identity of the beats a run trains, validates and tests on."""
     import hashlib
@@ -377,13 +387,14 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         # all checked before anything in the folder changes: a refused resume leaves it as it was
         _check_resumable(state, model, config, run.checkpoint)
         check_resumable_data(state, data_state, run.checkpoint)
-        read_checkpoint(run.best)  # the best weights so far must be there and whole, or the result would lie
+        _check_best(read_checkpoint(run.best), model, run.best)  # there, whole and this run's, or the result lies
     # A run that goes on must not leave the last run's metrics behind if it fails.
     run.metrics_file.unlink(missing_ok=True)
     history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=run.path, resume=resume, progress=progress,
                   checkpoint_extra={"data_config": data_state})
 
     best, best_state = load_checkpoint(run.best)
+    _check_best(best_state, model, run.best)
     device = pick_device(config.device)
     best.to(device)
     pred, _, test_nfe = predict_nfe(best, x_te, device=device)

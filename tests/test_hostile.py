@@ -778,3 +778,22 @@ def test_a_record_listed_twice_is_refused(synthetic_records, tmp_path, capsys):
     (folder / "RECORDS").write_text("100\n213\n100\n")
     assert_one_line_error(run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", folder, "--no-download",
                                    "--out", tmp_path / "b.npz"), str(folder / "RECORDS"), "record 100 is listed twice")
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("no_epoch", ["damaged checkpoint (epoch None)"]),
+    ("other_model", ["weights of another model"]),
+])
+def test_resume_refuses_a_best_checkpoint_that_is_not_the_runs(case, needles, finished_run, beats_npz, tmp_path,
+                                                              capsys):
+    from ecglib.models import build_model
+    from ecglib.runs import save_checkpoint
+
+    run = copy_run(finished_run, tmp_path / "run")
+    if case == "no_epoch":
+        _damage_checkpoint(run / "best.pt", lambda s: s.pop("epoch"))
+    else:  # the weights of a wider ResNet in place of the run's best: testing them would report another model
+        wide = build_model("resnet", width=16, blocks=1)
+        save_checkpoint({"model_config": wide.config, "model": wide.state_dict(), "epoch": 1}, run / "best.pt")
+    line = assert_one_line_error(run_main(capsys, *train_args(beats_npz, run)), str(run / "best.pt"), *needles)
+    assert "--fresh" in line
