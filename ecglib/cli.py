@@ -375,10 +375,26 @@ def _close_progress_bars() -> None:
 
 def _fail(message: str, status: int = 2) -> int:
     _close_progress_bars()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except OSError:  # a closed pipe must not turn the error into a traceback
+        pass
     # One line, whatever the message holds.
     print(f"ecglib: {message}".replace("\r", " ").replace("\n", " "), file=sys.stderr, flush=True)
     return status
+
+
+def _stdout_gone() -> int:
+    """The reader of our output went away (``ecglib ... | head -1``): nothing to say, and nothing more to print.
+    stdout goes to /dev/null so that Python's own flush at exit does not complain."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -391,9 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not sys.warnoptions:
                 warnings.simplefilter("ignore")
             args = build_parser().parse_args(argv)
-            return args.func(args)
+            status = args.func(args)
+            sys.stdout.flush()  # here, where a reader gone away (a closed pipe) is still ours to handle
+            return status
     except EcgError as exc:
         return _fail(f"error: {exc}")
+    except BrokenPipeError:
+        return _stdout_gone()
     except OSError as exc:  # an output that cannot be written (a file in the way, no space): one line, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"error: {where}{exc.strerror or exc}")

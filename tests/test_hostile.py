@@ -797,3 +797,15 @@ def test_resume_refuses_a_best_checkpoint_that_is_not_the_runs(case, needles, fi
         save_checkpoint({"model_config": wide.config, "model": wide.state_dict(), "epoch": 1}, run / "best.pt")
     line = assert_one_line_error(run_main(capsys, *train_args(beats_npz, run)), str(run / "best.pt"), *needles)
     assert "--fresh" in line
+
+
+def test_a_reader_that_goes_away_is_no_error(synthetic_records, tmp_path):
+    # `ecglib prepare ... | head -1`: the pipe closes before the class table is printed
+    out = tmp_path / "b.npz"
+    proc = _popen(["prepare", "--source", "mitdb", "--mitdb-dir", synthetic_records, "--no-download", "--out", out],
+                  env={"ECGLIB_CACHE": str(tmp_path / "cache")})
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 0 and err == ""
+    assert len(data.load_npz(out)) > 0
