@@ -4,10 +4,11 @@ Modules: ``config`` (every setting and default: ODE solver, training recipe, stu
 MIT-BIH, Kaggle CSVs or synthetic records; splits), ``models`` (ResNet, ODE-Net), ``train`` (one training loop),
 ``runs`` (run folders and checkpoints), ``metrics`` (pure metrics and cost measurements), ``plots`` and
 ``compare`` (the notebooks' figures, tables and conclusions), ``study`` (the papermill study), ``files`` (atomic
-writes), ``cli`` (the ``ecglib`` command).
+writes), ``checks`` (what enters from headers, annotation files, RECORDS and npz files), ``cache`` (the cache,
+keyed by content and verified before use), ``cli`` (the ``ecglib`` command).
 """
+# Only importlib, loaded already: the sooner `python -m ecglib` reaches its Ctrl-C handler, the better.
 from importlib import import_module
-from typing import Any
 
 __version__ = "0.1.0"
 
@@ -23,7 +24,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _EXPORTS:
         return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'ecglib' has no attribute {name!r}")

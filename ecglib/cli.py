@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .config import SOLVERS, ODEConfig, TrainConfig
+from .config import MAX_BLOCKS, MAX_SYNTHETIC_SECONDS, MAX_THREADS, MAX_WIDTH, SOLVERS, ODEConfig, TrainConfig, \
+    model_size_problem
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -22,7 +25,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other error of the command."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        # "ecglib: error: " like every other error; the subcommand, when there is one, after it
+        command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(2, f"ecglib: error: {command}{message}\n".replace("\r", " "))
 
 
 def _positive_int(text: str) -> int:
@@ -33,6 +38,54 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more: {text!r}")
+    return value
+
+
+def _bounded_int(high: int) -> Callable[[str], int]:
+    """A whole number from 1 to ``high`` (a model wider or deeper than that would not fit any machine's memory)."""
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"at most {high}: {text!r}")
+        return value
+
+    return parse
+
+
+def _real(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
+    """A finite number in the interval from ``low`` to ``high`` (open ends as told)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < low or value > high or (low_open and value == low) \
+                or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"must lie in {'(' if low_open else '['}{low:g}, "
+                                             f"{'inf' if high == math.inf else f'{high:g}'}"
+                                             f"{')' if high_open or high == math.inf else ']'}: {text!r}")
+        return value
+
+    return parse
+
+
+_tolerance = _real(1e-12, 1.0)
+
+
+def _device(text: str) -> str:
+    """auto, cpu, mps, cuda or cuda:N; whether that device is present is checked when training starts."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose auto, cpu, cuda, cuda:N or mps")
+    return text
 
 
 def _fraction(text: str) -> float:
@@ -63,7 +116,8 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="where beats come from (default: the embedded synthetic records)")
     g.add_argument("--mitdb-dir", type=Path, help="folder of the MIT-BIH WFDB records (downloaded there if missing)")
     g.add_argument("--kaggle-dir", type=Path, help="folder with mitbih_train.csv and mitbih_test.csv")
-    g.add_argument("--synthetic-seconds", type=float, default=60.0, help="length of each synthetic record (s)")
+    g.add_argument("--synthetic-seconds", type=_real(10.0, MAX_SYNTHETIC_SECONDS), default=60.0,
+                   help=f"length of each synthetic record, 10 to {MAX_SYNTHETIC_SECONDS:g} s (default 60)")
     g.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
     g.add_argument("--no-cache", action="store_true", help="re-extract beats instead of reading the cache")
 
@@ -77,6 +131,28 @@ def _load(args: argparse.Namespace, progress: bool = True):
     return load_beats(args.source or "synthetic", mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                       synthetic_seconds=args.synthetic_seconds, cache=not args.no_cache,
                       download=not args.no_download, progress=progress and sys.stderr.isatty())
+
+
+def _data_name(args: argparse.Namespace) -> str:
+    """The user's name for the beats of a command: the npz file, the records' folder or the synthetic source."""
+    if getattr(args, "data", None) is not None:
+        return str(args.data)
+    if args.source == "mitdb" and args.mitdb_dir is not None:
+        return str(args.mitdb_dir)
+    if args.source == "kaggle" and args.kaggle_dir is not None:
+        return str(args.kaggle_dir)
+    return f"--source {args.source or 'synthetic'}"
+
+
+def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -> Any:
+    """split_beats, with a failure (too few beats, no record names) naming the data it was given."""
+    from .data import split_beats
+    from .errors import InputError
+
+    try:
+        return split_beats(beats, protocol, **kwargs)
+    except InputError as exc:
+        raise InputError(f"{_data_name(args)}: {exc}") from None
 
 
 def _data_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,20 +194,25 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .compare import summary_line
-    from .data import limit_beats, split_beats
-    from .runs import RunFolder
-    from .train import run_training
+    from .data import limit_beats
+    from .train import pick_device, run_training
 
     if args.data is None and args.source is None:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
     config = TrainConfig.from_dict(vars(args))
     model_kwargs = _model_kwargs(args)
-    beats = limit_beats(_load(args, progress=not args.quiet), args.limit, seed=config.seed)
-    split = split_beats(beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
-    if args.fresh:
-        RunFolder(args.out).clear()
-    m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=not args.quiet,
-                     data_config=_data_config(args))
+    too_big = model_size_problem(args.model, args.width, args.blocks)
+    if too_big is not None:  # refused before minutes of data loading, and before any memory is taken
+        raise EcgError(f"--width {args.width} --blocks {args.blocks}: {too_big}")
+    pick_device(config.device)  # an absent device is refused before minutes of data loading
+    if args.out.exists() and not args.out.is_dir():
+        raise EcgError(f"{args.out}: not a folder (--out names the run folder)")
+    # Progress bars on a terminal only: in a log or a pipe they would run into the one-line error message.
+    progress = not args.quiet and sys.stderr.isatty()
+    beats = limit_beats(_load(args, progress=progress), args.limit, seed=config.seed)
+    split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
+    m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=progress,
+                     data_config=_data_config(args), fresh=args.fresh)
     print(summary_line(m))
     print(f"run folder: {args.out}")
     return 0
@@ -151,13 +232,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model, _ = load_checkpoint(args.run)
         run = RunFolder(args.run.parent)
     saved = run.metrics()["config"] if run.metrics_file.exists() else {}
+    # The new solver settings are checked before any data is read.
+    try:
+        model.set_solver(solver=args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size)
+    except EcgError as exc:
+        raise EcgError(f"--solver/--step-size/--rtol/--atol: {exc}") from None
     beats, split = beats_of_run(saved, download=not args.no_download, source=args.source, npz=args.data,
                                 mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir, split=args.split,
                                 limit=args.limit, seed=args.seed,
                                 synthetic_seconds=args.synthetic_seconds if args.source else None)
     x, y = to_tensors(beats, split.test)
-    model.set_solver(solver=args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size)
-    pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size)
+    # A long evaluation (an adaptive solver at a tight tolerance) shows how far it got, on a terminal only.
+    pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty())
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
     m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
              beats_per_second=beats_per_second(model, x, args.batch_size), solver=model.config)
@@ -173,7 +259,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     return run_study(profile=args.profile, data=args.data, mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                      out=args.out, epochs=args.epochs, limit=args.limit, download=not args.no_download,
-                     threads=args.threads if args.threads else "auto")
+                     threads=args.threads if args.threads else "auto", progress=sys.stderr.isatty())
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
@@ -248,25 +334,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")
     t.add_argument("--batch-size", type=_positive_int, help=f"default {_TRAIN.batch_size}")
     t.add_argument("--optimizer", choices=("sgd", "adam"), help=f"default {_TRAIN.optimizer}")
-    t.add_argument("--lr", type=float, help=f"default {_TRAIN.lr:g}")
-    t.add_argument("--momentum", type=float, help=f"SGD momentum, default {_TRAIN.momentum:g}")
-    t.add_argument("--weight-decay", type=float, help=f"default {_TRAIN.weight_decay:g}")
+    t.add_argument("--lr", type=_real(0.0, math.inf, low_open=True), help=f"default {_TRAIN.lr:g}")
+    t.add_argument("--momentum", type=_real(0.0, 1.0, high_open=True),
+                   help=f"SGD momentum, default {_TRAIN.momentum:g}")
+    t.add_argument("--weight-decay", type=_real(0.0, math.inf), help=f"default {_TRAIN.weight_decay:g}")
     t.add_argument("--schedule", choices=("cosine", "onecycle", "none"),
                    help=f"learning-rate schedule after a warm-up (none: the original constant rate), "
                         f"default {_TRAIN.schedule}")
-    t.add_argument("--seed", type=int, help=f"default {_TRAIN.seed}")
-    t.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
-    t.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
+    t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
+    t.add_argument("--threads", type=_bounded_int(MAX_THREADS), help="torch CPU threads (default: torch's choice)")
     m = p.add_argument_group("model (ODE defaults: ecglib.config.ODEConfig)")
-    m.add_argument("--width", type=_positive_int, default=64)
-    m.add_argument("--blocks", type=_positive_int, default=6, help="residual blocks of the ResNet")
+    m.add_argument("--width", type=_bounded_int(MAX_WIDTH), default=64)
+    m.add_argument("--blocks", type=_bounded_int(MAX_BLOCKS), default=6, help="residual blocks of the ResNet")
     m.add_argument("--solver", choices=SOLVERS, metavar="SOLVER",
                    help=f"a torchdiffeq method (default {_ODE.solver}; the original study: dopri5)")
     m.add_argument("--step-size", type=_step_size,
                    help=f"step of a fixed-grid solver, a number or a fraction (default 1/{_ODE.steps}: "
                         f"{_ODE.steps} steps)")
-    m.add_argument("--rtol", type=float, help=f"relative tolerance of an adaptive solver (default {_ODE.rtol:g})")
-    m.add_argument("--atol", type=float, help=f"absolute tolerance of an adaptive solver (default {_ODE.atol:g})")
+    m.add_argument("--rtol", type=_tolerance, help=f"relative tolerance of an adaptive solver (default {_ODE.rtol:g})")
+    m.add_argument("--atol", type=_tolerance, help=f"absolute tolerance of an adaptive solver (default {_ODE.atol:g})")
     m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None,
                    help="backpropagate with the adjoint method: constant memory, more evaluations "
                         f"(default {'on' if _ODE.adjoint else 'off'})")
@@ -283,11 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, required=True)
     p.add_argument("--split", choices=("intra", "inter"), help="default: the run's own split")
     p.add_argument("--limit", type=_positive_int)
-    p.add_argument("--seed", type=int, help="split seed (default: the run's)")
+    p.add_argument("--seed", type=_nonnegative_int, help="split seed (default: the run's)")
     p.add_argument("--solver", choices=SOLVERS, metavar="SOLVER")
     p.add_argument("--step-size", type=_step_size, help="e.g. 1/4 or 0.25")
-    p.add_argument("--rtol", type=float)
-    p.add_argument("--atol", type=float)
+    p.add_argument("--rtol", type=_tolerance)
+    p.add_argument("--atol", type=_tolerance)
     p.add_argument("--batch-size", type=_positive_int, default=512)
     p.add_argument("--out", type=Path, help="write the metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate)
@@ -298,9 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mitdb-dir", type=Path, default=Path("data/mitdb"))
     p.add_argument("--kaggle-dir", type=Path, default=Path("data/kaggle"))
     p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
-    p.add_argument("--limit", type=int, help="override the profile's beat limit (0: all beats)")
+    p.add_argument("--limit", type=_nonnegative_int, help="override the profile's beat limit (0: all beats)")
     p.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads of the notebooks (default: all cores on an idle "
+    p.add_argument("--threads", type=_bounded_int(MAX_THREADS),
+                   help="torch CPU threads of the notebooks (default: all cores on an idle "
                    "machine, the free ones on a busy one)")
     p.add_argument("--out", type=Path, default=Path("runs/study"),
                    help="folder for the executed notebooks, the two run folders and report.html")
@@ -337,20 +425,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _close_progress_bars() -> None:
+    """Close the progress bars still on screen, so that an error message starts on a line of its own."""
+    tqdm_module = sys.modules.get("tqdm.std")
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", [])):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
+            pass
+
+
+def _fail(message: str, status: int = 2) -> int:
+    _close_progress_bars()
     try:
-        return args.func(args)
+        sys.stdout.flush()
+    except OSError:  # a closed pipe must not turn the error into a traceback
+        pass
+    # One line, whatever the message holds.
+    print(f"ecglib: {message}".replace("\r", " ").replace("\n", " "), file=sys.stderr, flush=True)
+    return status
+
+
+def _stdout_gone() -> int:
+    """The reader of our output went away (``ecglib ... | head -1``): nothing to say, and nothing more to print.
+    stdout goes to /dev/null so that Python's own flush at exit does not complain."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # Warnings of numpy, scipy, wfdb, pandas or torch are not the user's errors and would break the promise
+            # of one error line; -W or PYTHONWARNINGS still shows them.
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore")
+            args = build_parser().parse_args(argv)
+            status = args.func(args)
+            sys.stdout.flush()  # here, where a reader gone away (a closed pipe) is still ours to handle
+            return status
     except EcgError as exc:
-        print(f"ecglib: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {exc}")
+    except BrokenPipeError:
+        return _stdout_gone()
     except OSError as exc:  # an output that cannot be written (a file in the way, no space): one line, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"ecglib: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {where}{exc.strerror or exc}")
+    except MemoryError:
+        return _fail("error: out of memory; use fewer beats (--limit), a smaller --batch-size or a smaller model")
     except KeyboardInterrupt:
-        print("ecglib: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130)
 
 
 if __name__ == "__main__":

@@ -354,12 +354,13 @@ def describe_runs(runs: Mapping[str, Mapping[str, Any]], profile: str | None = N
 def save_comparison(out_dir: str | os.PathLike, table: Any, sweep: Any = None,
                     lines: Sequence[str] | None = None) -> None:
     """Write comparison.csv, tolerance_sweep.csv and conclusions.txt to ``out_dir``."""
+    from .files import atomic_write_text
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "comparison.csv", index_label="run")
+    atomic_write_text(out / "comparison.csv", table.to_csv(index_label="run"))
     if sweep is not None:
-        sweep.to_csv(out / "tolerance_sweep.csv", index=False)
+        atomic_write_text(out / "tolerance_sweep.csv", sweep.to_csv(index=False))
     if lines is not None:
-        (out / "conclusions.txt").write_text("".join(f"- {line}\n" for line in lines))
+        atomic_write_text(out / "conclusions.txt", "".join(f"- {line}\n" for line in lines))
 
 

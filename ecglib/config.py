@@ -7,6 +7,7 @@ benchmark take theirs from these objects.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -25,6 +26,37 @@ MAX_STEPS = 1000
 # An adaptive solve that needs more steps than this per forward pass stops with a message instead of running
 # on: the dynamics have become stiff, and the tolerance or the learning rate must change.
 MAX_ADAPTIVE_STEPS = 2000
+
+# Model sizes beyond these are refused before the model is built (from the command line or from a checkpoint's
+# settings): the default is width 64 and 6 blocks; width 1024 with 100 blocks already holds 630 M parameters
+# and needs tens of GB of activations at batch 128.
+MAX_WIDTH = 1024
+MAX_BLOCKS = 100
+MAX_CLASSES = 1000
+MAX_PARAMETERS = 200_000_000
+# More torch threads than this is a typing error: torch would start them all, on any machine.
+MAX_THREADS = 512
+# Synthetic records longer than an hour each (48 of them) would take minutes to write and gigabytes to cache.
+MAX_SYNTHETIC_SECONDS = 3600.0
+
+
+def model_size_problem(name: str, width: Any, blocks: Any = 6, n_classes: Any = 5) -> str | None:
+    """Why a model of these settings should not be built (a sentence), or None when it is sane.
+
+    Checked from the settings alone, before any memory is taken: types, the bounds above and an estimate of the
+    parameters (each residual block two width x width convolutions of kernel 3; the ODE dynamics two).
+    """
+    for key, value, high in (("width", width, MAX_WIDTH), ("blocks", blocks, MAX_BLOCKS),
+                             ("n_classes", n_classes, MAX_CLASSES)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            return f"{key} {value!r} is not a whole number"
+        if not (2 if key == "n_classes" else 1) <= value <= high:
+            return f"{key} {value} is out of range (at most {high:,})"
+    convolutions = 2 * blocks if name == "resnet" else 2
+    estimate = convolutions * 3 * (width + 1) * width + width * n_classes
+    if estimate > MAX_PARAMETERS:
+        return f"about {estimate:,} parameters, more than the {MAX_PARAMETERS:,} allowed"
+    return None
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,10 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InputError(f"{name} {value!r} is not a whole number")
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -148,8 +184,11 @@ class TrainConfig:
                 raise InputError(f"{name} {value!r} is out of range")
         if self.seed < 0:
             raise InputError(f"seed {self.seed} must be zero or positive")
-        if self.threads is not None and self.threads < 1:
-            raise InputError(f"threads {self.threads} must be at least 1")
+        if self.threads is not None and (isinstance(self.threads, bool)
+                                         or not isinstance(self.threads, numbers.Integral) or self.threads < 1):
+            raise InputError(f"threads {self.threads!r} must be at least 1")
+        if not isinstance(self.device, str):
+            raise InputError(f"device {self.device!r} is not a device name")
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> TrainConfig:

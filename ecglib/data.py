@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .checks import check_annotation_file, check_header_values, check_npz_arrays, read_record_list
 from .errors import InputError
 
 CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
@@ -215,6 +215,7 @@ def read_lead(base: str | os.PathLike, lead: str | None = None) -> tuple[np.ndar
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types for a bad header
         raise InputError(f"{base}.hea: unreadable header ({_first_line(exc)})") from None
+    check_header_values(Path(f"{base}.hea"), header)
     _check_signal_files(header, folder)
     if lead is None:
         lead = "MLII" if "MLII" in header.sig_name else header.sig_name[0]
@@ -244,6 +245,7 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
     signal, fs, lead = read_lead(base)
     if Path(f"{base}.atr").stat().st_size == 0:  # wfdb reads an empty file as a record without beats
         raise InputError(f"{base}.atr: empty annotation file")
+    check_annotation_file(Path(f"{base}.atr"))
     try:
         ann = wfdb.rdann(str(base), "atr")
     except Exception as exc:  # noqa: BLE001
@@ -334,9 +336,7 @@ def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, 
     folder = Path(folder)
     if records is None:
         listing = folder / "RECORDS"
-        records = listing.read_text().split() if listing.exists() else list(MITDB_RECORDS)
-        if not records:
-            raise InputError(f"{listing}: empty record list")
+        records = read_record_list(listing) if listing.exists() else list(MITDB_RECORDS)
     ensure_mitdb(folder, records, download=download)
     from tqdm.auto import tqdm
 
@@ -399,25 +399,29 @@ def load_kaggle(folder: str | os.PathLike) -> Beats:
 
 # ---------------------------------------------------------------------------------------------------- synthetic
 def synthetic_folder(seed: int = 0, seconds: float = 60.0, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Folder of the seeded synthetic WFDB records (written on first use): the offline default dataset."""
-    from .synthetic import write_synthetic_mitdb
+    """Folder of the seeded synthetic WFDB records (written on first use): the offline default dataset.
+
+    The folder holds a CHECKSUMS file (BLAKE2b of every record file); a folder whose files do not match it, a
+    hand-edited or half-deleted one, is rebuilt with one line on stderr.
+    """
+    from .cache import discard, folder_problem, say, write_checksums
+    from .files import atomic_dir
 
     folder = cache_root(cache_dir) / f"synthetic-mitdb-s{seed}-{seconds:g}s"
-    if not _missing_records(folder, MITDB_RECORDS):
+    problem = folder_problem(folder, MITDB_RECORDS)
+    if problem is None:
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    write_synthetic_mitdb(tmp, MITDB_RECORDS, seconds=seconds, seed=seed)
-    (tmp / "RECORDS").write_text("\n".join(MITDB_RECORDS) + "\n")
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process won the race, or a stale partial folder: keep theirs, drop ours
-        import shutil
+    if folder.exists():
+        say(f"{folder}: {problem}; rebuilding the synthetic records")
+        discard(folder)
+    from .synthetic import write_synthetic_mitdb
 
-        shutil.rmtree(tmp, ignore_errors=True)
-        if _missing_records(folder, MITDB_RECORDS):
-            shutil.rmtree(folder, ignore_errors=True)
-            return synthetic_folder(seed, seconds, cache_dir)
+    with atomic_dir(folder) as tmp:
+        write_synthetic_mitdb(tmp, MITDB_RECORDS, seconds=seconds, seed=seed)
+        (tmp / "RECORDS").write_text("\n".join(MITDB_RECORDS) + "\n")
+        write_checksums(tmp)
+    if folder_problem(folder, MITDB_RECORDS) is not None:  # a broken folder of another process was in the way
+        raise InputError(f"{folder}: the synthetic records could not be written whole; remove this folder")
     return folder
 
 
@@ -429,27 +433,16 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("ECGLIB_CACHE", Path.home() / ".cache" / "ecglib"))
 
 
-def _fingerprint(folder: Path, names: Iterable[str]) -> list[tuple[str, int, int]]:
-    out = []
-    for name in sorted(names):
-        p = folder / name
-        if p.exists():
-            st = p.stat()
-            out.append((name, st.st_size, int(st.st_mtime)))
-    return out
-
-
 def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> None:
-    """Write beats atomically: a reader never sees a half-written file."""
+    """Write beats atomically (:func:`ecglib.files.atomic_path`): a reader never sees a half-written file, and a
+    failure leaves no temporary file and names ``path``."""
     import zipfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    from .files import atomic_path
+
     arrays = {"x": beats.x, "y": beats.y, "record": beats.record, "sample": beats.sample, "symbol": beats.symbol,
               "meta": np.array(json.dumps(beats.meta))}
-    try:
+    with atomic_path(path) as tmp:
         # np.savez_compressed at zlib's default level takes seconds on 80 MB of beats; level 1 is about three
         # times faster for a file only slightly larger, and np.load reads it the same way.
         mode = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
@@ -457,13 +450,6 @@ def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> 
             for name, arr in arrays.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
                     np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_npz(path: str | os.PathLike) -> Beats:
@@ -486,6 +472,7 @@ def load_npz(path: str | os.PathLike) -> Beats:
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile, pickle and value errors all mean a corrupt file
         raise InputError(f"{path}: not a readable .npz file ({_first_line(exc)})") from None
+    check_npz_arrays(path, x, y, record, sample, symbol, meta)
     validate(x, y, str(path))
     y = y.astype(np.int64)
     if symbol is None:
@@ -519,25 +506,23 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
     if source == "mitdb" and records is None:
         # The folder's RECORDS file, as load_mitdb reads it, else the 48 MIT-BIH names.
         listing = folder / "RECORDS"
-        records = listing.read_text().split() if listing.exists() else MITDB_RECORDS
-        if not records:
-            raise InputError(f"{listing}: empty record list")
+        records = read_record_list(listing) if listing.exists() else MITDB_RECORDS
     if source != "kaggle":
         ensure_mitdb(folder, records or MITDB_RECORDS, download=download)
 
     key = None
     if cache:
+        from .cache import fingerprint, read_cache_entry, write_cache_entry
+
         names = (KAGGLE_FILES if source == "kaggle"
                  else [f"{r}.{e}" for r in (records or MITDB_RECORDS) for e in ("hea", "dat", "atr")])
-        key_src = json.dumps({"v": EXTRACTION_VERSION, "source": source, "folder": str(folder.resolve()),
+        key_src = json.dumps({"v": EXTRACTION_VERSION, "key": 2, "source": source, "folder": str(folder.resolve()),
                               "records": list(records) if records else None,
-                              "files": _fingerprint(folder, names)}, sort_keys=True)
+                              "files": fingerprint(folder, names)}, sort_keys=True)
         key = cache_root(cache_dir) / "beats" / f"{source}-{hashlib.sha1(key_src.encode()).hexdigest()[:16]}.npz"
-        if key.exists():
-            try:
-                return load_npz(key)
-            except InputError:
-                key.unlink(missing_ok=True)  # a corrupt cache entry is rebuilt, not reported
+        cached = read_cache_entry(key, load_npz)
+        if cached is not None:
+            return cached
     if source == "kaggle":
         beats = load_kaggle(folder)
     else:
@@ -546,10 +531,7 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
         if source == "synthetic":
             beats.meta.update(seed=seed, seconds=synthetic_seconds)
     if key is not None:
-        try:
-            save_npz(beats, key)
-        except OSError:
-            pass  # a read-only cache only costs speed
+        write_cache_entry(beats, key, save_npz)
     return beats
 
 
@@ -581,9 +563,18 @@ def split_beats(beats: Beats, protocol: str = "intra", test_fraction: float = 0.
       source its own train/test files). inter: de Chazal et al. (2004), DS1 records train and DS2 records test,
       paced records excluded. In both, ``val_fraction`` of the training beats (stratified) is held out.
     """
+    idx = np.arange(len(beats))
+    try:
+        return _split_beats(beats, idx, protocol, test_fraction, val_fraction, seed)
+    except ValueError as exc:  # scikit-learn's own check: too few beats for these fractions
+        raise InputError(f"{len(beats)} beat(s) are too few to split into train, validation and test "
+                         f"({_first_line(exc)})") from None
+
+
+def _split_beats(beats: Beats, idx: np.ndarray, protocol: str, test_fraction: float, val_fraction: float,
+                 seed: int) -> Split:
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(beats))
     if protocol == "intra":
         if beats.meta.get("source") == "kaggle" and set(np.unique(beats.record)) == {"mitbih_train", "mitbih_test"}:
             train, test = idx[beats.record == "mitbih_train"], idx[beats.record == "mitbih_test"]
@@ -614,8 +605,11 @@ def limit_beats(beats: Beats, limit: int | None, seed: int = 0) -> Beats:
         return beats
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(beats)), train_size=limit, random_state=seed,
-                               stratify=_stratify(beats.y))
+    try:
+        keep, _ = train_test_split(np.arange(len(beats)), train_size=limit, random_state=seed,
+                                   stratify=_stratify(beats.y))
+    except ValueError:  # fewer beats asked for than there are classes: a random subset, like _stratify's fallback
+        keep, _ = train_test_split(np.arange(len(beats)), train_size=limit, random_state=seed)
     return beats.subset(np.sort(keep))
 
 

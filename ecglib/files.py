@@ -61,12 +61,23 @@ def temporary_name(folder: Path) -> Path:
     return folder / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _os_problem(exc: OSError) -> str:
+def _os_problem(exc: OSError, where: Path | None = None) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on the device"
     if exc.errno == errno.EDQUOT:
         return "disk quota exceeded"
+    if exc.errno is None and where is not None and _disk_full(where):
+        # numpy's tofile (wfdb writes signals with it) reports a short write without an errno
+        return "no space left on the device"
     return exc.strerror or str(exc)
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 @contextmanager
@@ -93,8 +104,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:
+        problem = _os_problem(exc, path.parent)  # before the temporary goes and frees its space
         _remove(tmp)
-        raise InputError(f"{path}: cannot write ({_os_problem(exc)})") from None
+        raise InputError(f"{path}: cannot write ({problem})") from None
     except BaseException:
         _remove(tmp)
         raise
@@ -116,3 +128,51 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------------- checksums
+DIGEST_BYTES = 16
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """BLAKE2b (128-bit) of a file's bytes, hex: fast enough to hash the whole MIT-BIH database (100 MB) on
+    every load, and a stronger key than size and modification time, which an edit in place can keep."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``path``; on success it becomes ``path`` in one rename.
+
+    If ``path`` appeared meanwhile (another process built it first), ours is dropped and theirs kept. On any
+    failure the temporary folder is removed and an OSError becomes an InputError naming ``path``.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create its folder ({_os_problem(exc)})") from None
+    clear_stale_temporaries(path.parent)
+    tmp = temporary_name(path.parent)
+    try:
+        tmp.mkdir()
+        yield tmp
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            _remove(tmp)  # another writer won the race
+    except OSError as exc:
+        problem = _os_problem(exc, path.parent)  # before the temporary goes and frees its space
+        _remove(tmp)
+        raise InputError(f"{path}: cannot write ({problem})") from None
+    except BaseException:
+        _remove(tmp)
+        raise

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MAX_ADAPTIVE_STEPS, ODEConfig
+from .config import MAX_ADAPTIVE_STEPS, ODEConfig, model_size_problem
+from .errors import InputError
 
 MODELS = ("resnet", "odenet")
 
@@ -176,6 +177,9 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if width < 1 or blocks < 1 or n_classes < 2:
         raise ValueError(f"width {width} and blocks {blocks} must be at least 1, classes {n_classes} at least 2")
+    problem = model_size_problem(name, width, blocks, n_classes)
+    if problem is not None:  # refused before any memory is taken
+        raise InputError(f"{name} of width {width}, {blocks} blocks and {n_classes} classes: {problem}")
     config: dict[str, Any] = {"model": name, "width": width, "n_classes": n_classes}
     if name == "resnet":
         config["blocks"] = blocks

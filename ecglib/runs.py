@@ -12,19 +12,22 @@ import csv
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .config import model_size_problem
 from .errors import InputError
-from .files import atomic_path, atomic_write_text
+from .files import atomic_path, atomic_write_text, clear_stale_temporaries
 from .models import MODELS, Classifier, model_from_config
 
 CHECKPOINT_FORMAT = "ecglib-checkpoint-v1"
 RUN_FILES = ("checkpoint.pt", "best.pt", "history.csv", "metrics.json")
+N_CLASSES = 5  # the AAMI classes N, S, V, F, Q (ecglib.data.CLASSES, without importing the data module)
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "nfe_forward",
                   "nfe_backward", "val_nfe", "seconds", "lr")
 
@@ -32,10 +35,14 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 # ------------------------------------------------------------------------------------------------ checkpoints
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """torch.save ``state`` (with the format tag added) atomically."""
+    import io
+
+    # Serialised in memory first (a few MB): torch.save writing to a full disk fails with a RuntimeError about
+    # its zip container that hides the OSError; a plain write reports "no space left" for the user's path.
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        # A file object, not the path: torch derives the archive's name from a path's stem, which the hidden
-        # temporary name does not have.
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, fh)
+        fh.write(buffer.getbuffer())
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -77,6 +84,14 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
     config = dict(state["model_config"])
     if expect_model is not None and config["model"] != expect_model:
         raise InputError(f"{path}: checkpoint of a {config['model']}, not of a {expect_model}")
+    # Sizes checked from the settings, before building: a damaged or hostile file must not make us allocate GBs.
+    problem = model_size_problem(config["model"], config.get("width", 64), config.get("blocks", 6),
+                                 config.get("n_classes", 5))
+    if problem is not None:
+        raise InputError(f"{path}: checkpoint asks for an unusable model ({problem})")
+    if config.get("n_classes", 5) != N_CLASSES:
+        raise InputError(f"{path}: checkpoint of a model with {config.get('n_classes')} classes; ecglib's have "
+                         f"{N_CLASSES} (the AAMI classes)")
     try:
         model = model_from_config(config)
     except InputError as exc:
@@ -96,6 +111,48 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
     return model, state
 
 
+def check_training_state(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a checkpoint.pt that cannot be resumed: a training-state key missing or of the wrong type.
+
+    Keys: optimizer and scheduler (mappings), train_config (a mapping), epoch (a whole number >= 0),
+    history (one mapping of numbers per finished epoch), best_val_accuracy (a number). ``state`` is what
+    :func:`read_checkpoint` returned.
+    """
+    def bad(key: str, what: str) -> InputError:
+        return InputError(f"{path}: damaged checkpoint ({key} {what}); start afresh with --fresh")
+
+    for key in ("optimizer", "scheduler", "train_config"):
+        if key not in state:
+            raise bad(key, "missing")
+        if not isinstance(state[key], dict):
+            raise bad(key, f"is a {type(state[key]).__name__}, not a mapping")
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise bad("epoch", f"{epoch!r} is not a number of finished epochs")
+    history = state.get("history")
+    if not isinstance(history, list) or len(history) != epoch \
+            or not all(isinstance(row, dict) and row.get("epoch") == i + 1
+                       and all(_is_number(row.get(k)) for k in HISTORY_FIELDS) for i, row in enumerate(history)):
+        raise bad("history", f"is not one row of numbers per finished epoch ({epoch})")
+    # The optimizer's and the schedule's own load_state_dict take any mapping and fail only steps later.
+    groups = state["optimizer"].get("param_groups")
+    if not isinstance(state["optimizer"].get("state"), dict) or not isinstance(groups, list) or not groups \
+            or not all(isinstance(g, dict) and isinstance(g.get("params"), list) and _is_number(g.get("lr"))
+                       for g in groups):
+        raise bad("optimizer", "state is not that of a torch optimizer")
+    scheduler = state["scheduler"]
+    last = scheduler.get("last_epoch")
+    if isinstance(last, bool) or not isinstance(last, int) or last < 0 \
+            or not isinstance(scheduler.get("base_lrs"), list) \
+            or not all(_is_number(v) for v in scheduler["base_lrs"]):
+        raise bad("scheduler", "state is not that of a learning-rate schedule")
+    if not isinstance(state.get("best_val_accuracy"), (int, float)) or isinstance(state["best_val_accuracy"], bool):
+        raise bad("best_val_accuracy", "missing or not a number")
+    data = state.get("data_config")
+    if data is not None and not isinstance(data, dict):
+        raise bad("data_config", "is not a mapping")
+
+
 def write_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> None:
     buf = StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
@@ -105,6 +162,7 @@ def write_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike)
 
 
 # ------------------------------------------------------------------------------------------------ run folders
+_HELD_LOCKS: set[Path] = set()  # the run folders this process holds the lock of (RunFolder.lock)
 class RunFolder:
     """One run folder: its files, its metrics, its model and its test beats."""
 
@@ -129,11 +187,70 @@ class RunFolder:
     def metrics_file(self) -> Path:
         return self.path / "metrics.json"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this folder's lock (fcntl.flock on RUN_DIR/.lock) for a whole training: a second process that
+        tries to write the folder meanwhile is refused in one line naming the holder's pid. The lock goes with
+        the process, also when it is killed; the file is removed on release. Creates the folder."""
+        import fcntl
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot create the run folder ({exc.strerror or exc})") from None
+        while True:
+            try:
+                fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise InputError(f"{self.lock_file}: cannot create the run folder's lock "
+                                 f"({exc.strerror or exc})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise InputError(f"{self.path}: another training (pid {holder}) is writing this run folder; wait "
+                                 "for it to end or use another --out") from None
+            except OSError as exc:  # a file system without locks
+                os.close(fd)
+                raise InputError(f"{self.lock_file}: cannot lock the run folder ({exc.strerror or exc})") from None
+            # The previous holder may have removed the file between our open and our lock: lock the file that
+            # is there now, or a third process could lock a new one beside us.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_file).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        held = self.path.resolve()
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            _HELD_LOCKS.add(held)
+            clear_stale_temporaries(self.path)
+            yield
+        finally:
+            _HELD_LOCKS.discard(held)
+            try:
+                self.lock_file.unlink(missing_ok=True)
+            except OSError:
+                pass
+            os.close(fd)
+
     def is_finished(self) -> bool:
         return self.metrics_file.is_file() and self.best.is_file()
 
     def clear(self) -> None:
-        """Remove what an earlier run left, for a fresh start (other files in the folder stay)."""
+        """Remove what an earlier run left, for a fresh start (other files in the folder stay). Refused while
+        another process trains into the folder."""
+        if self.path.resolve() not in _HELD_LOCKS and self.lock_file.exists():
+            with self.lock():  # raises, naming the holder, if the folder is in use
+                pass
         for name in RUN_FILES:
             (self.path / name).unlink(missing_ok=True)
 
@@ -153,6 +270,9 @@ class RunFolder:
         for key in ("model", "train", "data"):
             if not isinstance(config.get(key, {}), dict):
                 raise InputError(f"{path}: config.{key} is not a mapping")
+        problem = _metrics_problem(metrics)
+        if problem is not None:
+            raise InputError(f"{path}: unreadable run metrics ({problem})")
         return metrics
 
     def load_model(self, expect_model: str | None = None) -> Classifier:
@@ -193,6 +313,63 @@ def beats_of_run(config: Mapping[str, Any], download: bool = False, **overrides:
                 "seed": config.get("train", {}).get("seed", 0), "val_fraction": d.get("val_fraction", 0.1),
                 "synthetic_seconds": d.get("synthetic_seconds", 60.0), **given}
     return load_split(download=download, **settings)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _metrics_problem(m: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of a run's metrics.json (what :func:`ecglib.train.run_training` writes and
+    the notebooks and ``ecglib evaluate`` read), or None. Checks types and ranges, not the numbers' truth."""
+    from .config import SOLVERS, TrainConfig
+
+    config = m["config"]
+    if not 0 <= m["accuracy"] <= 1:
+        return f"accuracy {m['accuracy']!r} outside [0, 1]"
+    for key in ("macro_f1", "baseline_accuracy"):
+        if key in m and not (_is_number(m[key]) and (0 <= m[key] <= 1 or m[key] != m[key])):
+            return f"{key} {m[key]!r} is not a number in [0, 1]"
+    for key in ("params", "n_test", "best_epoch"):
+        if key in m and (not isinstance(m[key], int) or isinstance(m[key], bool) or m[key] < 0):
+            return f"{key} {m[key]!r} is not a whole number"
+    if "per_class" in m and not (isinstance(m["per_class"], dict)
+                                 and all(isinstance(v, dict) for v in m["per_class"].values())):
+        return "per_class is not a mapping of class to scores"
+    cm = m.get("confusion_matrix")
+    if cm is not None and not (isinstance(cm, list) and len(cm) == N_CLASSES and all(
+            isinstance(row, list) and len(row) == N_CLASSES and all(_is_number(v) for v in row) for row in cm)):
+        return f"confusion_matrix is not {N_CLASSES} x {N_CLASSES} numbers"
+    for key in ("seconds_per_epoch", "history"):
+        if key in m and not isinstance(m[key], list):
+            return f"{key} is not a list"
+    if "history" in m and not all(isinstance(row, dict) for row in m["history"]):
+        return "history rows are not mappings"
+    model = config.get("model", {})
+    if model and model.get("model") != m["model"]:
+        return f"config.model describes a {model.get('model')!r}, the run a {m['model']}"
+    if model.get("solver") is not None and model["solver"] not in SOLVERS:
+        return f"config.model.solver {model['solver']!r} is not a torchdiffeq method"
+    if "split" in config and config["split"] not in ("intra", "inter"):
+        return f"config.split {config['split']!r} is neither intra nor inter"
+    try:
+        TrainConfig.from_dict(config.get("train", {}))
+    except (InputError, TypeError) as exc:
+        return f"config.train: {exc}"
+    d = config.get("data", {})
+    if d.get("source") is not None and d["source"] not in ("mitdb", "kaggle", "synthetic"):
+        return f"config.data.source {d['source']!r} is not mitdb, kaggle or synthetic"
+    if d.get("limit") is not None and (not isinstance(d["limit"], int) or isinstance(d["limit"], bool)
+                                       or d["limit"] < 1):
+        return f"config.data.limit {d['limit']!r} is not a number of beats"
+    if "val_fraction" in d and not (_is_number(d["val_fraction"]) and 0 <= d["val_fraction"] < 1):
+        return f"config.data.val_fraction {d['val_fraction']!r} is not in [0, 1)"
+    if "synthetic_seconds" in d and not (_is_number(d["synthetic_seconds"]) and d["synthetic_seconds"] > 0):
+        return f"config.data.synthetic_seconds {d['synthetic_seconds']!r} is not a positive number"
+    for key in ("mitdb_dir", "kaggle_dir", "data"):
+        if d.get(key) is not None and not isinstance(d[key], str):
+            return f"config.data.{key} {d[key]!r} is not a path"
+    return None
 
 
 def nfe_per_batch(forward_calls: int, n_beats: int, batch_size: int) -> float:

@@ -95,8 +95,10 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, exclude_in
                 and "parameters" not in c.get("metadata", {}).get("tags", [])]
     exporter = HTMLExporter(exclude_input=exclude_input, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
+    from .files import atomic_write_text
+
     html = Path(html)
-    html.write_text(body, encoding="utf-8")
+    atomic_write_text(html, body)
     return html
 
 

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .errors import InputError, TrainingError
 from .models import Classifier, build_model
-from .runs import RunFolder, load_checkpoint, machine_description, nfe_per_batch, read_checkpoint, save_checkpoint, \
-    write_history
+from .runs import RunFolder, check_training_state, load_checkpoint, machine_description, nfe_per_batch, \
+    read_checkpoint, save_checkpoint, write_history
 
 # Everything in TrainConfig but these may differ between a run and its resumption.
 RESUME_FREE = ("epochs", "device", "threads")
@@ -37,7 +37,24 @@ def pick_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device {name}: unknown device; choose auto, cpu, cuda, cuda:N or mps") from None
+    # Checked here, where training starts: torch would otherwise fail deep inside the first .to(device).
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"--device {name}: no CUDA device on this machine (torch {torch.__version__}); "
+                             "use --device cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise InputError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                       and torch.backends.mps.is_available()):
+        raise InputError(f"--device {name}: no Apple MPS device on this machine; use --device cpu or auto")
+    elif device.type != "cpu":
+        raise InputError(f"--device {name}: unsupported device; choose auto, cpu, cuda, cuda:N or mps")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -81,26 +98,33 @@ def _solver_advice(exc: BaseException) -> TrainingError | None:
 # ------------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
-            device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Class predictions (n,) and logits (n, 5) for beats x (n, 1, 187)."""
+            device: torch.device | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Class predictions (n,) and logits (n, 5) for beats x (n, 1, 187); ``progress``: a bar of beats done."""
+    from tqdm.auto import tqdm
+
     device = device or next(model.parameters()).device
     model.eval()
     out = []
+    bar = tqdm(total=len(x), desc="evaluating", unit="beat", unit_scale=True, disable=not progress, leave=False,
+               dynamic_ncols=True)
     try:
         for i in range(0, len(x), batch_size):
             out.append(model(x[i:i + batch_size].to(device)).float().cpu())
+            bar.update(len(out[-1]))
     except AssertionError as exc:
         raise (_solver_advice(exc) or exc) from None
+    finally:
+        bar.close()
     logits = torch.cat(out) if out else torch.empty(0, 5)
     return logits.argmax(1).numpy(), logits.numpy()
 
 
 def predict_nfe(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
-                device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+                device: torch.device | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`predict` and the mean forward evaluations of the ODE dynamics per batch (0 for a ResNet)."""
     if isinstance(model, Classifier):
         model.reset_nfe()
-    pred, logits = predict(model, x, batch_size, device)
+    pred, logits = predict(model, x, batch_size, device, progress=progress)
     calls = model.nfe()[0] if isinstance(model, Classifier) else 0
     return pred, logits, nfe_per_batch(calls, len(x), batch_size)
 
@@ -113,24 +137,75 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
+def _describe(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConfig, path: Path) -> None:
+    afresh = "start afresh with --fresh (or another --out folder) to train with the new ones"
     if state.get("model_config") != model.config:
-        raise InputError(f"{path}: this run folder holds a {state['model_config'].get('model')} run with other "
-                         "model settings; use another --out folder or --fresh")
+        saved_model = state["model_config"]
+        diff = sorted(k for k in set(saved_model) | set(model.config) if saved_model.get(k) != model.config.get(k))
+        what = ", ".join(f"{k} {_describe(saved_model.get(k))} (now {_describe(model.config.get(k))})"
+                         for k in diff[:3])
+        raise InputError(f"{path}: this run folder holds a {saved_model.get('model')} run with other model "
+                         f"settings: {what}; {afresh}")
     saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE}
     now = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}
     if saved != now:
         diff = sorted(k for k in now if saved.get(k) != now[k])
-        raise InputError(f"{path}: this run folder was trained with other settings ({', '.join(diff)}); "
-                         "use another --out folder or --fresh")
+        what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(now[k])})" for k in diff[:3])
+        raise InputError(f"{path}: this run folder was trained with other settings ({', '.join(diff)}): {what}; "
+                         f"{afresh}")
+
+
+# What a run folder remembers of its data, and must find again to resume: where the beats come from, which of
+# them, how they are split, and a digest of the beats themselves (a file changed under the same name).
+RESUME_DATA_KEYS = ("source", "data", "mitdb_dir", "kaggle_dir", "synthetic_seconds", "limit", "split",
+                    "val_fraction", "beats")
+
+
+def check_resumable_data(state: dict[str, Any], data: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a checkpoint that was trained on other data, another subset or another split."""
+    saved = state.get("data_config")
+    if not isinstance(saved, dict):
+        return  # a checkpoint from before data settings were stored: nothing to compare
+    diff = [k for k in RESUME_DATA_KEYS if (k in saved or k in data) and saved.get(k) != data.get(k)]
+    if diff:
+        what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(data.get(k))})" if k != "beats"
+                         else "the beats' content" for k in diff[:3])
+        raise InputError(f"{path}: this run folder was started on other data: {what}; start afresh with --fresh "
+                         "(or another --out folder) to train on these")
+
+
+def _check_best(state: dict[str, Any], model: Classifier, path: Path) -> None:
+    """The run's best.pt must hold weights of the model trained, with the epoch they come from."""
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise InputError(f"{path}: damaged checkpoint (epoch {epoch!r}); start afresh with --fresh")
+    if state.get("model_config") != model.config:
+        raise InputError(f"{path}: weights of another model than this run trains "
+                         f"({state.get('model_config')}); start afresh with --fresh")
+
+
+def beats_digest(*arrays: np.ndarray) -> str:
+    """BLAKE2b of the arrays' bytes: the identity of the beats a run trains, validates and tests on."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for arr in arrays:
+        a = np.ascontiguousarray(arr)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------------- fit
 def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
         config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = True,
         progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-        on_step: Callable[[dict[str, Any]], None] | None = None, max_steps: int | None = None
-        ) -> list[dict[str, Any]]:
+        on_step: Callable[[dict[str, Any]], None] | None = None, max_steps: int | None = None,
+        checkpoint_extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Train ``model`` on (x_train (n, 1, 187), y_train (n,)) and return the per-epoch history.
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
@@ -142,6 +217,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     epoch, step (counted from the start of training), loss, nfe_forward, nfe_backward and seconds (of that step,
     the GPU synchronised); ``max_steps`` ends training after that many steps, mid-epoch if need be (an epoch cut
     short leaves no history row and no checkpoint). ``on_epoch`` gets each finished epoch's history row.
+    ``checkpoint_extra``: more entries for checkpoint.pt (run_training stores the data settings there).
     """
     from tqdm.auto import tqdm
 
@@ -164,6 +240,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
         run.path.mkdir(parents=True, exist_ok=True)
         if run.checkpoint.exists() and resume:
             state = read_checkpoint(run.checkpoint)
+            check_training_state(state, run.checkpoint)
             _check_resumable(state, model, config, run.checkpoint)
             try:
                 model.load_state_dict(state["model"])
@@ -244,7 +321,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
             save_checkpoint({"model_config": model.config, "model": model.state_dict(),
                              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                              "train_config": asdict(config), "epoch": epoch + 1, "history": history,
-                             "best_val_accuracy": best_acc}, run.checkpoint)
+                             "best_val_accuracy": best_acc, **(checkpoint_extra or {})}, run.checkpoint)
             write_history(history, run.file("history.csv"))
         if on_epoch is not None:
             on_epoch(row)
@@ -254,20 +331,46 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
 # ------------------------------------------------------------------------------------------------------- run
 def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike,
                  config: TrainConfig | None = None, model_kwargs: dict[str, Any] | None = None,
-                 resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None,
+                 fresh: bool = False) -> dict[str, Any]:
     """Train ``model_name`` on ``split`` of ``beats``, test the best-on-validation weights, and write the run folder.
 
     model_kwargs: for :func:`ecglib.models.build_model` (width, blocks, ode). Returns the metrics also written to
     ``out/metrics.json``: test accuracy, macro-F1, baseline, per-class scores, confusion matrices, and the costs
     (parameters, seconds per epoch, NFE, activation memory, beats per second).
+
+    The folder is locked for the whole run (:meth:`RunFolder.lock`: a second training into it is refused);
+    ``fresh`` clears what an earlier run left, else a checkpoint there is resumed only if it was trained on the
+    same data (``data_config`` and the beats' digest), split, model and recipe. A failed run leaves no
+    metrics.json, and no run folder if this call created it and no epoch finished.
     """
+    import shutil
+
+    run = RunFolder(out)
+    created = not run.path.exists()
+    with run.lock():
+        try:
+            return _run_training_locked(model_name, beats, split, run, config, model_kwargs, resume, progress,
+                                        data_config, fresh)
+        except BaseException:
+            # Nothing that looks like a result: metrics.json is written last (and an earlier one was removed
+            # before training), and a folder this call made goes while it holds no finished epoch. Still under
+            # the lock, so that no other training is in the folder.
+            if created and not run.checkpoint.exists():
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise
+
+
+def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder, config: TrainConfig | None,
+                         model_kwargs: dict[str, Any] | None, resume: bool, progress: bool,
+                         data_config: dict[str, Any] | None, fresh: bool) -> dict[str, Any]:
     from .data import to_tensors
     from .files import atomic_write_text
     from .metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 
     config = config or TrainConfig()
-    run = RunFolder(out)
+    if fresh:
+        run.clear()
     seed_everything(config.seed)
     model = build_model(model_name, **(model_kwargs or {}))
     x_tr, y_tr = to_tensors(beats, split.train)
@@ -275,9 +378,23 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
     x_te, y_te = to_tensors(beats, split.test)
     if len(x_te) == 0:
         raise InputError("the test split is empty")
-    history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=run.path, resume=resume, progress=progress)
+    data_state = {**(data_config or {}), "split": split.protocol,
+                  "beats": beats_digest(x_tr.numpy(), y_tr.numpy(), x_va.numpy(), y_va.numpy(), x_te.numpy(),
+                                        y_te.numpy())}
+    if resume and run.checkpoint.exists():
+        state = read_checkpoint(run.checkpoint)
+        check_training_state(state, run.checkpoint)
+        # all checked before anything in the folder changes: a refused resume leaves it as it was
+        _check_resumable(state, model, config, run.checkpoint)
+        check_resumable_data(state, data_state, run.checkpoint)
+        _check_best(read_checkpoint(run.best), model, run.best)  # there, whole and this run's, or the result lies
+    # A run that goes on must not leave the last run's metrics behind if it fails.
+    run.metrics_file.unlink(missing_ok=True)
+    history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=run.path, resume=resume, progress=progress,
+                  checkpoint_extra={"data_config": data_state})
 
     best, best_state = load_checkpoint(run.best)
+    _check_best(best_state, model, run.best)
     device = pick_device(config.device)
     best.to(device)
     pred, _, test_nfe = predict_nfe(best, x_te, device=device)

@@ -309,7 +309,8 @@ def test_cache_serves_the_second_load(synthetic_records, tmp_path, cache_dir, mo
     first = data.load_beats("mitdb", mitdb_dir=folder, download=False)
     cached = sorted((cache_dir / "beats").glob("mitdb-*.npz"))
     assert len(cached) == 1
-    assert not [p for p in (cache_dir / "beats").iterdir() if p.suffix != ".npz" or ".tmp" in p.name]
+    # the entry and its checksum, nothing else
+    assert sorted(p.name for p in (cache_dir / "beats").iterdir()) == [cached[0].name, cached[0].name + ".blake2b"]
 
     def no_extraction(*args, **kwargs):
         raise AssertionError("extraction ran although the cache holds these beats")
@@ -335,18 +336,28 @@ def test_cache_serves_the_second_load(synthetic_records, tmp_path, cache_dir, mo
     data.load_beats("mitdb", mitdb_dir=folder, download=False, cache=False)
     assert len(calls) == len(SYNTHETIC_RECORDS)
     calls.clear()
+    # the key follows the content: a new modification time alone is served from the cache ...
     stat = (folder / "100.dat").stat()
     os.utime(folder / "100.dat", (stat.st_atime, stat.st_mtime + 100))
+    same = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    assert calls == []
+    np.testing.assert_array_equal(same.x, first.x)
+    # ... and bytes changed in place, size and modification time kept, are extracted again
+    stat = (folder / "100.atr").stat()
+    raw = bytearray((folder / "100.atr").read_bytes())
+    raw[0] ^= 1  # the first annotation moves by one sample
+    (folder / "100.atr").write_bytes(bytes(raw))
+    os.utime(folder / "100.atr", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     changed = data.load_beats("mitdb", mitdb_dir=folder, download=False)
     assert len(calls) == len(SYNTHETIC_RECORDS)
-    np.testing.assert_array_equal(changed.x, first.x)
+    assert not np.array_equal(changed.sample, first.sample)
     assert len(list((cache_dir / "beats").glob("mitdb-*.npz"))) == 2
     calls.clear()
     for entry in (cache_dir / "beats").glob("mitdb-*.npz"):
         entry.write_bytes(b"garbage")
     rebuilt = data.load_beats("mitdb", mitdb_dir=folder, download=False)
     assert len(calls) == len(SYNTHETIC_RECORDS)
-    np.testing.assert_array_equal(rebuilt.x, first.x)
+    np.testing.assert_array_equal(rebuilt.x, changed.x)
 
 
 def test_save_and_load_npz_roundtrip(synthetic_beats, tmp_path):
@@ -619,7 +630,7 @@ def test_save_npz_leaves_no_temporary_file_when_it_fails(synthetic_beats, tmp_pa
         raise OSError(28, "No space left on device", str(dst))
 
     monkeypatch.setattr(data.os, "replace", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match="beats.npz: cannot write \\(no space left on the device\\)"):
         data.save_npz(synthetic_beats, out / "beats.npz")
     assert os.listdir(out) == []
 
