@@ -40,15 +40,18 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--no-cache", action="store_true", help="re-extract beats instead of reading the cache")
 
 
-def _load(args: argparse.Namespace, progress: bool = True):
-    from .data import load_beats, load_npz
+def _load(args: argparse.Namespace, progress: bool = True, rhythm: bool = False):
+    from .data import load_beats, load_npz, require_rhythm
 
     if getattr(args, "data", None) is not None:
-        return load_npz(args.data)
+        beats = load_npz(args.data)
+        if rhythm:
+            require_rhythm(beats, str(args.data))
+        return beats
     # The records bar only on a terminal: in a log or a pipe it would run into the one-line error message.
     return load_beats(args.source or "synthetic", mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                       synthetic_seconds=args.synthetic_seconds, cache=not args.no_cache,
-                      download=not args.no_download, progress=progress and sys.stderr.isatty())
+                      download=not args.no_download, progress=progress and sys.stderr.isatty(), rhythm=rhythm)
 
 
 def _data_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,14 +95,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data is None and args.source is None:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
     config = train_config_from(**vars(args))
-    beats = limit_beats(_load(args, progress=not args.quiet), args.limit, seed=args.seed)
+    beats = limit_beats(_load(args, progress=not args.quiet, rhythm=args.features == "beat+rhythm"), args.limit,
+                        seed=args.seed)
     split = split_beats(beats, args.split, val_fraction=args.val_fraction, seed=args.seed)
     if args.fresh and args.out.exists():
         for name in ("checkpoint.pt", "best.pt", "history.csv", "metrics.json"):
             (args.out / name).unlink(missing_ok=True)
     m = run_training(args.model, beats, split, args.out, config, _model_kwargs(args), progress=not args.quiet,
                      data_config={**_data_config(args), "split": args.split,
-                                  "val_fraction": args.val_fraction})
+                                  "val_fraction": args.val_fraction},
+                     features=args.features, context=args.context)
     print(summary_line(m))
     print(f"run folder: {args.out}")
     return 0
@@ -114,9 +119,9 @@ def summary_line(m: dict[str, Any]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import limit_beats, split_beats, to_tensors
+    from .data import limit_beats, split_beats
     from .metrics import beats_per_second, classification_metrics, count_parameters
-    from .train import atomic_write_text, load_checkpoint, predict
+    from .train import atomic_write_text, beat_tensors, load_checkpoint, predict
 
     run = args.run
     run_dir = run if run.is_dir() else run.parent
@@ -147,16 +152,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.limit = args.limit if args.limit is not None else data.get("limit")
     protocol = args.split or saved.get("split", "intra")
     seed = saved.get("train", {}).get("seed", 0) if args.seed is None else args.seed
-    beats = limit_beats(_load(args), args.limit, seed=seed)
+    # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
+    features = "beat+rhythm" if model.config.get("rhythm_features") else "beat"
+    context = model.config.get("in_channels", 1) != 1
+    beats = limit_beats(_load(args, rhythm=features == "beat+rhythm"), args.limit, seed=seed)
     split = split_beats(beats, protocol, val_fraction=saved.get("data", {}).get("val_fraction", 0.1), seed=seed)
     model.set_solver(solver=args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size)
-    x, y = to_tensors(beats, split.test)
+    x, y, r = beat_tensors(beats, features, context, name=str(args.data or args.source)).part(split.test)
     model.reset_nfe()
-    pred, _ = predict(model, x, batch_size=args.batch_size)
+    pred, _ = predict(model, x, batch_size=args.batch_size, rhythm=r)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
     m.update(model=model.name, params=count_parameters(model),
              nfe_forward=model.nfe()[0] / max(1, -(-len(x) // args.batch_size)),
-             beats_per_second=beats_per_second(model, x, args.batch_size), solver=model.config)
+             beats_per_second=beats_per_second(model, x, args.batch_size, rhythm=r), solver=model.config,
+             features=features, context=context)
     print(f"{model.name} on {protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
           f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
     if args.out is not None:
@@ -188,7 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, required=True)
     p.add_argument("--split", choices=("intra", "inter"), default="intra",
                    help="intra: stratified random beats 80/20; inter: de Chazal DS1 -> DS2 (default: intra)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the training beats held out")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training beats held out (inter: as whole DS1 records)")
+    p.add_argument("--features", choices=("beat", "beat+rhythm"), default="beat",
+                   help="beat: the beat's samples only (the original study); beat+rhythm: also its RR-interval "
+                   "features (WFDB sources only)")
+    p.add_argument("--context", action="store_true",
+                   help="feed each beat with its predecessor and successor (3 input channels)")
+    p.add_argument("--class-weight", choices=("none", "balanced", "sqrt"), default="none",
+                   help="loss weights against class imbalance: none, balanced (n / (K n_c)) or sqrt of that")
+    p.add_argument("--sampler", choices=("shuffle", "balanced"), default="shuffle",
+                   help="batches: every beat once per epoch, or drawn class-balanced with replacement")
     p.add_argument("--limit", type=int, help="use a stratified subset of this many beats (quick runs)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)

@@ -26,6 +26,8 @@ from .errors import InputError, TrainingError
 from .models import Classifier, build_model
 
 CHECKPOINT_FORMAT = "ecglib-checkpoint-v1"
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+SAMPLERS = ("shuffle", "balanced")
 # Everything in TrainConfig but these may differ between a run and its resumption.
 RESUME_FREE = ("epochs", "device", "threads")
 
@@ -46,8 +48,16 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    # Class imbalance (see class_weights and fit): loss weights none | balanced | sqrt; batches drawn by shuffling
+    # (every beat once per epoch) or by a class-balanced sampler (with replacement, each class equally often).
+    class_weight: str = "none"
+    sampler: str = "shuffle"
 
     def __post_init__(self) -> None:
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise InputError(f"unknown class weighting {self.class_weight!r}; choose {', '.join(CLASS_WEIGHTS)}")
+        if self.sampler not in SAMPLERS:
+            raise InputError(f"unknown sampler {self.sampler!r}; choose {', '.join(SAMPLERS)}")
         if self.optimizer not in ("sgd", "adam"):
             raise InputError(f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
         if self.schedule not in ("none", "cosine", "onecycle"):
@@ -126,28 +136,64 @@ def _solver_advice(exc: BaseException) -> TrainingError | None:
     return None
 
 
+def class_weights(y: np.ndarray | torch.Tensor, mode: str = "none", n_classes: int = 5) -> torch.Tensor | None:
+    """Loss weights (n_classes,) from training labels y (n,): None for "none"; "balanced" n / (K n_c) (each class
+    weighs as much as any other in the loss; K the classes present); "sqrt" the square root of that (a milder
+    correction). A class absent from y gets weight 1."""
+    if mode == "none":
+        return None
+    if mode not in CLASS_WEIGHTS:
+        raise InputError(f"unknown class weighting {mode!r}; choose {', '.join(CLASS_WEIGHTS)}")
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    w = np.ones(n_classes)
+    w[present] = counts.sum() / (present.sum() * counts[present])
+    if mode == "sqrt":
+        w = np.sqrt(w)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _epoch_order(y: torch.Tensor, config: TrainConfig, epoch: int) -> torch.Tensor:
+    """The beat indices of one epoch, from (seed, epoch) alone so that a resumed run repeats them."""
+    gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    n = len(y)
+    if config.sampler == "shuffle":
+        return torch.randperm(n, generator=gen)
+    counts = torch.bincount(y, minlength=int(y.max()) + 1).double()
+    p = (1.0 / counts)[y]
+    return torch.multinomial(p, n, replacement=True, generator=gen)
+
+
+def _rows(r: torch.Tensor | None, idx: Any, device: torch.device) -> torch.Tensor | None:
+    return None if r is None else r[idx].to(device, non_blocking=True)
+
+
 # ------------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
-            device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Class predictions (n,) and logits (n, 5) for beats x (n, 1, 187)."""
+            device: torch.device | None = None, rhythm: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Class predictions (n,) and logits (n, 5) for beats x (n, C, 187) and, for a model with a rhythm input,
+    their rhythm features (n, k)."""
     device = device or next(model.parameters()).device
     model.eval()
     out = []
     try:
         for i in range(0, len(x), batch_size):
-            out.append(model(x[i:i + batch_size].to(device)).float().cpu())
+            xb = x[i:i + batch_size].to(device)
+            logits = model(xb) if rhythm is None else model(xb, _rows(rhythm, slice(i, i + batch_size), device))
+            out.append(logits.float().cpu())
     except AssertionError as exc:
         raise (_solver_advice(exc) or exc) from None
     logits = torch.cat(out) if out else torch.empty(0, 5)
     return logits.argmax(1).numpy(), logits.numpy()
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, float]:
-    """Loss, accuracy and forward NFE per batch of the model on (x, y)."""
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+             rhythm: torch.Tensor | None = None) -> dict[str, float]:
+    """Loss, accuracy and forward NFE per batch of the model on (x, y) (and the beats' rhythm features)."""
     if isinstance(model, Classifier):
         model.reset_nfe()
-    pred, logits = predict(model, x, batch_size)
+    pred, logits = predict(model, x, batch_size, rhythm=rhythm)
     n_batches = max(1, math.ceil(len(x) / batch_size))
     nfe = model.nfe()[0] / n_batches if isinstance(model, Classifier) else 0.0
     loss = float(F.cross_entropy(torch.from_numpy(logits), y)) if len(y) else float("nan")
@@ -210,8 +256,13 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 
 def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
         config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = True,
-        progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train ``model`` on (x_train (n, 1, 187), y_train (n,)) and return the per-epoch history.
+        progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        r_train: torch.Tensor | None = None, r_val: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` on (x_train (n, C, 187), y_train (n,)) and return the per-epoch history.
+
+    r_train, r_val: (n, k) raw rhythm features of the beats, for a model with a rhythm input (standardise them with
+    ``model.set_rhythm_stats(r_train)`` first). ``config.class_weight`` weights the loss, ``config.sampler``
+    draws the batches (see TrainConfig).
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
     per training batch, validation NFE per batch, seconds of the epoch and the last learning rate. With a
@@ -229,6 +280,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     if n == 0:
         raise InputError("no training beats")
     steps_per_epoch = math.ceil(n / config.batch_size)
+    weight = class_weights(y_train, config.class_weight)
+    weight = weight.to(device) if weight is not None else None
     optimizer = _make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch * config.epochs))
     history: list[dict[str, Any]] = []
@@ -256,7 +309,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        order = _epoch_order(y_train, config, epoch)
         loss_sum, correct, seen, nfe_f, nfe_b = 0.0, 0, 0, 0, 0
         bar = tqdm(total=n, desc=f"{model.name} epoch {epoch + 1}/{config.epochs}", unit="beat", unit_scale=True,
                    disable=not progress, dynamic_ncols=True, leave=True)
@@ -266,8 +319,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
                 model.reset_nfe()
                 try:
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits, yb)
+                    logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device))
+                    loss = F.cross_entropy(logits, yb, weight=weight)
                     if not torch.isfinite(loss):
                         raise TrainingError(f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
                                             f"{step + 1}: lower the learning rate (--lr) or check the input data")
@@ -290,7 +343,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                     bar.set_postfix(post, refresh=False)
         finally:
             bar.close()
-        val = evaluate(model, x_val, y_val) if len(x_val) else {"loss": float("nan"), "accuracy": float("nan"),
+        val = evaluate(model, x_val, y_val, rhythm=r_val) if len(x_val) else {"loss": float("nan"), "accuracy": float("nan"),
                                                                  "nfe": 0.0}
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_loss": val["loss"], "val_accuracy": val["accuracy"], "nfe_forward": nfe_f / steps_per_epoch,
@@ -336,35 +389,51 @@ def train_config_from(**kwargs: Any) -> TrainConfig:
 
 def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike,
                  config: TrainConfig | None = None, model_kwargs: dict[str, Any] | None = None,
-                 resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None,
+                 features: str = "beat", context: bool = False) -> dict[str, Any]:
     """Train ``model_name`` on ``split`` of ``beats``, test the best-on-validation weights, and write the run folder.
 
-    Returns the metrics also written to ``out/metrics.json``: test accuracy, macro-F1, baseline, per-class scores,
-    confusion matrices, and the costs (parameters, seconds per epoch, NFE, activation memory, beats per second).
+    features: "beat" (the beat's samples only: the original study) or "beat+rhythm" (also the beat's rhythm
+    features, ``beats.rhythm``, standardised with the training split's mean and std). context: feed each beat
+    with its predecessor and successor (3 input channels, data.context_beats).
+    Returns the metrics also written to ``out/metrics.json``: test accuracy, macro-F1, baseline, per-class scores
+    and gross statistics (Se, +P, FPR, kappa), confusion matrices, the records of each split part, and the costs
+    (parameters, seconds per epoch, NFE, activation memory, beats per second).
     """
-    from .data import to_tensors
+    from .data import FEATURE_SETS, split_records
     from .metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 
+    if features not in FEATURE_SETS:
+        raise InputError(f"unknown feature set {features!r}; choose {', '.join(FEATURE_SETS)}")
     config = config or TrainConfig()
     out = Path(out)
     seed_everything(config.seed)
-    model = build_model(model_name, **(model_kwargs or {}))
-    x_tr, y_tr = to_tensors(beats, split.train)
-    x_va, y_va = to_tensors(beats, split.val)
-    x_te, y_te = to_tensors(beats, split.test)
+    tensors = beat_tensors(beats, features, context)
+    model_kwargs = dict(model_kwargs or {})
+    if tensors.rhythm is not None:
+        model_kwargs["rhythm_features"] = tensors.rhythm.shape[1]
+    if context:
+        model_kwargs["in_channels"] = tensors.x.shape[1]
+    model = build_model(model_name, **model_kwargs)
+    x_tr, y_tr, r_tr = tensors.part(split.train)
+    x_va, y_va, r_va = tensors.part(split.val)
+    x_te, y_te, r_te = tensors.part(split.test)
     if len(x_te) == 0:
         raise InputError("the test split is empty")
-    history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=out, resume=resume, progress=progress)
+    if r_tr is not None:
+        model.set_rhythm_stats(r_tr)
+    history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=out, resume=resume, progress=progress,
+                  r_train=r_tr, r_val=r_va)
 
     best, _ = load_checkpoint(out / "best.pt")
     device = pick_device(config.device)
     best.to(device)
     best.reset_nfe()
-    pred, _ = predict(best, x_te, device=device)
+    pred, _ = predict(best, x_te, device=device, rhythm=r_te)
     test_nfe = best.nfe()[0] / max(1, math.ceil(len(x_te) / 512))
     metrics = classification_metrics(y_te.numpy(), pred, y_train=y_tr.numpy())
     xb, yb = x_tr[: config.batch_size].to(device), y_tr[: config.batch_size].to(device)
+    rb = r_tr[: config.batch_size].to(device) if r_tr is not None else None
     metrics.update({
         "model": model_name,
         "params": count_parameters(best),
@@ -372,19 +441,51 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
         "nfe_forward": float(np.mean([h["nfe_forward"] for h in history])),
         "nfe_backward": float(np.mean([h["nfe_backward"] for h in history])),
         "test_nfe_forward": test_nfe,
-        "activation_bytes": activation_bytes(best, xb, yb),
-        "cuda_peak_bytes": cuda_peak_bytes(best, xb, yb),
-        "beats_per_second": beats_per_second(best, x_te.to(device)),
+        "activation_bytes": activation_bytes(best, xb, yb, rhythm=rb),
+        "cuda_peak_bytes": cuda_peak_bytes(best, xb, yb, rhythm=rb),
+        "beats_per_second": beats_per_second(best, x_te.to(device),
+                                             rhythm=r_te.to(device) if r_te is not None else None),
         "best_epoch": int(torch.load(out / "best.pt", weights_only=True)["epoch"]),
         "split_sizes": split.sizes(),
+        "split": {"protocol": split.protocol, **split_records(beats, split)},
+        "features": features,
+        "context": context,
         "device": str(device),
         "machine": machine_description(device),
         "config": {"model": best.config, "train": asdict(config), "data": data_config or {},
-                   "split": split.protocol},
+                   "split": split.protocol, "features": features, "context": context},
         "history": history,
     })
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+@dataclass
+class BeatTensors:
+    """A Beats table as tensors: x (n, C, 187) float32 (C = 1, or 3 with context), y (n,) int64, rhythm (n, k)
+    float32 raw rhythm features or None."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    rhythm: torch.Tensor | None
+
+    def part(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        i = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        return self.x[i], self.y[i], None if self.rhythm is None else self.rhythm[i]
+
+
+def beat_tensors(beats: Any, features: str = "beat", context: bool = False, name: str = "beats") -> BeatTensors:
+    """The inputs a model takes for ``features`` ("beat" or "beat+rhythm") and ``context``, for the whole table
+    (context needs the neighbours, so build it before taking parts). InputError naming ``name`` when the beats
+    lack rhythm features or neighbours (the Kaggle source)."""
+    from .data import context_beats, require_rhythm
+
+    if context:
+        x = torch.from_numpy(context_beats(beats))
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(beats.x))[:, None, :]
+    rhythm = torch.from_numpy(np.ascontiguousarray(require_rhythm(beats, name))) if features == "beat+rhythm" else None
+    return BeatTensors(x, torch.from_numpy(beats.y.astype(np.int64)), rhythm)
 
 
 def machine_description(device: torch.device | None = None) -> str:
