@@ -220,7 +220,7 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
     one ODE block solved by any torchdiffeq ``solver``: 59,333 parameters by default).
 
     rhythm_features: k > 0 adds the rhythm input (k features per beat, see Classifier; 16 k + 96 more parameters).
-    in_channels: 3 feeds each beat with its predecessor and successor (data.context_beats); 128 more parameters.
+    in_channels: 3 feeds each beat with its predecessor and successor (data.context_beats); 384 more parameters.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

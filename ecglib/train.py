@@ -432,6 +432,12 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
     pred, _ = predict(best, x_te, device=device, rhythm=r_te)
     test_nfe = best.nfe()[0] / max(1, math.ceil(len(x_te) / 512))
     metrics = classification_metrics(y_te.numpy(), pred, y_train=y_tr.numpy())
+    if len(x_va):
+        # The validation scores of the same weights: what model choices (class weighting, features) are made on.
+        val_pred, _ = predict(best, x_va, device=device, rhythm=r_va)
+        val_m = classification_metrics(y_va.numpy(), val_pred, y_train=y_tr.numpy())
+        metrics["validation"] = {k: val_m[k] for k in ("accuracy", "macro_f1", "baseline_accuracy", "gross", "kappa",
+                                                       "confusion_matrix", "n_test")}
     xb, yb = x_tr[: config.batch_size].to(device), y_tr[: config.batch_size].to(device)
     rb = r_tr[: config.batch_size].to(device) if r_tr is not None else None
     metrics.update({
