@@ -27,6 +27,9 @@ from .models import Classifier, build_model
 
 CHECKPOINT_FORMAT = "ecglib-checkpoint-v1"
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+# Class counts are floored at this share of the training beats before weighting: DS1 holds 8 Q beats among 45,000,
+# whose balanced weight (about 1,100) would let a single Q beat dominate a batch and derail SGD.
+WEIGHT_COUNT_FLOOR = 0.01
 SAMPLERS = ("shuffle", "balanced")
 # Everything in TrainConfig but these may differ between a run and its resumption.
 RESUME_FREE = ("epochs", "device", "threads")
@@ -139,7 +142,8 @@ def _solver_advice(exc: BaseException) -> TrainingError | None:
 def class_weights(y: np.ndarray | torch.Tensor, mode: str = "none", n_classes: int = 5) -> torch.Tensor | None:
     """Loss weights (n_classes,) from training labels y (n,): None for "none"; "balanced" n / (K n_c) (each class
     weighs as much as any other in the loss; K the classes present); "sqrt" the square root of that (a milder
-    correction). A class absent from y gets weight 1."""
+    correction). n_c is floored at WEIGHT_COUNT_FLOOR n, so that a class of a handful of beats gets a large but
+    bounded weight. A class absent from y gets weight 1."""
     if mode == "none":
         return None
     if mode not in CLASS_WEIGHTS:
@@ -147,7 +151,8 @@ def class_weights(y: np.ndarray | torch.Tensor, mode: str = "none", n_classes: i
     counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
     present = counts > 0
     w = np.ones(n_classes)
-    w[present] = counts.sum() / (present.sum() * counts[present])
+    floored = np.maximum(counts[present], WEIGHT_COUNT_FLOOR * counts.sum())
+    w[present] = counts.sum() / (present.sum() * floored)
     if mode == "sqrt":
         w = np.sqrt(w)
     return torch.tensor(w, dtype=torch.float32)
