@@ -280,3 +280,21 @@ def test_gross_statistics_and_kappa():
     # observed agreement 5/8, chance agreement (4*3 + 2*2 + 2*3) / 64
     pe = (4 * 3 + 2 * 2 + 2 * 3) / 64
     assert cohen_kappa(y_true, y_pred) == pytest.approx((5 / 8 - pe) / (1 - pe))
+
+
+# ------------------------------------------------------------------------------------------------ notebook helpers
+def test_rhythm_plot_helpers(tmp_path, synthetic_beats):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ecglib import rhythm_plots
+
+    table = rhythm_plots.rr_ratio_table(synthetic_beats)
+    assert table.loc["S", "pre_over_local median"] < table.loc["N", "pre_over_local median"]
+    axes = rhythm_plots.plot_rr_ratios(synthetic_beats)
+    assert len(axes) == 2 and axes[0].get_legend() is not None
+    assert list(rhythm_plots.anchors_table().columns) == ["inputs", "S Se", "S +P", "V Se", "V +P"]
+    m = {"accuracy": 0.9, "baseline_accuracy": 0.8, "macro_f1": 0.5, "kappa": 0.4,
+         "gross": {c: {"se": 0.5, "ppv": 0.25} for c in CLASSES}}
+    rows = rhythm_plots.runs_table({"resnet": [m, {**m, "accuracy": 0.8}]})
+    assert rows.loc["resnet", "accuracy"] == pytest.approx(0.85) and rows.loc["resnet", "S Se"] == 50.0
