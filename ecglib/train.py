@@ -247,6 +247,8 @@ def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConf
         raise InputError(f"{path}: this run folder holds a {state['model_config'].get('model')} run with other "
                          "model settings; use another --out folder or --fresh")
     saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE}
+    # Options added after the checkpoint was written (class_weight, sampler) were at their defaults then.
+    saved = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in RESUME_FREE}, **saved}
     now = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}
     if saved != now:
         diff = sorted(k for k in now if saved.get(k) != now[k])

@@ -298,3 +298,14 @@ def test_rhythm_plot_helpers(tmp_path, synthetic_beats):
          "gross": {c: {"se": 0.5, "ppv": 0.25} for c in CLASSES}}
     rows = rhythm_plots.runs_table({"resnet": [m, {**m, "accuracy": 0.8}]})
     assert rows.loc["resnet", "accuracy"] == pytest.approx(0.85) and rows.loc["resnet", "S Se"] == 50.0
+
+
+def test_checkpoints_from_before_class_weighting_still_resume(tmp_path):
+    from dataclasses import asdict
+
+    model = build_model("resnet", width=8, blocks=1)
+    old = {k: v for k, v in asdict(train.TrainConfig()).items() if k not in ("class_weight", "sampler")}
+    state = {"model_config": model.config, "train_config": old}
+    train._check_resumable(state, model, train.TrainConfig(), tmp_path / "checkpoint.pt")
+    with pytest.raises(InputError, match="class_weight"):
+        train._check_resumable(state, model, train.TrainConfig(class_weight="sqrt"), tmp_path / "checkpoint.pt")
