@@ -220,14 +220,19 @@ def classify_beats(trained: TrainedModel, signal: np.ndarray, fs: float, r_peaks
                    record: str = "") -> np.ndarray:
     """AAMI class index (k,) of every R peak (k,) of one lead (T,) at ``fs``; -1 where no whole beat can be cut
     (the last beat when its segment would run past the record's end)."""
-    from .data import to_tensors
+    from .data import model_inputs
     from .train import predict
 
-    beats = beats_from_peaks(signal, fs, r_peaks, record)
+    try:
+        beats = beats_from_peaks(signal, fs, r_peaks, record)
+    except ValueError as exc:
+        raise InputError(f"{record}: {exc}") from None
     labels = np.full(len(r_peaks), -1, dtype=np.int64)
     if len(beats):
-        x, _ = to_tensors(beats)
-        pred, _ = predict(trained.model, x)
+        # The inputs training gave this model, computed by the same functions: rhythm features from the R peaks,
+        # the neighbouring beats when it takes three channels.
+        x, _, rhythm = model_inputs(beats, trained.model.config, record).part(np.arange(len(beats)))
+        pred, _ = predict(trained.model, x, rhythm=rhythm)
         labels[np.searchsorted(r_peaks, beats.sample)] = pred
     return labels
 

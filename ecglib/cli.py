@@ -13,8 +13,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import MAX_BLOCKS, MAX_SYNTHETIC_SECONDS, MAX_THREADS, MAX_WIDTH, SOLVERS, ODEConfig, TrainConfig, \
-    model_size_problem
+from .config import CLASS_WEIGHTS, MAX_BLOCKS, MAX_SYNTHETIC_SECONDS, MAX_THREADS, MAX_WIDTH, SAMPLERS, SOLVERS, \
+    ODEConfig, TrainConfig, model_size_problem
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -122,15 +122,18 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--no-cache", action="store_true", help="re-extract beats instead of reading the cache")
 
 
-def _load(args: argparse.Namespace, progress: bool = True):
-    from .data import load_beats, load_npz
+def _load(args: argparse.Namespace, progress: bool = True, rhythm: bool = False):
+    from .data import load_beats, load_npz, require_rhythm
 
     if getattr(args, "data", None) is not None:
-        return load_npz(args.data)
+        beats = load_npz(args.data)
+        if rhythm:
+            require_rhythm(beats, str(args.data))
+        return beats
     # The records bar only on a terminal: in a log or a pipe it would run into the one-line error message.
     return load_beats(args.source or "synthetic", mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                       synthetic_seconds=args.synthetic_seconds, cache=not args.no_cache,
-                      download=not args.no_download, progress=progress and sys.stderr.isatty())
+                      download=not args.no_download, progress=progress and sys.stderr.isatty(), rhythm=rhythm)
 
 
 def _data_name(args: argparse.Namespace) -> str:
@@ -209,17 +212,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise EcgError(f"{args.out}: not a folder (--out names the run folder)")
     # Progress bars on a terminal only: in a log or a pipe they would run into the one-line error message.
     progress = not args.quiet and sys.stderr.isatty()
-    beats = limit_beats(_load(args, progress=progress), args.limit, seed=config.seed)
+    beats = limit_beats(_load(args, progress=progress, rhythm=args.features == "beat+rhythm"), args.limit,
+                        seed=config.seed)
     split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
     m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=progress,
-                     data_config=_data_config(args), fresh=args.fresh)
+                     data_config=_data_config(args), fresh=args.fresh, features=args.features,
+                     context=args.context)
     print(summary_line(m))
     print(f"run folder: {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import to_tensors
+    from .data import model_inputs
     from .files import atomic_write_text
     from .metrics import beats_per_second, classification_metrics, count_parameters
     from .runs import RunFolder, beats_of_run, load_checkpoint
@@ -241,12 +246,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                 mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir, split=args.split,
                                 limit=args.limit, seed=args.seed,
                                 synthetic_seconds=args.synthetic_seconds if args.source else None)
-    x, y = to_tensors(beats, split.test)
+    # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
+    x, y, r = model_inputs(beats, model.config, name=_data_name(args)).part(split.test)
     # A long evaluation (an adaptive solver at a tight tolerance) shows how far it got, on a terminal only.
-    pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty(), rhythm=r)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
     m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
-             beats_per_second=beats_per_second(model, x, args.batch_size), solver=model.config)
+             beats_per_second=beats_per_second(model, x, args.batch_size, rhythm=r), solver=model.config,
+             features="beat+rhythm" if r is not None else "beat", context=x.shape[1] != 1)
     print(f"{model.name} on {split.protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
           f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
     if args.out is not None:
@@ -328,7 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, required=True)
     p.add_argument("--split", choices=("intra", "inter"), default="intra",
                    help="intra: stratified random beats 80/20; inter: de Chazal DS1 -> DS2 (default: intra)")
-    p.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of the training beats held out")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="share of the training beats held out (inter: as whole DS1 records)")
+    p.add_argument("--features", choices=("beat", "beat+rhythm"), default="beat",
+                   help="beat: the beat's samples only (the original study); beat+rhythm: also its RR-interval "
+                   "features (WFDB sources only)")
+    p.add_argument("--context", action="store_true",
+                   help="feed each beat with its predecessor and successor (3 input channels)")
     p.add_argument("--limit", type=_positive_int, help="use a stratified subset of this many beats (quick runs)")
     t = p.add_argument_group("training recipe (defaults: ecglib.config.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")
@@ -341,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=("cosine", "onecycle", "none"),
                    help=f"learning-rate schedule after a warm-up (none: the original constant rate), "
                         f"default {_TRAIN.schedule}")
+    t.add_argument("--class-weight", choices=CLASS_WEIGHTS,
+                   help="loss weights against class imbalance: none, balanced (n / (K n_c)) or sqrt of that "
+                        f"(default {_TRAIN.class_weight})")
+    t.add_argument("--sampler", choices=SAMPLERS,
+                   help="batches: every beat once per epoch (shuffle), or drawn class-balanced with replacement "
+                        f"(default {_TRAIN.sampler})")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
     t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
     t.add_argument("--threads", type=_bounded_int(MAX_THREADS), help="torch CPU threads (default: torch's choice)")

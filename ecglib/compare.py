@@ -124,11 +124,11 @@ def _setting_label(config: ODEConfig) -> str:
 
 
 def tolerance_sweep(model: Any, x: Any, y: Any, settings: Sequence[Mapping[str, Any]] | None = None,
-                    batch_size: int = 512, throughput_beats: int = 1024) -> Any:
+                    batch_size: int = 512, throughput_beats: int = 1024, rhythm: Any = None) -> Any:
     """Accuracy, NFE per batch and inference beats/s of a trained ODE-Net at other solver settings.
 
     model: an ODE-Net Classifier (e.g. from :func:`ecglib.runs.load_checkpoint`); x (n, 1, 187), y (n,) the
-    test beats. settings: dicts of :class:`ODEConfig` keys (default :data:`DEFAULT_SWEEP`), each applied to the
+    test beats; rhythm (n, k) their rhythm features for a model with a rhythm input. settings: dicts of :class:`ODEConfig` keys (default :data:`DEFAULT_SWEEP`), each applied to the
     trained setting. The first row is the setting the model was trained with ("trained"; a listed setting equal
     to it is not repeated); the model is restored to it afterwards. Beats/s: :func:`ecglib.metrics.beats_per_second` on up to
     ``throughput_beats`` beats, or the rate of the accuracy pass over all test beats if that was faster (other
@@ -154,10 +154,11 @@ def tolerance_sweep(model: Any, x: Any, y: Any, settings: Sequence[Mapping[str, 
                 continue
             seen.add(label)
             started = time.perf_counter()
-            pred, _, nfe = predict_nfe(model, x, batch_size=batch_size)
+            pred, _, nfe = predict_nfe(model, x, batch_size=batch_size, rhythm=rhythm)
             elapsed = time.perf_counter() - started
             speed = max(len(x) / elapsed if elapsed > 0 else 0.0,
-                        beats_per_second(model, x, batch_size=batch_size, max_beats=throughput_beats))
+                        beats_per_second(model, x, batch_size=batch_size, max_beats=throughput_beats,
+                                         rhythm=rhythm))
             rows.append({"setting": label + (" (trained)" if i == 0 else ""),
                          "solver": current.solver,
                          "rtol": None if current.fixed_grid else current.rtol,

@@ -146,6 +146,8 @@ class ODEConfig:
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "onecycle", "none")
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+SAMPLERS = ("shuffle", "balanced")
 
 
 @dataclass
@@ -164,8 +166,17 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    # Class imbalance (train.class_weights, train.fit): loss weights none | balanced | sqrt; batches drawn by
+    # shuffling (every beat once per epoch) or by a class-balanced sampler (with replacement, each class equally
+    # often). "none" and "shuffle", the original study's, were also best on validation (README).
+    class_weight: str = "none"
+    sampler: str = "shuffle"
 
     def __post_init__(self) -> None:
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise InputError(f"unknown class weighting {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
+        if self.sampler not in SAMPLERS:
+            raise InputError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         for name in ("epochs", "batch_size", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -16,12 +16,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .checks import check_annotation_file, check_header_values, check_npz_arrays, read_record_list
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 CLASS_NAMES: dict[str, str] = {
@@ -45,7 +48,28 @@ TARGET_FS = 125
 WINDOW_SECONDS = 10.0
 BEAT_PERIODS = 1.2
 # Bump when the extraction changes so that stale caches are never read.
-EXTRACTION_VERSION = 1
+# 2: WFDB sources carry rhythm features (Beats.rhythm).
+EXTRACTION_VERSION = 2
+
+# Rhythm features of every beat (see rhythm_features): name and unit, in column order. RR intervals in seconds,
+# ratios unitless. "local" is the mean of the LOCAL_RR_INTERVALS RR intervals centred on the beat (the
+# LOCAL_RR_INTERVALS // 2 before its R peak, its pre-RR included, and as many after, its post-RR included),
+# fewer at a record's ends; "record" is the mean RR interval of the whole record.
+RHYTHM_FEATURES: tuple[tuple[str, str], ...] = (
+    ("pre_rr", "s"),
+    ("post_rr", "s"),
+    ("local_rr", "s"),
+    ("record_rr", "s"),
+    ("pre_over_local", "1"),
+    ("post_over_local", "1"),
+    ("post_over_pre", "1"),
+    ("pre_over_record", "1"),
+    ("post_over_record", "1"),
+    ("local_over_record", "1"),
+)
+RHYTHM_NAMES: tuple[str, ...] = tuple(name for name, _ in RHYTHM_FEATURES)
+LOCAL_RR_INTERVALS = 10
+FEATURE_SETS = ("beat", "beat+rhythm")
 
 MITDB_RECORDS: tuple[str, ...] = (
     "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "111", "112", "113", "114", "115",
@@ -76,7 +100,10 @@ class Beats:
     record: (n,) str, record name (Kaggle rows: the file stem).
     sample: (n,) int64, R-peak sample in the record at its original rate (Kaggle rows: the row number).
     symbol: (n,) str, the original annotation symbol (Kaggle rows: the class letter).
-    meta: source, parameters and per-record notes (for instance which lead was used).
+    meta: source, parameters and per-record notes (for instance which lead was used); with rhythm features, their
+      names and units under "rhythm_features".
+    rhythm: (n, k) float32 rhythm features (columns RHYTHM_NAMES, see rhythm_features), or None where the source
+      has no R-peak positions (Kaggle).
     """
 
     x: np.ndarray
@@ -85,13 +112,14 @@ class Beats:
     sample: np.ndarray
     symbol: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    rhythm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, index: np.ndarray) -> Beats:
         return Beats(self.x[index], self.y[index], self.record[index], self.sample[index], self.symbol[index],
-                     dict(self.meta))
+                     dict(self.meta), None if self.rhythm is None else self.rhythm[index])
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(CLASSES))
@@ -305,6 +333,57 @@ def extract_beats(signal: np.ndarray, fs: float, r_peaks: np.ndarray) -> tuple[n
     return beats.astype(np.float32), kept
 
 
+def rhythm_features(r_samples: np.ndarray, fs: float, local_intervals: int = LOCAL_RR_INTERVALS) -> np.ndarray:
+    """Rhythm features of every beat of one record, from all its beat annotations.
+
+    r_samples: (k,) strictly increasing R-peak samples of ALL the record's beats (at its own rate), in time order;
+      pass every beat, before beats are dropped at the record's end, so that the RR intervals are the true ones.
+    fs: the record's sampling rate (Hz). local_intervals: how many RR intervals the local average spans, centred on
+      the beat (half before its R peak, its pre-RR included, half after, its post-RR included; fewer at the ends).
+    Returns (k, len(RHYTHM_FEATURES)) float32, columns as RHYTHM_FEATURES: pre-RR, post-RR, local and record average
+    RR in seconds, then the ratios pre/local, post/local, post/pre, pre/record, post/record, local/record.
+
+    The first beat has no pre-RR and the last no post-RR: each copies its one RR interval (the first beat's pre-RR
+    is its post-RR, the last beat's post-RR its pre-RR), so their post/pre ratio is 1. A premature beat has
+    pre/local well below 1; a ventricular one with its compensatory pause also has post/pre well above 1.
+    Raises ValueError for fewer than two beats, a non-positive rate or positions that do not strictly increase.
+    """
+    t = np.asarray(r_samples, dtype=np.float64)
+    if t.ndim != 1 or len(t) < 2:
+        raise ValueError(f"rhythm features need at least two beats, got {t.size}")
+    if not (np.isfinite(fs) and fs > 0) or local_intervals < 1:
+        raise ValueError(f"rhythm features need a positive rate and window, got fs {fs}, window {local_intervals}")
+    if not np.isfinite(t).all():
+        raise ValueError("non-finite beat position")
+    rr = np.diff(t) / fs
+    if (rr <= 0).any():
+        i = int(np.flatnonzero(rr <= 0)[0])
+        raise ValueError(f"beat positions do not increase (beat {i + 1} at sample {t[i + 1]:g} after {t[i]:g})")
+    k = len(t)
+    pre = np.concatenate([rr[:1], rr])
+    post = np.concatenate([rr, rr[-1:]])
+    # Interval j runs from beat j to beat j + 1; beat i's window holds intervals i - half .. i + half - 1
+    # (its pre-RR is interval i - 1, its post-RR interval i), clipped to the record.
+    half_before = local_intervals // 2
+    half_after = local_intervals - half_before
+    i = np.arange(k)
+    lo = np.maximum(i - half_before, 0)
+    hi = np.minimum(i + half_after, k - 1)
+    csum = np.concatenate([[0.0], np.cumsum(rr)])
+    local = (csum[hi] - csum[lo]) / (hi - lo)
+    record = np.full(k, (t[-1] - t[0]) / fs / (k - 1))
+    out = np.stack([pre, post, local, record, pre / local, post / local, post / pre, pre / record, post / record,
+                    local / record], axis=1)
+    return out.astype(np.float32)
+
+
+def rhythm_meta() -> dict[str, Any]:
+    """Names, units and the local window of the rhythm features, as stored in Beats.meta["rhythm_features"]."""
+    return {"names": list(RHYTHM_NAMES), "units": [unit for _, unit in RHYTHM_FEATURES],
+            "local_rr_intervals": LOCAL_RR_INTERVALS,
+            "edges": "first beat: pre-RR = its post-RR; last beat: post-RR = its pre-RR"}
+
+
 def beats_from_peaks(signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
                      symbols: np.ndarray | None = None) -> Beats:
     """The model inputs of one record's beats given its R peaks: the one function that both training
@@ -314,16 +393,25 @@ def beats_from_peaks(signal: np.ndarray, fs: float, r_peaks: np.ndarray, record:
     signal: (T,) one lead at ``fs`` Hz; r_peaks: (k,) R-peak samples at ``fs``, in time order, every beat of the
     record; symbols: (k,) their MIT symbols, all in AAMI (None for detected beats: y is then -1 and symbol "").
     Returns the Beats kept by :func:`extract_beats` (a beat whose segment runs past the record's end is dropped;
-    ``sample`` tells which).
+    ``sample`` tells which), with their rhythm features (:func:`rhythm_features`, from every R peak). Raises
+    ValueError for R peaks that give no RR interval or do not increase; the caller names the file.
     """
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     x, kept = extract_beats(signal, fs, r_peaks)
+    # From every R peak, before extract_beats dropped the beats that run past the record's end.
+    if len(r_peaks) >= 2:
+        rhythm = rhythm_features(r_peaks, fs)[kept]
+    elif len(kept):
+        raise ValueError("a single beat, so no RR interval for the rhythm features")
+    else:
+        rhythm = np.zeros((0, len(RHYTHM_FEATURES)), dtype=np.float32)
     if symbols is None:
         y, sym = np.full(len(kept), -1, dtype=np.int64), np.full(len(kept), "")
     else:
         sym = np.asarray(symbols)[kept]
         y = np.array([AAMI[s] for s in sym], dtype=np.int64)
-    return Beats(x, y, np.full(len(kept), record), r_peaks[kept], sym.astype(str))
+    return Beats(x, y, np.full(len(kept), record), r_peaks[kept], sym.astype(str),
+                 {"rhythm_features": rhythm_meta()}, rhythm)
 
 
 def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, download: bool = True,
@@ -343,16 +431,19 @@ def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, 
     parts, leads = [], {}
     for name in tqdm(records, desc="records", unit="rec", disable=not progress, leave=False):
         signal, fs, lead, samples, symbols = _read_record(folder, name)
-        part = beats_from_peaks(signal, fs, samples, name, symbols)
+        try:
+            part = beats_from_peaks(signal, fs, samples, name, symbols)
+        except ValueError as exc:
+            raise InputError(f"{folder / name}.atr: {exc}") from None
         leads[name] = lead
-        parts.append((part.x, part.y, part.record, part.sample, part.symbol))
+        parts.append((part.x, part.y, part.record, part.sample, part.symbol, part.rhythm))
     if not any(len(p[0]) for p in parts):
         raise InputError(f"{folder}: the records hold no beat annotations")
-    x, y, rec, smp, sym = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    x, y, rec, smp, sym, rhy = (np.concatenate([p[i] for p in parts]) for i in range(6))
     no_mlii = {r: lead for r, lead in leads.items() if lead != "MLII"}
     meta = {"source": "mitdb", "folder": str(folder.resolve()), "records": list(records), "leads": leads,
-            "records_without_mlii": no_mlii, "fs": TARGET_FS}
-    return Beats(x, y, rec.astype(str), smp.astype(np.int64), sym.astype(str), meta)
+            "records_without_mlii": no_mlii, "fs": TARGET_FS, "rhythm_features": rhythm_meta()}
+    return Beats(x, y, rec.astype(str), smp.astype(np.int64), sym.astype(str), meta, rhy.astype(np.float32))
 
 
 # ------------------------------------------------------------------------------------------------------- kaggle
@@ -442,6 +533,8 @@ def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> 
 
     arrays = {"x": beats.x, "y": beats.y, "record": beats.record, "sample": beats.sample, "symbol": beats.symbol,
               "meta": np.array(json.dumps(beats.meta))}
+    if beats.rhythm is not None:
+        arrays["rhythm"] = beats.rhythm
     with atomic_path(path) as tmp:
         # np.savez_compressed at zlib's default level takes seconds on 80 MB of beats; level 1 is about three
         # times faster for a file only slightly larger, and np.load reads it the same way.
@@ -468,6 +561,7 @@ def load_npz(path: str | os.PathLike) -> Beats:
             sample = z["sample"] if "sample" in z.files else np.arange(n)
             symbol = z["symbol"] if "symbol" in z.files else None
             meta = json.loads(str(z["meta"])) if "meta" in z.files else {"source": str(path)}
+            rhythm = z["rhythm"] if "rhythm" in z.files else None
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile, pickle and value errors all mean a corrupt file
@@ -477,21 +571,54 @@ def load_npz(path: str | os.PathLike) -> Beats:
     y = y.astype(np.int64)
     if symbol is None:
         symbol = np.asarray(CLASSES)[y]
-    return Beats(x.astype(np.float32), y, record.astype(str), sample.astype(np.int64), symbol.astype(str), meta)
+    if rhythm is not None:
+        _validate_rhythm(rhythm, len(y), meta, str(path))
+        rhythm = rhythm.astype(np.float32)
+    return Beats(x.astype(np.float32), y, record.astype(str), sample.astype(np.int64), symbol.astype(str), meta,
+                 rhythm)
+
+
+def _validate_rhythm(rhythm: np.ndarray, n: int, meta: dict[str, Any], name: str) -> None:
+    """Raise InputError naming ``name`` unless rhythm is (n, k) finite numbers with k the names in meta."""
+    names = (meta.get("rhythm_features") or {}).get("names") if isinstance(meta, dict) else None
+    k = len(names) if isinstance(names, list) else None
+    if rhythm.ndim != 2 or rhythm.shape[0] != n or (k is not None and rhythm.shape[1] != k):
+        raise InputError(f"{name}: rhythm features have shape {rhythm.shape}, expected ({n}, {k or 'k'})")
+    if not np.issubdtype(rhythm.dtype, np.number) or not np.isfinite(rhythm).all():
+        row = int(np.flatnonzero(~np.isfinite(rhythm.astype(np.float64)).all(axis=1))[0]) \
+            if np.issubdtype(rhythm.dtype, np.number) else 0
+        raise InputError(f"{name}: non-finite rhythm feature (NaN or inf) in beat {row}")
+
+
+def require_rhythm(beats: Beats, name: str) -> np.ndarray:
+    """The beats' rhythm features (n, k), or InputError naming ``name`` when they have none (Kaggle CSVs, an npz
+    prepared before rhythm features existed)."""
+    if beats.rhythm is None:
+        if beats.meta.get("source") == "kaggle":
+            raise InputError(f"{name}: the Kaggle CSVs carry no R-peak positions, so no rhythm features: "
+                             "use --source mitdb or synthetic, or --features beat")
+        raise InputError(f"{name}: these beats carry no rhythm features (prepare them again from WFDB records, "
+                         "or use --features beat)")
+    return beats.rhythm
 
 
 # ---------------------------------------------------------------------------------------------------- front door
 def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = None,
                kaggle_dir: str | os.PathLike | None = None, records: Sequence[str] | None = None,
                synthetic_seconds: float = 60.0, seed: int = 0, cache: bool = True,
-               cache_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = False) -> Beats:
+               cache_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = False,
+               rhythm: bool = False) -> Beats:
     """Beats of one source, read through a compressed cache keyed by the source, its parameters and its files.
 
     source: "mitdb" (WFDB records in ``mitdb_dir``), "kaggle" (CSVs in ``kaggle_dir``) or "synthetic" (seeded
-    MIT-BIH-like WFDB records written to the cache and read through the mitdb path).
+    MIT-BIH-like WFDB records written to the cache and read through the mitdb path). The WFDB sources always carry
+    rhythm features (``Beats.rhythm``); ``rhythm=True`` asks for them, which the Kaggle source refuses at once.
     """
     if source not in SOURCES:
         raise InputError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
+    if rhythm and source == "kaggle":
+        raise InputError(f"{kaggle_dir if kaggle_dir is not None else 'kaggle'}: the Kaggle CSVs carry no R-peak "
+                         "positions, so no rhythm features: use --source mitdb or synthetic, or --features beat")
     if source == "mitdb":
         if mitdb_dir is None:
             raise InputError("the mitdb source needs a folder: --mitdb-dir DIR")
@@ -560,8 +687,10 @@ def split_beats(beats: Beats, protocol: str = "intra", test_fraction: float = 0.
     """Train/validation/test indices.
 
     intra: stratified random beats, ``test_fraction`` to test (the original study's protocol; for the Kaggle
-      source its own train/test files). inter: de Chazal et al. (2004), DS1 records train and DS2 records test,
-      paced records excluded. In both, ``val_fraction`` of the training beats (stratified) is held out.
+      source its own train/test files), and ``val_fraction`` of the training beats (stratified) held out.
+    inter: de Chazal et al. (2004), DS1 records train and DS2 records test, paced records excluded; validation is
+      a set of whole DS1 records (patient-wise, see :func:`patientwise_validation`), never beats of the training
+      patients.
     """
     idx = np.arange(len(beats))
     try:
@@ -591,12 +720,70 @@ def _split_beats(beats: Beats, idx: np.ndarray, protocol: str, test_fraction: fl
                              "it needs the MIT-BIH record names")
     else:
         raise InputError(f"unknown split {protocol!r}; choose one of {', '.join(SPLITS)}")
-    if val_fraction > 0:
+    if val_fraction > 0 and protocol == "inter":
+        train, val = patientwise_validation(beats, train, val_fraction, seed)
+    elif val_fraction > 0:
         train, val = train_test_split(train, test_size=val_fraction, random_state=seed,
                                       stratify=_stratify(beats.y[train]))
     else:
         val = train[:0]
     return Split(np.sort(train), np.sort(val), np.sort(test), protocol)
+
+
+# Patient-wise validation must hold some S and V beats to say anything about them, but not so many of DS1's that
+# training is starved of them (a few records carry most S beats, record 208 nearly all F beats): S and V get between
+# these shares of their beats, and no class with at least VAL_CLASS_MIN beats gets more than the upper share.
+VAL_CLASS_SHARE = (0.05, 0.5)
+VAL_CLASS_MIN = 50
+VAL_DRAWS = 2000
+
+
+def patientwise_validation(beats: Beats, index: np.ndarray, val_fraction: float = 0.1, seed: int = 0
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``index`` (beats of the training records) into (train, val) by whole records.
+
+    Seeded draws: each draw orders the records at random and takes records in that order until they hold
+    ``val_fraction`` of the beats. The first draw (of at most VAL_DRAWS) is kept whose validation holds, for each
+    of the classes S and V present in ``index``, between VAL_CLASS_SHARE[0] and VAL_CLASS_SHARE[1] of that class's
+    beats, no more than VAL_CLASS_SHARE[1] of any class with at least VAL_CLASS_MIN beats (so that F, nearly all in
+    record 208 of DS1, stays in training), and leaves at least one record for training. If no draw satisfies this (few records, as in small test
+    sets), the draw whose S and V shares come closest to the band is kept. With fewer than two records there is no
+    patient-wise validation: val is empty. Returns sorted index arrays.
+    """
+    records = np.unique(beats.record[index])
+    if len(records) < 2:
+        return np.sort(index), index[:0]
+    rng = np.random.default_rng(seed)
+    per_record = {r: index[beats.record[index] == r] for r in records}
+    class_total = np.bincount(beats.y[index], minlength=len(CLASSES))
+    watched = [c for c in (CLASSES.index("S"), CLASSES.index("V")) if class_total[c] > 0]
+    lo, hi = VAL_CLASS_SHARE
+    best, best_miss = None, np.inf
+    for _ in range(VAL_DRAWS):
+        order = rng.permutation(records)
+        chosen, n_val = [], 0
+        for r in order[:-1]:  # at least one record stays in training
+            chosen.append(r)
+            n_val += len(per_record[r])
+            if n_val >= val_fraction * len(index):
+                break
+        val = np.concatenate([per_record[r] for r in chosen])
+        share = np.bincount(beats.y[val], minlength=len(CLASSES)) / np.maximum(class_total, 1)
+        capped = (class_total >= VAL_CLASS_MIN) | np.isin(np.arange(len(CLASSES)), watched)
+        miss = float(np.sum(np.maximum(lo - share[watched], 0)) + np.sum(np.maximum(share - hi, 0)[capped]))
+        if miss < best_miss:
+            best, best_miss = val, miss
+        if miss == 0:
+            break
+    assert best is not None
+    train = np.setdiff1d(index, best)
+    return np.sort(train), np.sort(best)
+
+
+def split_records(beats: Beats, split: Split) -> dict[str, list[str]]:
+    """The record names in each part of a split: train_records, val_records, test_records (sorted)."""
+    return {f"{part}_records": sorted(set(beats.record[getattr(split, part)].tolist()))
+            for part in ("train", "val", "test")}
 
 
 def limit_beats(beats: Beats, limit: int | None, seed: int = 0) -> Beats:
@@ -611,6 +798,25 @@ def limit_beats(beats: Beats, limit: int | None, seed: int = 0) -> Beats:
     except ValueError:  # fewer beats asked for than there are classes: a random subset, like _stratify's fallback
         keep, _ = train_test_split(np.arange(len(beats)), train_size=limit, random_state=seed)
     return beats.subset(np.sort(keep))
+
+
+def context_beats(beats: Beats) -> np.ndarray:
+    """Each beat with its neighbours in the same record: (n, 3, 187) float32, channels predecessor, beat, successor
+    (neighbours in R-peak order among the table's beats of that record). The first and last beat of a record, with
+    no neighbour on one side, repeat themselves there. Call it on the whole table, before subsets drop neighbours.
+    Raises InputError for the Kaggle source, whose rows are beats of unknown records and positions."""
+    if beats.meta.get("source") == "kaggle":
+        raise InputError("the Kaggle CSVs carry no record positions, so no neighbouring beats: use --source mitdb "
+                         "or synthetic")
+    order = np.lexsort((beats.sample, beats.record))
+    x, rec = beats.x[order], beats.record[order]
+    same = rec[1:] == rec[:-1]
+    prev, nxt = x.copy(), x.copy()
+    prev[1:][same] = x[:-1][same]
+    nxt[:-1][same] = x[1:][same]
+    out = np.empty((len(x), 3, x.shape[1]), dtype=np.float32)
+    out[order] = np.stack([prev, x, nxt], axis=1)
+    return out
 
 
 # -------------------------------------------------------------------------------------------- study helpers
@@ -710,6 +916,41 @@ def to_tensors(beats: Beats, index: np.ndarray | None = None):
 
     b = beats if index is None else beats.subset(index)
     return torch.from_numpy(np.ascontiguousarray(b.x))[:, None, :], torch.from_numpy(b.y.astype(np.int64))
+
+
+@dataclass
+class BeatTensors:
+    """A Beats table as tensors: x (n, C, 187) float32 (C = 1, or 3 with context), y (n,) int64, rhythm (n, k)
+    float32 raw rhythm features or None."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    rhythm: torch.Tensor | None
+
+    def part(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        i = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        return self.x[i], self.y[i], None if self.rhythm is None else self.rhythm[i]
+
+
+def beat_tensors(beats: Any, features: str = "beat", context: bool = False, name: str = "beats") -> BeatTensors:
+    """The inputs a model takes for ``features`` ("beat" or "beat+rhythm") and ``context``, for the whole table
+    (context needs the neighbours, so build it before taking parts). InputError naming ``name`` when the beats
+    lack rhythm features or neighbours (the Kaggle source)."""
+    import torch
+
+    if context:
+        x = torch.from_numpy(context_beats(beats))
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(beats.x))[:, None, :]
+    rhythm = torch.from_numpy(np.ascontiguousarray(require_rhythm(beats, name))) if features == "beat+rhythm" else None
+    return BeatTensors(x, torch.from_numpy(beats.y.astype(np.int64)), rhythm)
+
+
+def model_inputs(beats: Beats, model_config: dict[str, Any], name: str = "beats") -> BeatTensors:
+    """The tensors a model built with ``model_config`` (``Classifier.config``) takes: the rhythm features when it
+    has a rhythm input, each beat with its neighbours when it takes three channels."""
+    features = "beat+rhythm" if model_config.get("rhythm_features") else "beat"
+    return beat_tensors(beats, features, model_config.get("in_channels", 1) != 1, name)
 
 
 def make_loader(beats: Beats, index: np.ndarray | None = None, batch_size: int = 128, shuffle: bool = False,

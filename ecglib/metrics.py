@@ -51,8 +51,33 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_train: np.n
         "confusion_matrix_normalized": confusion(y_true, y_pred, normalize=True).round(6).tolist(),
         "aami": {c: {"sensitivity": per_class[c]["recall"], "positive_predictivity": per_class[c]["precision"]}
                  for c in ("S", "V")},
+        "gross": gross_statistics(y_true, y_pred),
+        "kappa": cohen_kappa(y_true, y_pred),
         "n_test": int(len(y_true)),
     }
+
+
+def gross_statistics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per class, the gross statistics the ECG literature reports (AAMI EC57, de Chazal et al. 2004): pooled over
+    all test beats of all records, Se = TP / (TP + FN), +P = TP / (TP + FP), FPR = FP / (FP + TN), plus TP, FN,
+    FP counts. An undefined ratio (no beat of the class, or none predicted) is 0."""
+    cm = confusion(np.asarray(y_true), np.asarray(y_pred)).astype(np.int64)
+    total = int(cm.sum())
+    out = {}
+    for i, c in enumerate(CLASSES):
+        tp, fn, fp = int(cm[i, i]), int(cm[i].sum() - cm[i, i]), int(cm[:, i].sum() - cm[i, i])
+        tn = total - tp - fn - fp
+        out[c] = {"se": tp / (tp + fn) if tp + fn else 0.0, "ppv": tp / (tp + fp) if tp + fp else 0.0,
+                  "fpr": fp / (fp + tn) if fp + tn else 0.0, "tp": tp, "fn": fn, "fp": fp}
+    return out
+
+
+def cohen_kappa(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Cohen's kappa of predictions against labels over the 5 classes (scikit-learn); 0 when undefined."""
+    from sklearn.metrics import cohen_kappa_score
+
+    value = cohen_kappa_score(np.asarray(y_true), np.asarray(y_pred), labels=list(range(len(CLASSES))))
+    return float(value) if np.isfinite(value) else 0.0
 
 
 # ------------------------------------------------------------------------------------------------- efficiency
@@ -60,7 +85,8 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def activation_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+def activation_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     rhythm: torch.Tensor | None = None) -> int:
     """Bytes of the tensors autograd saves for backward in one training step on batch (x, y).
 
     Parameters are not counted, and a tensor saved several times counts once. This is the memory that grows with
@@ -80,20 +106,21 @@ def activation_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -
     was_training = model.training
     model.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = torch.nn.functional.cross_entropy(_call(model, x, rhythm), y)
     loss.backward()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return int(sum(seen.values()))
 
 
-def cuda_peak_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int | None:
+def cuda_peak_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    rhythm: torch.Tensor | None = None) -> int | None:
     """Peak CUDA memory of one training step, or None off the GPU."""
     if x.device.type != "cuda":
         return None
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats(x.device)
-    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss = torch.nn.functional.cross_entropy(_call(model, x, rhythm), y)
     loss.backward()
     model.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
@@ -101,17 +128,24 @@ def cuda_peak_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) ->
 
 
 @torch.no_grad()
-def beats_per_second(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512, max_beats: int = 4096) -> float:
-    """Inference throughput on up to ``max_beats`` beats of x (after one warm-up batch)."""
+def beats_per_second(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512, max_beats: int = 4096,
+                     rhythm: torch.Tensor | None = None) -> float:
+    """Inference throughput on up to ``max_beats`` beats of x (and their rhythm features), after one warm-up batch."""
     model.eval()
     x = x[:max_beats]
-    model(x[:batch_size])
+    rhythm = rhythm[:max_beats] if rhythm is not None else None
+    _call(model, x[:batch_size], None if rhythm is None else rhythm[:batch_size])
     _sync(x)
     start = time.perf_counter()
     for i in range(0, len(x), batch_size):
-        model(x[i:i + batch_size])
+        _call(model, x[i:i + batch_size], None if rhythm is None else rhythm[i:i + batch_size])
     _sync(x)
     return len(x) / (time.perf_counter() - start)
+
+
+def _call(model: torch.nn.Module, x: torch.Tensor, rhythm: torch.Tensor | None) -> torch.Tensor:
+    # A model with a rhythm input takes the beats' rhythm features as a second argument; the others take x alone.
+    return model(x) if rhythm is None else model(x, rhythm)
 
 
 def _sync(x: torch.Tensor) -> None:

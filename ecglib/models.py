@@ -26,10 +26,10 @@ def norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(32, channels), channels)
 
 
-def stem(width: int = 64) -> nn.Sequential:
-    """(B, 1, 187) -> (B, width, 46): a plain conv then two stride-2 convs."""
+def stem(width: int = 64, in_channels: int = 1) -> nn.Sequential:
+    """(B, in_channels, 187) -> (B, width, 46): a plain conv then two stride-2 convs."""
     return nn.Sequential(
-        nn.Conv1d(1, width, 3), norm(width), nn.ReLU(inplace=True),
+        nn.Conv1d(in_channels, width, 3), norm(width), nn.ReLU(inplace=True),
         nn.Conv1d(width, width, 4, 2, 1), norm(width), nn.ReLU(inplace=True),
         nn.Conv1d(width, width, 4, 2, 1),
     )
@@ -128,20 +128,60 @@ class ODEBlock(nn.Module):
         return out
 
 
-class Classifier(nn.Module):
-    """stem -> features -> head; ``features`` is six ResBlocks or one ODEBlock."""
+# Width of the learned projection of the rhythm features that joins the pooled morphology features.
+RHYTHM_PROJECTION = 16
 
-    def __init__(self, name: str, features: nn.Module, width: int, n_classes: int, config: dict[str, Any]) -> None:
+
+class Classifier(nn.Module):
+    """stem -> features -> head; ``features`` is six ResBlocks or one ODEBlock.
+
+    With ``rhythm_features`` k > 0, the k rhythm features of each beat are standardised with the buffers
+    ``rhythm_mean``/``rhythm_std`` (set from the training split by :meth:`set_rhythm_stats`, saved with the weights),
+    projected by Linear(k, 16) + ReLU, and concatenated to the pooled morphology features before the head's final
+    Linear. With k = 0 the model is exactly the original one.
+    """
+
+    def __init__(self, name: str, features: nn.Module, width: int, n_classes: int, config: dict[str, Any],
+                 rhythm_features: int = 0, in_channels: int = 1) -> None:
         super().__init__()
         self.name = name
         self.config = config
-        self.stem = stem(width)
+        self.stem = stem(width, in_channels)
         self.features = features
-        self.head = head(width, n_classes)
+        self.rhythm_features = rhythm_features
+        if rhythm_features:
+            self.rhythm = nn.Sequential(nn.Linear(rhythm_features, RHYTHM_PROJECTION), nn.ReLU(inplace=True))
+            self.register_buffer("rhythm_mean", torch.zeros(rhythm_features))
+            self.register_buffer("rhythm_std", torch.ones(rhythm_features))
+            # The head's norm and pooling see the morphology channels; its final Linear sees them and the rhythm.
+            self.head = nn.Sequential(norm(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                                      nn.Linear(width + RHYTHM_PROJECTION, n_classes))
+        else:
+            self.head = head(width, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 1, 187) beats in [0, 1] -> (B, n_classes) logits."""
-        return self.head(self.features(self.stem(x)))
+    def forward(self, x: torch.Tensor, rhythm: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, in_channels, 187) beats in [0, 1] (in_channels 1, or 3 with the neighbouring beats);
+        rhythm: (B, k) raw rhythm features, required exactly when the model was built with k > 0.
+        Returns (B, n_classes) logits."""
+        h = self.features(self.stem(x))
+        if not self.rhythm_features:
+            if rhythm is not None:
+                raise ValueError("this model takes no rhythm features")
+            return self.head(h)
+        if rhythm is None or rhythm.shape != (x.shape[0], self.rhythm_features):
+            raise ValueError(f"this model needs rhythm features shaped ({x.shape[0]}, {self.rhythm_features}), got "
+                             f"{None if rhythm is None else tuple(rhythm.shape)}")
+        r = self.rhythm((rhythm.to(self.rhythm_mean.dtype) - self.rhythm_mean) / self.rhythm_std)
+        pooled = self.head[:-1](h)
+        return self.head[-1](torch.cat([pooled, r], dim=1))
+
+    @torch.no_grad()
+    def set_rhythm_stats(self, rhythm: torch.Tensor) -> None:
+        """Standardise rhythm features with the mean and standard deviation of ``rhythm`` (n, k), the training split's;
+        a constant feature keeps a std of 1."""
+        std = rhythm.double().std(0, unbiased=False)
+        self.rhythm_mean.copy_(rhythm.double().mean(0).to(self.rhythm_mean.dtype))
+        self.rhythm_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)).to(self.rhythm_std.dtype))
 
     @property
     def ode(self) -> ODEBlock | None:
@@ -169,10 +209,14 @@ class Classifier(nn.Module):
         self.config.update(self.ode.config.to_dict())
 
 
-def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
-                ode: ODEConfig | None = None) -> Classifier:
+def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5, ode: ODEConfig | None = None,
+                rhythm_features: int = 0, in_channels: int = 1) -> Classifier:
     """A ResNet ("resnet", ``blocks`` residual blocks: 182,853 parameters by default) or an ODE-Net ("odenet",
-    one ODE block integrated as ``ode`` says, the project default when None: 59,333 parameters by default)."""
+    one ODE block integrated as ``ode`` says, the project default when None: 59,333 parameters by default).
+
+    rhythm_features: k > 0 adds the rhythm input (k features per beat, see Classifier; 16 k + 96 more parameters).
+    in_channels: 3 feeds each beat with its predecessor and successor (data.context_beats); 384 more parameters.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if width < 1 or blocks < 1 or n_classes < 2:
@@ -188,7 +232,12 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
         ode = ode or ODEConfig()
         config.update(ode.to_dict())
         features = ODEBlock(ODEFunc(width), ode)
-    return Classifier(name, features, width, n_classes, config)
+    # Only non-default options enter the config, so that the original models' checkpoints stay as they were.
+    if rhythm_features:
+        config["rhythm_features"] = rhythm_features
+    if in_channels != 1:
+        config["in_channels"] = in_channels
+    return Classifier(name, features, width, n_classes, config, rhythm_features, in_channels)
 
 
 def model_from_config(config: dict[str, Any]) -> Classifier:

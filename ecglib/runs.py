@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from io import StringIO
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -286,13 +286,24 @@ class RunFolder:
                              f"metrics.json describes {', '.join(f'{k} {saved[k]}' for k in differ)}")
         return model
 
-    def test_set(self, download: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
-        """Rebuild the run's test beats from its metrics.json: (x (n, 1, 187), y (n,), beats, split)."""
-        from .data import to_tensors
+    def test_set(self, download: bool = False) -> TestSet:
+        """Rebuild the run's test beats from its metrics.json, as the run's model takes them."""
+        from .data import model_inputs
 
-        beats, split = beats_of_run(self.metrics()["config"], download=download)
-        x, y = to_tensors(beats, split.test)
-        return x, y, beats, split
+        config = self.metrics()["config"]
+        beats, split = beats_of_run(config, download=download)
+        x, y, rhythm = model_inputs(beats, config.get("model", {}), str(self.metrics_file)).part(split.test)
+        return TestSet(x, y, rhythm, beats, split)
+
+
+class TestSet(NamedTuple):
+    """A run's test beats: x (n, C, 187), y (n,), rhythm (n, k) or None, and the Beats and Split they come from."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    rhythm: torch.Tensor | None
+    beats: Any
+    split: Any
 
 
 def beats_of_run(config: Mapping[str, Any], download: bool = False, **overrides: Any) -> tuple[Any, Any]:

@@ -19,12 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
+from .config import CLASS_WEIGHTS, TrainConfig
 from .errors import InputError, TrainingError
 from .models import Classifier, build_model
 from .runs import RunFolder, check_training_state, load_checkpoint, machine_description, nfe_per_batch, \
     read_checkpoint, save_checkpoint, write_history
 
+# Class counts are floored at this share of the training beats before weighting: DS1 holds 8 Q beats among 45,000,
+# whose balanced weight (about 1,100) would let a single Q beat dominate a batch and derail SGD.
+WEIGHT_COUNT_FLOOR = 0.01
 # Everything in TrainConfig but these may differ between a run and its resumption.
 RESUME_FREE = ("epochs", "device", "threads")
 
@@ -95,11 +98,47 @@ def _solver_advice(exc: BaseException) -> TrainingError | None:
     return None
 
 
+def class_weights(y: np.ndarray | torch.Tensor, mode: str = "none", n_classes: int = 5) -> torch.Tensor | None:
+    """Loss weights (n_classes,) from training labels y (n,): None for "none"; "balanced" n / (K n_c) (each class
+    weighs as much as any other in the loss; K the classes present); "sqrt" the square root of that (a milder
+    correction). n_c is floored at WEIGHT_COUNT_FLOOR n, so that a class of a handful of beats gets a large but
+    bounded weight. A class absent from y gets weight 1."""
+    if mode == "none":
+        return None
+    if mode not in CLASS_WEIGHTS:
+        raise InputError(f"unknown class weighting {mode!r}; choose {', '.join(CLASS_WEIGHTS)}")
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    w = np.ones(n_classes)
+    floored = np.maximum(counts[present], WEIGHT_COUNT_FLOOR * counts.sum())
+    w[present] = counts.sum() / (present.sum() * floored)
+    if mode == "sqrt":
+        w = np.sqrt(w)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _epoch_order(y: torch.Tensor, config: TrainConfig, epoch: int) -> torch.Tensor:
+    """The beat indices of one epoch, from (seed, epoch) alone so that a resumed run repeats them."""
+    gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    n = len(y)
+    if config.sampler == "shuffle":
+        return torch.randperm(n, generator=gen)
+    counts = torch.bincount(y, minlength=int(y.max()) + 1).double()
+    p = (1.0 / counts)[y]
+    return torch.multinomial(p, n, replacement=True, generator=gen)
+
+
+def _rows(r: torch.Tensor | None, idx: Any, device: torch.device) -> torch.Tensor | None:
+    return None if r is None else r[idx].to(device, non_blocking=True)
+
+
 # ------------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
-            device: torch.device | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Class predictions (n,) and logits (n, 5) for beats x (n, 1, 187); ``progress``: a bar of beats done."""
+            device: torch.device | None = None, progress: bool = False, rhythm: torch.Tensor | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Class predictions (n,) and logits (n, 5) for beats x (n, C, 187) and, for a model with a rhythm input,
+    their rhythm features (n, k); ``progress``: a bar of beats done."""
     from tqdm.auto import tqdm
 
     device = device or next(model.parameters()).device
@@ -109,8 +148,10 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
                dynamic_ncols=True)
     try:
         for i in range(0, len(x), batch_size):
-            out.append(model(x[i:i + batch_size].to(device)).float().cpu())
-            bar.update(len(out[-1]))
+            xb = x[i:i + batch_size].to(device)
+            logits = model(xb) if rhythm is None else model(xb, _rows(rhythm, slice(i, i + batch_size), device))
+            out.append(logits.float().cpu())
+            bar.update(len(xb))
     except AssertionError as exc:
         raise (_solver_advice(exc) or exc) from None
     finally:
@@ -119,19 +160,20 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
     return logits.argmax(1).numpy(), logits.numpy()
 
 
-def predict_nfe(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
-                device: torch.device | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_nfe(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512, device: torch.device | None = None,
+                progress: bool = False, rhythm: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`predict` and the mean forward evaluations of the ODE dynamics per batch (0 for a ResNet)."""
     if isinstance(model, Classifier):
         model.reset_nfe()
-    pred, logits = predict(model, x, batch_size, device, progress=progress)
+    pred, logits = predict(model, x, batch_size, device, progress=progress, rhythm=rhythm)
     calls = model.nfe()[0] if isinstance(model, Classifier) else 0
     return pred, logits, nfe_per_batch(calls, len(x), batch_size)
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, float]:
-    """Loss, accuracy and forward NFE per batch of the model on (x, y)."""
-    pred, logits, nfe = predict_nfe(model, x, batch_size)
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+             rhythm: torch.Tensor | None = None) -> dict[str, float]:
+    """Loss, accuracy and forward NFE per batch of the model on (x, y) (and the beats' rhythm features)."""
+    pred, logits, nfe = predict_nfe(model, x, batch_size, rhythm=rhythm)
     loss = float(F.cross_entropy(torch.from_numpy(logits), y)) if len(y) else float("nan")
     return {"loss": loss, "accuracy": float(np.mean(pred == y.numpy())) if len(y) else float("nan"), "nfe": nfe}
 
@@ -151,6 +193,8 @@ def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConf
         raise InputError(f"{path}: this run folder holds a {saved_model.get('model')} run with other model "
                          f"settings: {what}; {afresh}")
     saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE}
+    # Options added after the checkpoint was written (class_weight, sampler) were at their defaults then.
+    saved = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in RESUME_FREE}, **saved}
     now = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}
     if saved != now:
         diff = sorted(k for k in now if saved.get(k) != now[k])
@@ -205,8 +249,13 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
         config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = True,
         progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
         on_step: Callable[[dict[str, Any]], None] | None = None, max_steps: int | None = None,
-        checkpoint_extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Train ``model`` on (x_train (n, 1, 187), y_train (n,)) and return the per-epoch history.
+        checkpoint_extra: dict[str, Any] | None = None, r_train: torch.Tensor | None = None,
+        r_val: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` on (x_train (n, C, 187), y_train (n,)) and return the per-epoch history.
+
+    r_train, r_val: (n, k) raw rhythm features of the beats, for a model with a rhythm input (standardise them with
+    ``model.set_rhythm_stats(r_train)`` first). ``config.class_weight`` weights the loss, ``config.sampler``
+    draws the batches (see TrainConfig).
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
     per training batch, validation NFE per batch, seconds of the epoch and the last learning rate. With a
@@ -230,6 +279,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     if n == 0:
         raise InputError("no training beats")
     steps_per_epoch = math.ceil(n / config.batch_size)
+    weight = class_weights(y_train, config.class_weight)
+    weight = weight.to(device) if weight is not None else None
     optimizer = _make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch * config.epochs))
     history: list[dict[str, Any]] = []
@@ -259,7 +310,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        order = _epoch_order(y_train, config, epoch)
         loss_sum, correct, seen, nfe_f, nfe_b = 0.0, 0, 0, 0, 0
         bar = tqdm(total=n, desc=f"{model.name} epoch {epoch + 1}/{config.epochs}", unit="beat", unit_scale=True,
                    disable=not progress, dynamic_ncols=True, leave=True)
@@ -272,8 +323,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
                 model.reset_nfe()
                 try:
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits, yb)
+                    logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device))
+                    loss = F.cross_entropy(logits, yb, weight=weight)
                     if not torch.isfinite(loss):
                         raise TrainingError(f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
                                             f"{step + 1}: lower the learning rate (--lr) or check the input data")
@@ -301,7 +352,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                     bar.set_postfix(post, refresh=False)
         finally:
             bar.close()
-        val = evaluate(model, x_val, y_val) if len(x_val) else {"loss": float("nan"), "accuracy": float("nan"),
+        val = evaluate(model, x_val, y_val, rhythm=r_val) if len(x_val) else {"loss": float("nan"), "accuracy": float("nan"),
                                                                  "nfe": 0.0}
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_loss": val["loss"], "val_accuracy": val["accuracy"], "nfe_forward": nfe_f / steps_per_epoch,
@@ -332,12 +383,15 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
 def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike,
                  config: TrainConfig | None = None, model_kwargs: dict[str, Any] | None = None,
                  resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None,
-                 fresh: bool = False) -> dict[str, Any]:
+                 fresh: bool = False, features: str = "beat", context: bool = False) -> dict[str, Any]:
     """Train ``model_name`` on ``split`` of ``beats``, test the best-on-validation weights, and write the run folder.
 
-    model_kwargs: for :func:`ecglib.models.build_model` (width, blocks, ode). Returns the metrics also written to
-    ``out/metrics.json``: test accuracy, macro-F1, baseline, per-class scores, confusion matrices, and the costs
-    (parameters, seconds per epoch, NFE, activation memory, beats per second).
+    model_kwargs: for :func:`ecglib.models.build_model` (width, blocks, ode). features: "beat" (the beat's samples
+    only: the original study) or "beat+rhythm" (also the beat's rhythm features, ``beats.rhythm``, standardised
+    with the training split's mean and std). context: feed each beat with its predecessor and successor (3 input
+    channels, data.context_beats). Returns the metrics also written to ``out/metrics.json``: test accuracy,
+    macro-F1, baseline, per-class scores and gross statistics (Se, +P, FPR, kappa), confusion matrices, the records
+    of each split part, and the costs (parameters, seconds per epoch, NFE, activation memory, beats per second).
 
     The folder is locked for the whole run (:meth:`RunFolder.lock`: a second training into it is refused);
     ``fresh`` clears what an earlier run left, else a checkpoint there is resumed only if it was trained on the
@@ -351,7 +405,7 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
     with run.lock():
         try:
             return _run_training_locked(model_name, beats, split, run, config, model_kwargs, resume, progress,
-                                        data_config, fresh)
+                                        data_config, fresh, features, context)
         except BaseException:
             # Nothing that looks like a result: metrics.json is written last (and an earlier one was removed
             # before training), and a folder this call made goes while it holds no finished epoch. Still under
@@ -363,24 +417,33 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
 
 def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder, config: TrainConfig | None,
                          model_kwargs: dict[str, Any] | None, resume: bool, progress: bool,
-                         data_config: dict[str, Any] | None, fresh: bool) -> dict[str, Any]:
-    from .data import to_tensors
+                         data_config: dict[str, Any] | None, fresh: bool, features: str, context: bool
+                         ) -> dict[str, Any]:
+    from .data import FEATURE_SETS, beat_tensors, split_records
     from .files import atomic_write_text
     from .metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 
+    if features not in FEATURE_SETS:
+        raise InputError(f"unknown feature set {features!r}; choose {', '.join(FEATURE_SETS)}")
     config = config or TrainConfig()
     if fresh:
         run.clear()
     seed_everything(config.seed)
-    model = build_model(model_name, **(model_kwargs or {}))
-    x_tr, y_tr = to_tensors(beats, split.train)
-    x_va, y_va = to_tensors(beats, split.val)
-    x_te, y_te = to_tensors(beats, split.test)
+    tensors = beat_tensors(beats, features, context)
+    model_kwargs = dict(model_kwargs or {})
+    if tensors.rhythm is not None:
+        model_kwargs["rhythm_features"] = tensors.rhythm.shape[1]
+    if context:
+        model_kwargs["in_channels"] = tensors.x.shape[1]
+    model = build_model(model_name, **model_kwargs)
+    x_tr, y_tr, r_tr = tensors.part(split.train)
+    x_va, y_va, r_va = tensors.part(split.val)
+    x_te, y_te, r_te = tensors.part(split.test)
     if len(x_te) == 0:
         raise InputError("the test split is empty")
-    data_state = {**(data_config or {}), "split": split.protocol,
+    data_state = {**(data_config or {}), "split": split.protocol, "features": features, "context": context,
                   "beats": beats_digest(x_tr.numpy(), y_tr.numpy(), x_va.numpy(), y_va.numpy(), x_te.numpy(),
-                                        y_te.numpy())}
+                                        y_te.numpy(), *([] if r_tr is None else [r_tr.numpy()]))}
     if resume and run.checkpoint.exists():
         state = read_checkpoint(run.checkpoint)
         check_training_state(state, run.checkpoint)
@@ -390,16 +453,25 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         _check_best(read_checkpoint(run.best), model, run.best)  # there, whole and this run's, or the result lies
     # A run that goes on must not leave the last run's metrics behind if it fails.
     run.metrics_file.unlink(missing_ok=True)
+    if r_tr is not None:
+        model.set_rhythm_stats(r_tr)
     history = fit(model, x_tr, y_tr, x_va, y_va, config, run_dir=run.path, resume=resume, progress=progress,
-                  checkpoint_extra={"data_config": data_state})
+                  checkpoint_extra={"data_config": data_state}, r_train=r_tr, r_val=r_va)
 
     best, best_state = load_checkpoint(run.best)
     _check_best(best_state, model, run.best)
     device = pick_device(config.device)
     best.to(device)
-    pred, _, test_nfe = predict_nfe(best, x_te, device=device)
+    pred, _, test_nfe = predict_nfe(best, x_te, device=device, rhythm=r_te)
     metrics = classification_metrics(y_te.numpy(), pred, y_train=y_tr.numpy())
+    if len(x_va):
+        # The validation scores of the same weights: what model choices (class weighting, features) are made on.
+        val_pred, _ = predict(best, x_va, device=device, rhythm=r_va)
+        val_m = classification_metrics(y_va.numpy(), val_pred, y_train=y_tr.numpy())
+        metrics["validation"] = {k: val_m[k] for k in ("accuracy", "macro_f1", "baseline_accuracy", "gross", "kappa",
+                                                       "confusion_matrix", "n_test")}
     xb, yb = x_tr[: config.batch_size].to(device), y_tr[: config.batch_size].to(device)
+    rb = r_tr[: config.batch_size].to(device) if r_tr is not None else None
     metrics.update({
         "model": model_name,
         "params": count_parameters(best),
@@ -407,15 +479,19 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         "nfe_forward": float(np.mean([h["nfe_forward"] for h in history])),
         "nfe_backward": float(np.mean([h["nfe_backward"] for h in history])),
         "test_nfe_forward": test_nfe,
-        "activation_bytes": activation_bytes(best, xb, yb),
-        "cuda_peak_bytes": cuda_peak_bytes(best, xb, yb),
-        "beats_per_second": beats_per_second(best, x_te.to(device)),
+        "activation_bytes": activation_bytes(best, xb, yb, rhythm=rb),
+        "cuda_peak_bytes": cuda_peak_bytes(best, xb, yb, rhythm=rb),
+        "beats_per_second": beats_per_second(best, x_te.to(device),
+                                             rhythm=r_te.to(device) if r_te is not None else None),
         "best_epoch": int(best_state["epoch"]),
         "split_sizes": split.sizes(),
+        "split": {"protocol": split.protocol, **split_records(beats, split)},
+        "features": features,
+        "context": context,
         "device": str(device),
         "machine": machine_description(device),
         "config": {"model": best.config, "train": asdict(config), "data": data_config or {},
-                   "split": split.protocol},
+                   "split": split.protocol, "features": features, "context": context},
         "history": history,
     })
     atomic_write_text(run.metrics_file, json.dumps(metrics, indent=2))

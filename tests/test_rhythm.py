@@ -1,0 +1,311 @@
+"""Beats in their rhythm: RR-interval features, the models' rhythm input, patient-wise inter validation, class
+weighting and the gross statistics."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import DS1_RECORDS, assert_one_line_error, run_main
+from ecglib import data, train
+from ecglib.data import CLASSES, RHYTHM_NAMES
+from ecglib.errors import InputError
+from ecglib.metrics import cohen_kappa, count_parameters, gross_statistics
+from ecglib.models import build_model
+from test_data import kaggle_rows, write_kaggle
+
+FAST_ODE = {"solver": "rk4", "step_size": 0.5, "adjoint": False}
+K = len(RHYTHM_NAMES)
+
+
+def col(name: str) -> int:
+    return RHYTHM_NAMES.index(name)
+
+
+# ----------------------------------------------------------------------------------------------- rhythm features
+# 13 beats at 250 Hz. RR intervals (s): 2 at both ends, a premature beat (beat 6: pre-RR 0.5) followed by a
+# compensatory pause (post-RR 1.5), 1 elsewhere.
+RR = [2.0, 1.0, 1.0, 1.0, 1.0, 0.5, 1.5, 1.0, 1.0, 1.0, 1.0, 2.0]
+SAMPLES = np.concatenate([[100], 100 + np.cumsum(np.array(RR) * 250)]).astype(np.int64)
+
+
+def test_rhythm_features_of_a_hand_made_record():
+    f = data.rhythm_features(SAMPLES, 250.0)
+    assert f.shape == (13, K) and f.dtype == np.float32
+    record = 14.0 / 12
+    # The premature beat: its window of 10 intervals (5 before, 5 after) is RR[1:11], mean 1.0.
+    expected6 = {"pre_rr": 0.5, "post_rr": 1.5, "local_rr": 1.0, "record_rr": record, "pre_over_local": 0.5,
+                 "post_over_local": 1.5, "post_over_pre": 3.0, "pre_over_record": 0.5 / record,
+                 "post_over_record": 1.5 / record, "local_over_record": 1.0 / record}
+    # The beat after it: pre 1.5, post 1.0, window RR[2:12] = (7 * 1 + 0.5 + 1.5 + 2) / 10 = 1.1.
+    expected7 = {"pre_rr": 1.5, "post_rr": 1.0, "local_rr": 1.1, "post_over_pre": 1.0 / 1.5}
+    # First beat: no pre-RR, it copies its post-RR (2.0); window RR[0:5] = 6 / 5.
+    expected0 = {"pre_rr": 2.0, "post_rr": 2.0, "local_rr": 1.2, "post_over_pre": 1.0, "pre_over_local": 2.0 / 1.2}
+    # Last beat: no post-RR, it copies its pre-RR (2.0); window RR[7:12] = 6 / 5.
+    expected12 = {"pre_rr": 2.0, "post_rr": 2.0, "local_rr": 1.2, "post_over_pre": 1.0,
+                  "post_over_record": 2.0 / record}
+    for beat, expected in ((6, expected6), (7, expected7), (0, expected0), (12, expected12)):
+        for name, value in expected.items():
+            assert f[beat, col(name)] == pytest.approx(value, rel=1e-6), (beat, name)
+    assert np.all(f[:, col("record_rr")] == np.float32(record))
+
+
+def test_rhythm_features_window_and_errors():
+    # A window of 2 intervals: the mean of the beat's own pre- and post-RR.
+    f = data.rhythm_features(np.array([0, 360, 720, 936, 1440]), 360.0, local_intervals=2)
+    np.testing.assert_allclose(f[:, col("local_rr")], [1.0, 1.0, 0.8, 1.0, 1.4], rtol=1e-6)
+    with pytest.raises(ValueError, match="at least two beats"):
+        data.rhythm_features(np.array([5]), 360.0)
+    with pytest.raises(ValueError, match="do not increase"):
+        data.rhythm_features(np.array([0, 360, 360, 720]), 360.0)
+
+
+def test_records_carry_rhythm_from_all_annotations(synthetic_records, synthetic_beats):
+    import wfdb
+
+    beats = synthetic_beats
+    assert beats.rhythm is not None and beats.rhythm.shape == (len(beats), K)
+    assert beats.meta["rhythm_features"]["names"] == list(RHYTHM_NAMES)
+    assert beats.meta["rhythm_features"]["units"][:4] == ["s"] * 4
+    name = DS1_RECORDS[0]
+    ann = wfdb.rdann(str(synthetic_records / name), "atr")
+    keep = np.isin(ann.symbol, list(data.AAMI))
+    all_samples = np.asarray(ann.sample)[keep]
+    mine = beats.record == name
+    expected = data.rhythm_features(all_samples, ann.fs)[np.searchsorted(all_samples, beats.sample[mine])]
+    np.testing.assert_array_equal(beats.rhythm[mine], expected)
+    # Beats running past the record's end are dropped, but the last kept beat's post-RR is still its true one.
+    last = beats.sample[mine].max()
+    after = all_samples[all_samples > last]
+    if len(after):
+        got = beats.rhythm[mine][beats.sample[mine] == last][0, col("post_rr")]
+        assert got == pytest.approx((after[0] - last) / ann.fs, rel=1e-6)
+
+
+def test_synthetic_rhythm_is_realistic(synthetic_beats):
+    """Premature S beats with a shortened RR; V beats premature with a compensatory pause (pre + post ~ 2 RR)."""
+    r, y = synthetic_beats.rhythm, synthetic_beats.y
+    med = {c: np.median(r[y == CLASSES.index(c)], axis=0) for c in ("N", "S", "V")}
+    assert 0.95 < med["N"][col("pre_over_local")] < 1.05
+    assert med["S"][col("pre_over_local")] < 0.85
+    assert med["V"][col("pre_over_local")] < 0.8 and med["V"][col("post_over_pre")] > 1.5
+    v = r[y == CLASSES.index("V")]
+    pair = (v[:, col("pre_rr")] + v[:, col("post_rr")]) / v[:, col("local_rr")]
+    assert 1.8 < np.median(pair) < 2.2
+
+
+def test_npz_round_trip_with_rhythm(tmp_path, synthetic_beats):
+    path = tmp_path / "beats.npz"
+    data.save_npz(synthetic_beats, path)
+    back = data.load_npz(path)
+    np.testing.assert_array_equal(back.rhythm, synthetic_beats.rhythm)
+    assert back.meta["rhythm_features"] == synthetic_beats.meta["rhythm_features"]
+    sub = back.subset(np.arange(5))
+    np.testing.assert_array_equal(sub.rhythm, synthetic_beats.rhythm[:5])
+    for bad, match in ((np.full((len(back), K), np.nan, np.float32), "non-finite rhythm"),
+                       (np.zeros((len(back), K - 1), np.float32), "rhythm features have shape")):
+        broken = data.Beats(back.x, back.y, back.record, back.sample, back.symbol, back.meta, bad)
+        data.save_npz(broken, tmp_path / "bad.npz")
+        with pytest.raises(InputError, match=match):
+            data.load_npz(tmp_path / "bad.npz")
+
+
+def test_context_beats_are_record_neighbours(synthetic_beats):
+    ctx = data.context_beats(synthetic_beats)
+    assert ctx.shape == (len(synthetic_beats), 3, data.BEAT_LENGTH)
+    np.testing.assert_array_equal(ctx[:, 1], synthetic_beats.x)
+    mine = np.flatnonzero(synthetic_beats.record == DS1_RECORDS[1])
+    order = mine[np.argsort(synthetic_beats.sample[mine])]
+    np.testing.assert_array_equal(ctx[order[1:], 0], synthetic_beats.x[order[:-1]])
+    np.testing.assert_array_equal(ctx[order[:-1], 2], synthetic_beats.x[order[1:]])
+    np.testing.assert_array_equal(ctx[order[0], 0], synthetic_beats.x[order[0]])  # no predecessor: itself
+
+
+# ------------------------------------------------------------------------------------------------------- splits
+def test_inter_validation_is_patient_wise(synthetic_beats):
+    for seed in (0, 1):
+        split = data.split_beats(synthetic_beats, "inter", seed=seed)
+        parts = data.split_records(synthetic_beats, split)
+        train_r, val_r, test_r = (set(parts[f"{p}_records"]) for p in ("train", "val", "test"))
+        assert val_r and train_r and test_r
+        assert not (train_r & val_r) and not (train_r & test_r) and not (val_r & test_r)
+        assert train_r | val_r == set(DS1_RECORDS)
+
+
+def _records_beats(spec: dict[str, dict[int, int]]) -> data.Beats:
+    y = np.concatenate([np.full(n, c) for counts in spec.values() for c, n in counts.items()]).astype(np.int64)
+    rec = np.concatenate([np.full(sum(counts.values()), r) for r, counts in spec.items()])
+    n = len(y)
+    return data.Beats(np.zeros((n, data.BEAT_LENGTH), np.float32), y, rec.astype(str), np.arange(n),
+                      np.asarray(CLASSES)[y], {"source": "toy"})
+
+
+def test_inter_validation_holds_s_and_v_without_starving_training():
+    # Ten DS1 records of 100 beats: S beats only in 101 and 106, V only in 108 and 109; 208 holds all F beats.
+    ds1 = data.DS1[:10]
+    spec = {r: {0: 100} for r in ds1}
+    spec["101"], spec["106"] = {0: 80, 1: 20}, {0: 70, 1: 30}
+    spec["108"], spec["109"] = {0: 60, 2: 40}, {0: 50, 2: 50}
+    spec["208"] = {0: 40, 3: 60}
+    spec["100"] = {0: 100}  # DS2
+    beats = _records_beats(spec)
+    for seed in range(3):
+        split = data.split_beats(beats, "inter", val_fraction=0.2, seed=seed)
+        val_records = set(beats.record[split.val])
+        assert val_records & {"101", "106"} and val_records & {"108", "109"}, val_records
+        assert "208" not in val_records
+        for c in (1, 2):  # each of S and V also stays in training
+            assert (beats.y[split.train] == c).any()
+        assert set(beats.record[split.test]) == {"100"}
+
+
+# -------------------------------------------------------------------------------------------------------- models
+@pytest.mark.parametrize("name, kwargs, plain", [("resnet", {}, 182_853), ("odenet", FAST_ODE, 59_333)])
+def test_parameters_and_shapes_with_and_without_rhythm(name, kwargs, plain):
+    x, r = torch.rand(4, 1, data.BEAT_LENGTH), torch.rand(4, K)
+    model = build_model(name, **kwargs)
+    assert count_parameters(model) == plain
+    assert "rhythm_features" not in model.config and "in_channels" not in model.config
+    assert model(x).shape == (4, 5)
+    with pytest.raises(ValueError, match="no rhythm"):
+        model(x, r)
+    rhythmic = build_model(name, rhythm_features=K, **kwargs)
+    assert count_parameters(rhythmic) == plain + (K * 16 + 16) + 16 * 5
+    assert rhythmic(x, r).shape == (4, 5)
+    with pytest.raises(ValueError, match="needs rhythm"):
+        rhythmic(x)
+    ctx = build_model(name, rhythm_features=K, in_channels=3, **kwargs)
+    assert count_parameters(ctx) == count_parameters(rhythmic) + 2 * 64 * 3
+    assert ctx(torch.rand(4, 3, data.BEAT_LENGTH), r).shape == (4, 5)
+
+
+def test_rhythm_standardisation_travels_with_the_weights(tmp_path):
+    model = build_model("resnet", width=8, blocks=1, rhythm_features=3)
+    r = torch.tensor([[1.0, 5.0, 2.0], [3.0, 5.0, 4.0]])
+    model.set_rhythm_stats(r)
+    torch.testing.assert_close(model.rhythm_mean, torch.tensor([2.0, 5.0, 3.0]))
+    torch.testing.assert_close(model.rhythm_std, torch.tensor([1.0, 1.0, 1.0]))  # the constant one keeps std 1
+    again = build_model("resnet", width=8, blocks=1, rhythm_features=3)
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(again.rhythm_mean, model.rhythm_mean)
+
+
+# ------------------------------------------------------------------------------------------------------ training
+def test_class_weights():
+    y = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    assert train.class_weights(y, "none") is None
+    torch.testing.assert_close(train.class_weights(y, "balanced"),
+                               torch.tensor([12 / 18, 12 / 6, 12 / 12, 1.0, 1.0]))
+    torch.testing.assert_close(train.class_weights(y, "sqrt"),
+                               torch.tensor([12 / 18, 12 / 6, 12 / 12, 1.0, 1.0]).sqrt())
+    # A class of a handful of beats: its count is floored at 1 % of the beats (Q: 8 of 45,000 in DS1).
+    many = np.array([0] * 9990 + [4] * 10)
+    torch.testing.assert_close(train.class_weights(many, "balanced")[[0, 4]],
+                               torch.tensor([10000 / (2 * 9990), 10000 / (2 * 100)]))
+    with pytest.raises(InputError, match="class weighting"):
+        train.TrainConfig(class_weight="inverse")
+
+
+def test_balanced_sampler_draws_classes_evenly():
+    y = torch.tensor([0] * 900 + [1] * 100)
+    config = train.TrainConfig(sampler="balanced", seed=0)
+    order = train._epoch_order(y, config, epoch=0)
+    assert len(order) == 1000
+    assert 0.4 < (y[order] == 1).float().mean() < 0.6
+    torch.testing.assert_close(order, train._epoch_order(y, config, epoch=0))
+
+
+def test_rhythm_run_records_split_and_gross_statistics(tmp_path, synthetic_beats):
+    split = data.split_beats(synthetic_beats, "inter", seed=0)
+    config = train.TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, class_weight="sqrt")
+    m = train.run_training("resnet", synthetic_beats, split, tmp_path / "run", config,
+                           {"width": 8, "blocks": 1}, progress=False, features="beat+rhythm")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["config"]["features"] == "beat+rhythm" and saved["config"]["train"]["class_weight"] == "sqrt"
+    assert saved["config"]["model"]["rhythm_features"] == K
+    recs = [set(saved["split"][f"{p}_records"]) for p in ("train", "val", "test")]
+    assert recs[1] and not (recs[0] & recs[1]) and not (recs[0] & recs[2]) and not (recs[1] & recs[2])
+    assert set(saved["gross"]) == set(CLASSES) and -1 <= saved["kappa"] <= 1
+    assert "validation" in saved and saved["validation"]["n_test"] == len(split.val)
+    best, _ = train.load_checkpoint(tmp_path / "run")
+    # The checkpoint carries the training split's standardisation.
+    expected = torch.from_numpy(synthetic_beats.rhythm[split.train]).double().mean(0).float()
+    torch.testing.assert_close(best.rhythm_mean, expected)
+    assert m["accuracy"] == saved["accuracy"]
+
+
+def test_kaggle_with_rhythm_is_one_clear_error(tmp_path, capsys):
+    folder = write_kaggle(tmp_path / "kaggle", kaggle_rows(40, 0), kaggle_rows(15, 1))
+    result = run_main(capsys, "train", "--model", "resnet", "--source", "kaggle", "--kaggle-dir", folder,
+                      "--features", "beat+rhythm", "--epochs", "1", "--out", tmp_path / "run")
+    assert_one_line_error(result, "Kaggle", "rhythm", str(folder))
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_train_and_evaluate_with_rhythm(tmp_path, capsys, synthetic_records):
+    npz = tmp_path / "beats.npz"
+    assert run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", synthetic_records, "--no-download",
+                    "--out", npz).rc == 0
+    run = tmp_path / "run"
+    result = run_main(capsys, "train", "--model", "resnet", "--data", npz, "--split", "inter", "--features",
+                      "beat+rhythm", "--class-weight", "balanced", "--width", "8", "--blocks", "1", "--epochs", "1",
+                      "--optimizer", "adam", "--lr", "3e-3", "--quiet", "--out", run)
+    assert result.rc == 0, result.stderr
+    saved = json.loads((run / "metrics.json").read_text())
+    result = run_main(capsys, "evaluate", run, "--out", tmp_path / "eval.json")
+    assert result.rc == 0, result.stderr
+    again = json.loads((tmp_path / "eval.json").read_text())
+    assert again["features"] == "beat+rhythm"
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])
+    # An npz without rhythm features cannot feed a rhythm model.
+    plain = data.load_npz(npz)
+    plain.rhythm = None
+    data.save_npz(plain, tmp_path / "plain.npz")
+    result = run_main(capsys, "train", "--model", "resnet", "--data", tmp_path / "plain.npz", "--features",
+                      "beat+rhythm", "--epochs", "1", "--out", tmp_path / "run2")
+    assert_one_line_error(result, "plain.npz", "no rhythm features")
+
+
+# ------------------------------------------------------------------------------------------------------- metrics
+def test_gross_statistics_and_kappa():
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 0, 1, 2, 1, 0, 2, 2])
+    g = gross_statistics(y_true, y_pred)
+    assert g["N"] == {"se": 0.5, "ppv": 2 / 3, "fpr": 1 / 4, "tp": 2, "fn": 2, "fp": 1}
+    assert g["S"]["se"] == 0.5 and g["S"]["ppv"] == 0.5 and g["S"]["fpr"] == 1 / 6
+    assert g["V"]["se"] == 1.0 and g["V"]["ppv"] == 2 / 3 and g["V"]["fpr"] == 1 / 6
+    assert g["F"] == {"se": 0.0, "ppv": 0.0, "fpr": 0.0, "tp": 0, "fn": 0, "fp": 0}
+    # observed agreement 5/8, chance agreement (4*3 + 2*2 + 2*3) / 64
+    pe = (4 * 3 + 2 * 2 + 2 * 3) / 64
+    assert cohen_kappa(y_true, y_pred) == pytest.approx((5 / 8 - pe) / (1 - pe))
+
+
+# ------------------------------------------------------------------------------------------------ notebook helpers
+def test_rhythm_plot_helpers(tmp_path, synthetic_beats):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ecglib import rhythm_plots
+
+    table = rhythm_plots.rr_ratio_table(synthetic_beats)
+    assert table.loc["S", "pre_over_local median"] < table.loc["N", "pre_over_local median"]
+    axes = rhythm_plots.plot_rr_ratios(synthetic_beats)
+    assert len(axes) == 2 and axes[0].get_legend() is not None
+    assert list(rhythm_plots.anchors_table().columns) == ["inputs", "S Se", "S +P", "V Se", "V +P"]
+    m = {"accuracy": 0.9, "baseline_accuracy": 0.8, "macro_f1": 0.5, "kappa": 0.4,
+         "gross": {c: {"se": 0.5, "ppv": 0.25} for c in CLASSES}}
+    rows = rhythm_plots.runs_table({"resnet": [m, {**m, "accuracy": 0.8}]})
+    assert rows.loc["resnet", "accuracy"] == pytest.approx(0.85) and rows.loc["resnet", "S Se"] == 50.0
+
+
+def test_checkpoints_from_before_class_weighting_still_resume(tmp_path):
+    from dataclasses import asdict
+
+    model = build_model("resnet", width=8, blocks=1)
+    old = {k: v for k, v in asdict(train.TrainConfig()).items() if k not in ("class_weight", "sampler")}
+    state = {"model_config": model.config, "train_config": old}
+    train._check_resumable(state, model, train.TrainConfig(), tmp_path / "checkpoint.pt")
+    with pytest.raises(InputError, match="class_weight"):
+        train._check_resumable(state, model, train.TrainConfig(class_weight="sqrt"), tmp_path / "checkpoint.pt")
