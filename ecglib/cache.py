@@ -131,3 +131,12 @@ def discard(folder: Path) -> None:
 def say(message: str) -> None:
     """One line on stderr about something the library repaired by itself."""
     print(f"ecglib: {message}", file=sys.stderr, flush=True)
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where prepared beats and synthetic records live: ``cache_dir``, $ECGLIB_CACHE, or ~/.cache/ecglib."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("ECGLIB_CACHE", Path.home() / ".cache" / "ecglib"))
+
+

@@ -271,7 +271,6 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     from .annotate import annotate_records
-
     from .study import study_threads
 
     # On a busy machine more torch threads than free cores make classification several times slower.
@@ -291,23 +290,12 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from . import ec57, score
+    from . import score
 
-    folder = args.record_dir
-    if not folder.is_dir():
-        raise EcgError(f"{folder}: record folder not found")
-    records = args.records
-    if not records:
-        listing = folder / "RECORDS"
-        records = listing.read_text().split() if listing.exists() else sorted(
-            p.stem for p in folder.glob("*.hea") if (folder / f"{p.stem}.{args.ref}").exists())
-        if not records:
-            raise EcgError(f"{folder}: no records with {args.ref} annotations (name them after RECORD_DIR)")
     if args.learning_period < 0:
         raise EcgError(f"--learning-period {args.learning_period:g}: must be 0 or more seconds")
-    comparisons = [score.score_record(folder / r, args.ref, args.test, learning_period=args.learning_period,
-                                     test_dir=args.test_dir) for r in records]
-    summary = ec57.summarize(comparisons)
+    comparisons, summary = score.score_records(args.record_dir, args.ref, args.test, args.records,
+                                               learning_period=args.learning_period, test_dir=args.test_dir)
     if args.csv is not None:
         score.write_csv(args.csv, comparisons, summary)
     if args.matrix:

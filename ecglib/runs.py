@@ -14,13 +14,15 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from io import StringIO
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
-from .config import model_size_problem
+from .config import TrainConfig, model_size_problem
 from .errors import InputError
 from .files import atomic_path, atomic_write_text, clear_stale_temporaries
 from .models import MODELS, Classifier, model_from_config
@@ -381,6 +383,76 @@ def _metrics_problem(m: Mapping[str, Any]) -> str | None:
         if d.get(key) is not None and not isinstance(d[key], str):
             return f"config.data.{key} {d[key]!r} is not a path"
     return None
+
+
+# ------------------------------------------------------------------------------------------------- resuming
+# Everything in TrainConfig but these may differ between a run and its resumption.
+RESUME_FREE = ("epochs", "device", "threads")
+
+
+def _describe(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_resumable(state: dict[str, Any], model: Classifier, config: TrainConfig, path: Path) -> None:
+    afresh = "start afresh with --fresh (or another --out folder) to train with the new ones"
+    if state.get("model_config") != model.config:
+        saved_model = state["model_config"]
+        diff = sorted(k for k in set(saved_model) | set(model.config) if saved_model.get(k) != model.config.get(k))
+        what = ", ".join(f"{k} {_describe(saved_model.get(k))} (now {_describe(model.config.get(k))})"
+                         for k in diff[:3])
+        raise InputError(f"{path}: this run folder holds a {saved_model.get('model')} run with other model "
+                         f"settings: {what}; {afresh}")
+    saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE}
+    # Options added after the checkpoint was written (class_weight, sampler) were at their defaults then.
+    saved = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in RESUME_FREE}, **saved}
+    now = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}
+    if saved != now:
+        diff = sorted(k for k in now if saved.get(k) != now[k])
+        what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(now[k])})" for k in diff[:3])
+        raise InputError(f"{path}: this run folder was trained with other settings ({', '.join(diff)}): {what}; "
+                         f"{afresh}")
+
+
+# What a run folder remembers of its data, and must find again to resume: where the beats come from, which of
+# them, how they are split, and a digest of the beats themselves (a file changed under the same name).
+RESUME_DATA_KEYS = ("source", "data", "mitdb_dir", "kaggle_dir", "synthetic_seconds", "limit", "split",
+                    "val_fraction", "beats")
+
+
+def check_resumable_data(state: dict[str, Any], data: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a checkpoint that was trained on other data, another subset or another split."""
+    saved = state.get("data_config")
+    if not isinstance(saved, dict):
+        return  # a checkpoint from before data settings were stored: nothing to compare
+    diff = [k for k in RESUME_DATA_KEYS if (k in saved or k in data) and saved.get(k) != data.get(k)]
+    if diff:
+        what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(data.get(k))})" if k != "beats"
+                         else "the beats' content" for k in diff[:3])
+        raise InputError(f"{path}: this run folder was started on other data: {what}; start afresh with --fresh "
+                         "(or another --out folder) to train on these")
+
+
+def check_best(state: dict[str, Any], model: Classifier, path: Path) -> None:
+    """The run's best.pt must hold weights of the model trained, with the epoch they come from."""
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise InputError(f"{path}: damaged checkpoint (epoch {epoch!r}); start afresh with --fresh")
+    if state.get("model_config") != model.config:
+        raise InputError(f"{path}: weights of another model than this run trains "
+                         f"({state.get('model_config')}); start afresh with --fresh")
+
+
+def beats_digest(*arrays: np.ndarray) -> str:
+    """BLAKE2b of the arrays' bytes: the identity of the beats a run trains, validates and tests on."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for arr in arrays:
+        a = np.ascontiguousarray(arr)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def nfe_per_batch(forward_calls: int, n_beats: int, batch_size: int) -> float:

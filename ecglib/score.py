@@ -206,3 +206,24 @@ def score_record(record: str | os.PathLike, ref: str, test: str, learning_period
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def score_records(record_dir: str | os.PathLike, ref: str, test: str, records: Sequence[str] | None = None,
+                  learning_period: float = DEFAULT_LEARNING_PERIOD, test_dir: str | os.PathLike | None = None
+                  ) -> tuple[list[Comparison], Summary]:
+    """Score every record of ``record_dir`` (``records``; None: its RECORDS file, else every record with a ``ref``
+    annotation file): the per-record comparisons and their gross and average summary (paced records left out)."""
+    from .checks import read_record_list
+
+    folder = Path(record_dir)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: record folder not found")
+    if not records:
+        listing = folder / "RECORDS"
+        records = read_record_list(listing) if listing.exists() else sorted(
+            p.stem for p in folder.glob("*.hea") if (folder / f"{p.stem}.{ref}").exists())
+        if not records:
+            raise InputError(f"{folder}: no records with {ref} annotations (name them after RECORD_DIR)")
+    comparisons = [score_record(folder / r, ref, test, learning_period=learning_period, test_dir=test_dir)
+                   for r in records]
+    return comparisons, summarize(comparisons)

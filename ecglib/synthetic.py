@@ -26,19 +26,8 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from ecglib.errors import InputError
-
-MITDB_RECORDS: tuple[str, ...] = (
-    "100", "101", "102", "103", "104", "105", "106", "107", "108", "109",
-    "111", "112", "113", "114", "115", "116", "117", "118", "119", "121",
-    "122", "123", "124", "200", "201", "202", "203", "205", "207", "208",
-    "209", "210", "212", "213", "214", "215", "217", "219", "220", "221",
-    "222", "223", "228", "230", "231", "232", "233", "234",
-)  # fmt: skip
-"""The 48 record names of the MIT-BIH Arrhythmia Database."""
-
-PACED_RECORDS: tuple[str, ...] = ("102", "104", "107", "217")
-"""The records of patients with a pacemaker; most of their beats are paced ('/')."""
+from .beats import MITDB_RECORDS, PACED_RECORDS
+from .errors import InputError
 
 # Approximate beat counts per record in the real database (symbol followed by count). Only the proportions
 # are used. Names outside the database get the average mix of the non-paced records.

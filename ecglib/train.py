@@ -12,7 +12,6 @@ import os
 import random
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -22,14 +21,12 @@ import torch.nn.functional as F
 from .config import CLASS_WEIGHTS, TrainConfig
 from .errors import InputError, TrainingError
 from .models import Classifier, build_model
-from .runs import RunFolder, check_training_state, load_checkpoint, machine_description, nfe_per_batch, \
-    read_checkpoint, save_checkpoint, write_history
+from .runs import RunFolder, beats_digest, check_best, check_resumable, check_resumable_data, check_training_state, \
+    load_checkpoint, machine_description, nfe_per_batch, read_checkpoint, save_checkpoint, write_history
 
 # Class counts are floored at this share of the training beats before weighting: DS1 holds 8 Q beats among 45,000,
 # whose balanced weight (about 1,100) would let a single Q beat dominate a batch and derail SGD.
 WEIGHT_COUNT_FLOOR = 0.01
-# Everything in TrainConfig but these may differ between a run and its resumption.
-RESUME_FREE = ("epochs", "device", "threads")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -179,71 +176,6 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
-def _describe(value: Any) -> str:
-    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _check_resumable(state: dict[str, Any], model: Classifier, config: TrainConfig, path: Path) -> None:
-    afresh = "start afresh with --fresh (or another --out folder) to train with the new ones"
-    if state.get("model_config") != model.config:
-        saved_model = state["model_config"]
-        diff = sorted(k for k in set(saved_model) | set(model.config) if saved_model.get(k) != model.config.get(k))
-        what = ", ".join(f"{k} {_describe(saved_model.get(k))} (now {_describe(model.config.get(k))})"
-                         for k in diff[:3])
-        raise InputError(f"{path}: this run folder holds a {saved_model.get('model')} run with other model "
-                         f"settings: {what}; {afresh}")
-    saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE}
-    # Options added after the checkpoint was written (class_weight, sampler) were at their defaults then.
-    saved = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in RESUME_FREE}, **saved}
-    now = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}
-    if saved != now:
-        diff = sorted(k for k in now if saved.get(k) != now[k])
-        what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(now[k])})" for k in diff[:3])
-        raise InputError(f"{path}: this run folder was trained with other settings ({', '.join(diff)}): {what}; "
-                         f"{afresh}")
-
-
-# What a run folder remembers of its data, and must find again to resume: where the beats come from, which of
-# them, how they are split, and a digest of the beats themselves (a file changed under the same name).
-RESUME_DATA_KEYS = ("source", "data", "mitdb_dir", "kaggle_dir", "synthetic_seconds", "limit", "split",
-                    "val_fraction", "beats")
-
-
-def check_resumable_data(state: dict[str, Any], data: dict[str, Any], path: Path) -> None:
-    """Refuse to resume a checkpoint that was trained on other data, another subset or another split."""
-    saved = state.get("data_config")
-    if not isinstance(saved, dict):
-        return  # a checkpoint from before data settings were stored: nothing to compare
-    diff = [k for k in RESUME_DATA_KEYS if (k in saved or k in data) and saved.get(k) != data.get(k)]
-    if diff:
-        what = ", ".join(f"{k} {_describe(saved.get(k))} (now {_describe(data.get(k))})" if k != "beats"
-                         else "the beats' content" for k in diff[:3])
-        raise InputError(f"{path}: this run folder was started on other data: {what}; start afresh with --fresh "
-                         "(or another --out folder) to train on these")
-
-
-def _check_best(state: dict[str, Any], model: Classifier, path: Path) -> None:
-    """The run's best.pt must hold weights of the model trained, with the epoch they come from."""
-    epoch = state.get("epoch")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
-        raise InputError(f"{path}: damaged checkpoint (epoch {epoch!r}); start afresh with --fresh")
-    if state.get("model_config") != model.config:
-        raise InputError(f"{path}: weights of another model than this run trains "
-                         f"({state.get('model_config')}); start afresh with --fresh")
-
-
-def beats_digest(*arrays: np.ndarray) -> str:
-    """BLAKE2b of the arrays' bytes: the identity of the beats a run trains, validates and tests on."""
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16)
-    for arr in arrays:
-        a = np.ascontiguousarray(arr)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 # ------------------------------------------------------------------------------------------------------- fit
 def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
         config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = True,
@@ -292,7 +224,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
         if run.checkpoint.exists() and resume:
             state = read_checkpoint(run.checkpoint)
             check_training_state(state, run.checkpoint)
-            _check_resumable(state, model, config, run.checkpoint)
+            check_resumable(state, model, config, run.checkpoint)
             try:
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
@@ -448,9 +380,9 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         state = read_checkpoint(run.checkpoint)
         check_training_state(state, run.checkpoint)
         # all checked before anything in the folder changes: a refused resume leaves it as it was
-        _check_resumable(state, model, config, run.checkpoint)
+        check_resumable(state, model, config, run.checkpoint)
         check_resumable_data(state, data_state, run.checkpoint)
-        _check_best(read_checkpoint(run.best), model, run.best)  # there, whole and this run's, or the result lies
+        check_best(read_checkpoint(run.best), model, run.best)  # there, whole and this run's, or the result lies
     # A run that goes on must not leave the last run's metrics behind if it fails.
     run.metrics_file.unlink(missing_ok=True)
     if r_tr is not None:
@@ -459,7 +391,7 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
                   checkpoint_extra={"data_config": data_state}, r_train=r_tr, r_val=r_va)
 
     best, best_state = load_checkpoint(run.best)
-    _check_best(best_state, model, run.best)
+    check_best(best_state, model, run.best)
     device = pick_device(config.device)
     best.to(device)
     pred, _, test_nfe = predict_nfe(best, x_te, device=device, rhythm=r_te)

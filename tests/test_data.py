@@ -11,7 +11,7 @@ import wfdb
 
 from conftest import (DS1_RECORDS, DS2_RECORDS, PACED, SYNTHETIC_RECORDS, assert_one_line_error, copy_records,
                       run_cli_many, run_main)
-from ecglib import data
+from ecglib import data, records
 from ecglib.data import AAMI, BEAT_LENGTH, CLASSES, DS1, DS2, Beats, InputError
 from ecglib.synthetic import write_synthetic_mitdb
 
@@ -332,7 +332,7 @@ def test_cache_serves_the_second_load(synthetic_records, tmp_path, cache_dir, mo
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "extract_beats", counting)
+    monkeypatch.setattr(records, "extract_beats", counting)
     data.load_beats("mitdb", mitdb_dir=folder, download=False, cache=False)
     assert len(calls) == len(SYNTHETIC_RECORDS)
     calls.clear()

@@ -9,14 +9,15 @@ import pytest
 import torch
 
 from conftest import DS1_RECORDS, assert_one_line_error, run_main
-from ecglib import data, train
+from ecglib import data, runs, train
+from ecglib.config import ODEConfig, TrainConfig
 from ecglib.data import CLASSES, RHYTHM_NAMES
 from ecglib.errors import InputError
 from ecglib.metrics import cohen_kappa, count_parameters, gross_statistics
 from ecglib.models import build_model
 from test_data import kaggle_rows, write_kaggle
 
-FAST_ODE = {"solver": "rk4", "step_size": 0.5, "adjoint": False}
+FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
 K = len(RHYTHM_NAMES)
 
 
@@ -205,12 +206,12 @@ def test_class_weights():
     torch.testing.assert_close(train.class_weights(many, "balanced")[[0, 4]],
                                torch.tensor([10000 / (2 * 9990), 10000 / (2 * 100)]))
     with pytest.raises(InputError, match="class weighting"):
-        train.TrainConfig(class_weight="inverse")
+        TrainConfig(class_weight="inverse")
 
 
 def test_balanced_sampler_draws_classes_evenly():
     y = torch.tensor([0] * 900 + [1] * 100)
-    config = train.TrainConfig(sampler="balanced", seed=0)
+    config = TrainConfig(sampler="balanced", seed=0)
     order = train._epoch_order(y, config, epoch=0)
     assert len(order) == 1000
     assert 0.4 < (y[order] == 1).float().mean() < 0.6
@@ -219,7 +220,7 @@ def test_balanced_sampler_draws_classes_evenly():
 
 def test_rhythm_run_records_split_and_gross_statistics(tmp_path, synthetic_beats):
     split = data.split_beats(synthetic_beats, "inter", seed=0)
-    config = train.TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, class_weight="sqrt")
+    config = TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, class_weight="sqrt")
     m = train.run_training("resnet", synthetic_beats, split, tmp_path / "run", config,
                            {"width": 8, "blocks": 1}, progress=False, features="beat+rhythm")
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -304,8 +305,8 @@ def test_checkpoints_from_before_class_weighting_still_resume(tmp_path):
     from dataclasses import asdict
 
     model = build_model("resnet", width=8, blocks=1)
-    old = {k: v for k, v in asdict(train.TrainConfig()).items() if k not in ("class_weight", "sampler")}
+    old = {k: v for k, v in asdict(TrainConfig()).items() if k not in ("class_weight", "sampler")}
     state = {"model_config": model.config, "train_config": old}
-    train._check_resumable(state, model, train.TrainConfig(), tmp_path / "checkpoint.pt")
+    runs.check_resumable(state, model, TrainConfig(), tmp_path / "checkpoint.pt")
     with pytest.raises(InputError, match="class_weight"):
-        train._check_resumable(state, model, train.TrainConfig(class_weight="sqrt"), tmp_path / "checkpoint.pt")
+        runs.check_resumable(state, model, TrainConfig(class_weight="sqrt"), tmp_path / "checkpoint.pt")
