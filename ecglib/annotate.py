@@ -200,7 +200,7 @@ def check_record(record: str | os.PathLike, lead: str) -> None:
     ``lead``: cheap checks that read the header only, so that a list of records stops before the first is written."""
     import wfdb
 
-    from .data import _check_signal_files
+    from .records import _check_signal_files
 
     base = record_base(record)
     hea = Path(f"{base}.hea")
