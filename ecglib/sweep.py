@@ -457,10 +457,11 @@ def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
     atomic_write_text(run_dir / "trial.json", json.dumps(state, indent=2))
 
 
-def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None) -> dict[str, Any]:
+def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None, session: str = "") -> dict[str, Any]:
     """Train one trial into ``out/runs/<id>`` (resuming its checkpoint) and return its trial.json record.
 
-    Bad input (EcgError) ends the trial with status "failed" and its one-line error; it is not raised, so Ray
+    session: identifies one ``ecglib sweep`` invocation; ``attempts`` counts the starts within it (a retry after a
+    worker died is attempt 2), ``resumed_from`` the epoch of the checkpoint this start found. Bad input (EcgError) ends the trial with status "failed" and its one-line error; it is not raised, so Ray
     does not retry it. Anything else propagates (Ray reports it; a dead worker is retried by Ray).
     """
     from .report import load_split
@@ -470,7 +471,8 @@ def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None) 
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = _read_json(run_dir / "trial.json") or {}
     state: dict[str, Any] = {
-        "id": trial.id, "status": "running", "attempts": int(previous.get("attempts", 0)) + 1,
+        "id": trial.id, "status": "running", "session": session,
+        "attempts": int(previous.get("attempts", 0)) + 1 if session and previous.get("session") == session else 1,
         "resumed_from": _checkpoint_epoch(run_dir), "pid": os.getpid(), "host": os.uname().nodename,
         "node_id": _ray_node_id(), "threads": threads, "started": time.time(), "error": "",
     }
@@ -505,9 +507,9 @@ def _ray_node_id() -> str | None:
         return None
 
 
-def _ray_trial(trial: Trial, out: str, threads: int | None) -> dict[str, Any]:
+def _ray_trial(trial: Trial, out: str, threads: int | None, session: str) -> dict[str, Any]:
     """The body of the Ray task (a module-level function, so workers import it from ecglib)."""
-    return run_trial(trial, out, threads)
+    return run_trial(trial, out, threads, session)
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -743,6 +745,8 @@ def _init_ray(address: str | None, cpus: int | None) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return False
+    # Ray 2.59+ says at every local start that it made an authentication token: not news for a sweep.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     common = {"log_to_driver": False, "logging_level": logging.WARNING, "configure_logging": True}
     try:
         if address:
@@ -807,7 +811,8 @@ def run_sweep(spec: str | os.PathLike | SweepSpec, out: str | os.PathLike, addre
         say(f"sweep {sweep.path.name}: {len(todo)} of {len(sweep.trials)} runs to train on "
             f"{'Ray at ' + address if address else 'a local Ray'} ({cpus} CPUs, {cpus_per_run} per run, "
             f"up to {max(1, cpus // cpus_per_run)} at once) -> {out}")
-        pending = {task.remote(t, str(out), cpus_per_run): t for t in todo}
+        session = f"{time.time():.3f}-{os.getpid()}"
+        pending = {task.remote(t, str(out), cpus_per_run, session): t for t in todo}
         failed = 0
         bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, dynamic_ncols=True,
                    file=sys.stderr)
