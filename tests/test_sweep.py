@@ -271,7 +271,12 @@ blocks = 2
     # A short private temp dir: Ray's unix sockets live there (path length limit), and it names this cluster.
     ray_tmp = tempfile.mkdtemp(prefix="ecgr", dir="/tmp")
     port = _free_port()
+    import secrets
+
     env = {**os.environ, MARKER: ray_tmp, "ECGLIB_CACHE": str(cache_dir), "RAY_USAGE_STATS_ENABLED": "0",
+           # Ray 2.59+ turns token authentication on for `ray start --head` when ~/.ray/auth_token exists but not
+           # for the nodes and drivers that join it: say it explicitly, with a token of this cluster's own.
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
            "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
            # Declare a lost node dead after about 3 s instead of Ray's default 15-30 s.
            "RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
