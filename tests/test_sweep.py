@@ -343,7 +343,12 @@ blocks = 2
         for key in ("accuracy", "macro_f1", "confusion_matrix", "per_class", "best_epoch", "params", "aami"):
             assert got[key] == want[key], key
         strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
-        assert strip(got["history"]) == strip(want["history"])
+        assert strip(got["history"]) == strip(want["history"])  # every epoch's losses, to the last bit
+        import torch
+
+        a = torch.load(out / "runs" / victim / "best.pt", weights_only=True)["model"]
+        b = torch.load(tmp_path / "reference" / "runs" / victim / "best.pt", weights_only=True)["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     finally:
         if sweep is not None and sweep.poll() is None:
             sweep.kill()
