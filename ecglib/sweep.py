@@ -761,6 +761,19 @@ def _init_ray(address: str | None, cpus: int | None) -> bool:
     return True
 
 
+def _stop_on_sigterm() -> None:
+    """ray.init replaces the driver's SIGTERM handler with one that aborts the process (a C++ stack trace, no
+    results written); a sweep stops as on Ctrl-C instead: results written, Ray stopped, runs resumable."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def _failure_text(exc: BaseException) -> str:
     """One line for a task that Ray gave up on: the last line of the remote traceback or Ray's own reason."""
     text = str(getattr(exc, "cause", None) or exc).strip().splitlines()
@@ -801,6 +814,7 @@ def run_sweep(spec: str | os.PathLike | SweepSpec, out: str | os.PathLike, addre
     import ray
 
     started_here = _init_ray(address, None)
+    _stop_on_sigterm()
     try:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cpus < cpus_per_run:
@@ -835,6 +849,11 @@ def run_sweep(spec: str | os.PathLike | SweepSpec, out: str | os.PathLike, addre
                 running = sum((_read_json(t.run_dir(out) / "trial.json") or {}).get("status") == "running"
                               for t in pending.values())
                 bar.set_postfix(running=running, failed=failed, refresh=True)
+        except KeyboardInterrupt:
+            bar.close()
+            write_results(sweep, out)
+            say(f"interrupted: {len(pending)} runs unfinished; the same command resumes them")
+            raise
         finally:
             bar.close()
     finally:
