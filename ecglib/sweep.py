@@ -246,26 +246,14 @@ def _data_settings(path: Path, raw: dict[str, Any], mitdb_dir: str | os.PathLike
                 raise InputError(f"{_where(path, 'data.' + key)}: must be a folder name")
             # Relative folders are read from the spec file's folder, so a spec works from any directory.
             data[key] = str((path.parent / Path(raw[key]).expanduser()).resolve())
-    if "synthetic_seconds" in raw:
-        try:
-            data["synthetic_seconds"] = _pos(raw["synthetic_seconds"])
-        except _Bad as exc:
-            raise InputError(f"{_where(path, 'data.synthetic_seconds')}: {exc}") from None
-    if "limit" in raw:
-        try:
-            data["limit"] = _int(raw["limit"], 0) or None  # 0: all beats
-        except _Bad as exc:
-            raise InputError(f"{_where(path, 'data.limit')}: {exc}") from None
-    if "val_fraction" in raw:
-        try:
-            data["val_fraction"] = _fraction(raw["val_fraction"])
-        except _Bad as exc:
-            raise InputError(f"{_where(path, 'data.val_fraction')}: {exc}") from None
-    if "download" in raw:
-        try:
-            data["download"] = _bool(raw["download"])
-        except _Bad as exc:
-            raise InputError(f"{_where(path, 'data.download')}: {exc}") from None
+    checks = {"synthetic_seconds": _pos, "limit": lambda v: _int(v, 0) or None,  # limit 0: all beats
+              "val_fraction": _fraction, "download": _bool}
+    for key, check in checks.items():
+        if key in raw:
+            try:
+                data[key] = check(raw[key])
+            except _Bad as exc:
+                raise InputError(f"{_where(path, 'data.' + key)}: {exc}") from None
     needs = {"mitdb": "mitdb_dir", "kaggle": "kaggle_dir"}.get(source)
     if needs is not None:
         if data[needs] is None:
