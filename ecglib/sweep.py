@@ -652,16 +652,21 @@ def summary_markdown(results: Any, spec: SweepSpec | None = None) -> str:
     names = [m for m, _ in SUMMARY_METRICS]
     table = summary_table(results, names)
     head = "| configuration | n | " + " | ".join(f"{label} mean ± sd [95 % CI]" for _, label in SUMMARY_METRICS)
-    lines += [head + " | parameters | s / epoch |", "|---|---:|" + "---|" * len(names) + "---:|---:|"]
+    lines += [head + " | majority baseline | parameters | s / epoch |",
+              "|---|---:|" + "---|" * len(names) + "---:|---:|---:|"]
     for _, r in table.iterrows():
         cells = [f"{_fmt(r[f'{m}_mean'])} ± {_fmt(r[f'{m}_sd'])} [{_fmt(r[f'{m}_ci_low'])}, "
                  f"{_fmt(r[f'{m}_ci_high'])}]" for m in names]
         params = f"{int(r['params']):,}" if "params" in r and not _isnan(r.get("params")) else ""
         sec = f"{r['seconds_per_epoch']:.1f}" if "seconds_per_epoch" in r and not _isnan(
             r.get("seconds_per_epoch")) else ""
-        lines.append(f"| {r['configuration']} | {r['n']} | " + " | ".join(cells) + f" | {params} | {sec} |")
+        ok = _ok(results)
+        base = ok[ok["configuration"] == r["configuration"]]["baseline_accuracy"].astype(float)
+        lines.append(f"| {r['configuration']} | {r['n']} | " + " | ".join(cells)
+                     + f" | {_fmt(base.mean()) if len(base) else ''} | {params} | {sec} |")
     for metric, label in SUMMARY_METRICS[:2]:
         diffs = paired_differences(results, metric)
+        diffs = diffs[diffs["n"] > 0]  # configurations with no common finished seed have nothing to compare
         if diffs.empty:
             continue
         lines += ["", f"## Paired differences of {label} (A - B, points, same seeds)", "",
