@@ -449,7 +449,9 @@ def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None, 
     """Train one trial into ``out/runs/<id>`` (resuming its checkpoint) and return its trial.json record.
 
     session: identifies one ``ecglib sweep`` invocation; ``attempts`` counts the starts within it (a retry after a
-    worker died is attempt 2), ``resumed_from`` the epoch of the checkpoint this start found. Bad input (EcgError) ends the trial with status "failed" and its one-line error; it is not raised, so Ray
+    worker died is attempt 2), ``resumed_from`` the epoch of the checkpoint this start found.
+
+    Bad input (EcgError) ends the trial with status "failed" and its one-line error; it is not raised, so Ray
     does not retry it. Anything else propagates (Ray reports it; a dead worker is retried by Ray).
     """
     from .report import load_split
