@@ -1,4 +1,4 @@
-"""The ``ecglib`` command: a thin face over the library (prepare, train, evaluate, study, annotate, score).
+"""The ``ecglib`` command: a thin face over the library (prepare, train, evaluate, study, annotate, score, sweep).
 
 Known errors (bad input, a run that cannot go on) print one line ``ecglib: error: ...`` and exit with status 2.
 """
@@ -307,6 +307,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec, mitdb_dir=args.mitdb_dir)  # every check before Ray starts or DIR is written
+    table = run_sweep(spec, args.out, address=args.address, cpus_per_run=args.cpus_per_run,
+                      max_retries=args.max_retries, progress=not args.quiet)
+    failed = int((table["status"] != "ok").sum())
+    if failed:
+        print(f"{failed} of {len(table)} runs failed; their errors are in {args.out / 'results.csv'}")
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ecglib", description=__doc__.splitlines()[0])
@@ -429,6 +441,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, help="also write the table (per record, gross, average) to this CSV file")
     p.add_argument("--matrix", action="store_true", help="print each record's bxb matrix too")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("sweep", help="train a grid of runs (settings x seeds) on Ray and summarise it with "
+                       "confidence intervals")
+    p.add_argument("spec", type=Path, help="the sweep SPEC (TOML), e.g. benchmarks/sweeps/quick.toml")
+    p.add_argument("--out", type=Path, required=True, help="DIR: run folders, results.csv, summary.md (on a "
+                   "cluster: a folder every node sees at the same path)")
+    p.add_argument("--address", help="join a Ray cluster (HEAD:PORT from `ray start --head`); default: start Ray "
+                   "here on this machine's CPUs")
+    p.add_argument("--cpus-per-run", type=_bounded_int(MAX_THREADS), default=1,
+                   help="Ray CPUs and torch threads of each run (default 1)")
+    p.add_argument("--max-retries", type=_nonnegative_int, default=3, help="restarts of a run whose worker or node died; it "
+                   "resumes from its checkpoint (default 3)")
+    p.add_argument("--mitdb-dir", type=Path, help="override the spec's data.mitdb_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (one line per finished run remains)")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

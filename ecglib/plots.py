@@ -6,6 +6,7 @@ on, so a notebook cell stays one idea long: ``plots.plot_history(histories)``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -287,5 +288,37 @@ def notebook_style() -> None:
     pd.set_option("display.width", 140)
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.precision", 4)
+
+
+def plot_sweep_results(results: Any, metric: str = "accuracy", ax: Any = None) -> Any:
+    """Mean ``metric`` per configuration with its 95 % confidence interval as error bars, and every seed as a
+    dot. ``results``: :func:`ecglib.sweep.load_sweep`'s table or a sweep folder."""
+    import matplotlib.pyplot as plt
+
+    from .compare import _ok, sweep_summary_table
+    from .sweep import load_sweep
+
+    if isinstance(results, (str, os.PathLike)):
+        results = load_sweep(results)
+    table = sweep_summary_table(results, (metric,))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(table) + 2), 3.5))
+    x = np.arange(len(table))
+    mean = table[f"{metric}_mean"].to_numpy(float)
+    low = table[f"{metric}_ci_low"].to_numpy(float)
+    high = table[f"{metric}_ci_high"].to_numpy(float)
+    err = np.vstack([np.where(np.isnan(low), 0, mean - low), np.where(np.isnan(high), 0, high - mean)])
+    ax.errorbar(x, mean, yerr=err, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
+    ok = _ok(results)
+    for i, c in enumerate(table["configuration"]):
+        v = ok[ok["configuration"] == c][metric].astype(float)
+        ax.scatter(np.full(len(v), i) + 0.12, v, s=14, alpha=0.6, color="tab:blue",
+                   label="one seed" if i == 0 else None)
+    ax.set_xticks(x, [f"{c}\n(n={n})" for c, n in zip(table["configuration"], table["n"])], rotation=0,
+                  fontsize=8)
+    ax.set_ylabel(metric.replace("_", "-"))
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
 
 

@@ -1,0 +1,380 @@
+"""ecglib sweep: spec checks before anything starts, a local sweep with a failing trial, reruns that train nothing,
+and a real two-node Ray cluster on loopback that loses its worker node while trials run.
+
+Sized for a busy 2-core machine: tiny models (width 8-16) on a few hundred synthetic beats.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli, run_main
+
+RAY = Path(sys.executable).with_name("ray")
+
+
+def write_spec(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+TINY = """
+description = "tiny"
+[data]
+source = "synthetic"
+synthetic_seconds = 12
+limit = {limit}
+[train]
+epochs = {epochs}
+batch_size = 32
+optimizer = "adam"
+lr = 3e-3
+width = {width}
+[axes]
+seed = [0, 1]
+"""
+
+
+# --------------------------------------------------------------------------------------------- spec validation
+BAD_SPECS = {
+    "unknown key": ("[train]\nepochz = 2\n[configs.a]\nmodel = 'resnet'\n", "train.epochz", "unknown key"),
+    "unknown top-level key": ("[grid]\nseed = [0]\n[configs.a]\nmodel = 'resnet'\n", "grid", "unknown key"),
+    "unknown model": ("[configs.a]\nmodel = 'transformer'\n", "configs.a.model", "unknown value 'transformer'"),
+    "unknown model on an axis": ("[axes]\nmodel = ['resnet', 'lstm']\n", "axes.model[1]", "'lstm'"),
+    "empty axis": ("[axes]\nseed = []\n[configs.a]\nmodel = 'resnet'\n", "axes.seed", "empty axis"),
+    "missing data folder": ("[data]\nsource = 'mitdb'\nmitdb_dir = 'no-such-folder'\n[configs.a]\nmodel = 'resnet'\n",
+                            "data.mitdb_dir", "no such folder"),
+    "bad value": ("[train]\nlr = -1.0\n[configs.a]\nmodel = 'resnet'\n", "train.lr", "positive"),
+    "unknown solver": ("[configs.a]\nmodel = 'odenet'\nsolver = 'rk5'\n", "configs.a.solver", "unknown ODE solver"),
+    "setting of the other model": ("[axes]\nblocks = [1, 2]\n[configs.a]\nmodel = 'odenet'\n", "axes.blocks",
+                                   "resnet only"),
+    "no model": ("[axes]\nseed = [0]\n", "train.model", "no model"),
+    "not TOML": ("[train\nlr = 1\n", "not valid TOML", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_bad_spec_exits_2_with_one_line_before_anything_starts(case, tmp_path, capsys, monkeypatch):
+    text, key, problem = BAD_SPECS[case]
+    spec = write_spec(tmp_path / "bad.toml", text)
+    out = tmp_path / "out"
+    import ray
+
+    started = []
+    monkeypatch.setattr(ray, "init", lambda *a, **k: started.append(1))  # must not be reached
+    result = run_main(capsys, "sweep", spec, "--out", out)
+    assert_one_line_error(result, str(spec), key, problem)
+    assert not started and not out.exists()
+
+
+def test_spec_expands_configs_axes_and_per_config_seeds(tmp_path):
+    from ecglib.spec import load_spec
+
+    spec = write_spec(tmp_path / "s.toml", """
+[data]
+source = "synthetic"
+[train]
+epochs = 1
+[axes]
+split = ["intra", "inter"]
+seed = [0, 1, 2]
+[configs.resnet1]
+model = "resnet"
+blocks = 1
+[configs.slow]
+model = "odenet"
+solver = "dopri5"
+adjoint = true
+seeds = [0]
+""")
+    s = load_spec(spec)
+    ids = [t.id for t in s.trials]
+    assert ids == [f"resnet1_split-{sp}_seed-{k}" for sp in ("intra", "inter") for k in range(3)] + [
+        "slow_split-intra_seed-0", "slow_split-inter_seed-0"]
+    slow = s.trials[-1]
+    assert (slow.model, slow.split, slow.seed) == ("odenet", "inter", 0)
+    assert slow.model_kwargs["ode"].solver == "dopri5" and slow.model_kwargs["ode"].adjoint is True
+    # unset ODE settings take the project default (three RK4 steps) like `ecglib train`
+    from ecglib.config import ODEConfig
+
+    default = load_spec(write_spec(tmp_path / "d.toml", "[configs.o]\nmodel = 'odenet'\n")).trials[0]
+    assert default.model_kwargs["ode"] == ODEConfig()
+    assert s.trials[0].model_kwargs == {"blocks": 1}
+
+
+def test_statistics_are_t_intervals_and_pairs_share_seeds():
+    import pandas as pd
+    from scipy import stats
+
+    from ecglib.compare import paired_differences
+    from ecglib.compare import sweep_summary_table as summary_table
+
+    rows = []
+    for seed, (a, b) in enumerate([(0.90, 0.88), (0.92, 0.89), (0.94, 0.93)]):
+        rows += [{"configuration": "a", "sweep_point": '{"config": "a"}', "seed": seed, "status": "ok",
+                  "accuracy": a, "params": 10, "seconds_per_epoch": 1.0},
+                 {"configuration": "b", "sweep_point": '{"config": "b"}', "seed": seed, "status": "ok",
+                  "accuracy": b, "params": 10, "seconds_per_epoch": 1.0}]
+    rows.append({"configuration": "b", "sweep_point": '{"config": "b"}', "seed": 3, "status": "failed",
+                 "accuracy": float("nan"), "params": 10, "seconds_per_epoch": 1.0})
+    table = pd.DataFrame(rows)
+    s = summary_table(table, ("accuracy",)).set_index("configuration")
+    assert s.loc["a", "n"] == 3 and s.loc["b", "n"] == 3
+    half = stats.t.ppf(0.975, 2) * 0.02 / 3 ** 0.5
+    assert s.loc["a", "accuracy_mean"] == pytest.approx(0.92)
+    assert s.loc["a", "accuracy_ci_low"] == pytest.approx(0.92 - half)
+    d = paired_differences(table, "accuracy").iloc[0]
+    diffs = [0.02, 0.03, 0.01]
+    assert (d["a"], d["b"], d["n"]) == ("a", "b", 3)
+    assert d["mean"] == pytest.approx(0.02)
+    assert d["ci_high"] - d["mean"] == pytest.approx(stats.t.ppf(0.975, 2) * pd.Series(diffs).std() / 3 ** 0.5)
+
+
+# ------------------------------------------------------------------------------------------------ local sweep
+def read_rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path) as fh:
+        return {r["id"]: r for r in csv.DictReader(fh)}
+
+
+@pytest.mark.slow
+def test_local_sweep_failing_trial_and_rerun_trains_nothing(tmp_path):
+    spec_text = TINY.format(limit=400, epochs=1, width=8) + """
+[configs.resnet1]
+model = "resnet"
+blocks = 1
+[configs.odenet]
+model = "odenet"
+"""
+    diverging = """
+[configs.diverges]
+model = "resnet"
+blocks = 1
+optimizer = "sgd"
+lr = 1e12
+seeds = [0]
+"""
+    spec = write_spec(tmp_path / "tiny.toml", spec_text + diverging)
+    out = tmp_path / "sweep"
+    first = run_cli("sweep", spec, "--out", out, "--cpus-per-run", "1", "--quiet", timeout=400)
+    assert first.rc == 1, first.stderr[-3000:]
+    rows = read_rows(out / "results.csv")
+    assert sorted(rows) == sorted(["resnet1_seed-0", "resnet1_seed-1", "odenet_seed-0", "odenet_seed-1",
+                                   "diverges_seed-0"])
+    bad = rows.pop("diverges_seed-0")
+    assert bad["status"] == "failed" and "training loss" in bad["error"] and bad["attempts"] == "1"
+    assert "\n" not in bad["error"] and bad["accuracy"] == ""
+    for row in rows.values():
+        assert row["status"] == "ok" and 0 <= float(row["accuracy"]) <= 1 and row["attempts"] == "1"
+        assert (out / row["run_dir"] / "metrics.json").exists() and (out / row["run_dir"] / "best.pt").exists()
+        assert row["S_se"] != "" and int(row["params"]) > 0
+    # one line per finished trial on stdout
+    assert sum(line.startswith(("done", "FAILED")) for line in first.stdout.splitlines()) == 5
+    summary = (out / "summary.md").read_text()
+    assert "| resnet1 | 2 |" in summary and "Paired differences of accuracy" in summary
+    assert "diverges_seed-0: the training loss became" in summary
+
+    # The same sweep without the diverging configuration is finished: a rerun trains nothing (no Ray even) and
+    # leaves the same results, byte for byte, twice.
+    spec.write_text(spec_text)
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
+    second = run_cli("sweep", spec, "--out", out, "--quiet", timeout=200)
+    assert second.rc == 0, second.stderr[-2000:]
+    assert "nothing to train" in second.stdout
+    again = read_rows(out / "results.csv")
+    assert again == rows
+    text = (out / "results.csv").read_text()
+    third = run_cli("sweep", spec, "--out", out, "--quiet", timeout=200)
+    assert third.rc == 0 and (out / "results.csv").read_text() == text
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")} == stamps
+
+    from ecglib.compare import sweep_summary_table as summary_table
+    from ecglib.plots import plot_sweep_results as plot_sweep
+    from ecglib.sweep import load_sweep
+
+    table = load_sweep(out)
+    s = summary_table(table).set_index("configuration")
+    assert list(s["n"]) == [2, 2]
+    ax = plot_sweep(out)
+    assert len(ax.get_xticklabels()) == 2
+
+
+# ------------------------------------------------------------------------------------- the two-node cluster
+# 127.0.0.1 is what Ray rewrites to the machine's network address for multi-node clusters; any other loopback
+# address (Linux routes all of 127.0.0.0/8 to lo) keeps every node and connection on this machine.
+LOOPBACK = "127.0.0.2"
+MARKER = "ECGLIB_TEST_RAY_CLUSTER"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _marked(marker: str) -> list[int]:
+    """Processes whose environment carries this test cluster's marker: the nodes, their workers, the driver.
+    (Ray workers rename themselves and leave the node's process group; their environment they keep.)"""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid != os.getpid() and p.environ().get(MARKER) == marker:
+                found.append(p.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _kill(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_started(log: Path, proc: subprocess.Popen, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"ray start did not come up:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_two_node_cluster_survives_losing_its_worker_node(tmp_path, cache_dir):
+    import psutil
+
+    from ecglib.spec import load_spec
+    from ecglib.sweep import run_trial
+
+    spec = write_spec(tmp_path / "cluster.toml", TINY.format(limit=1500, epochs=6, width=16) + """
+[configs.resnet1]
+model = "resnet"
+blocks = 1
+[configs.resnet2]
+model = "resnet"
+blocks = 2
+""")
+    out = tmp_path / "sweep"
+    # A short private temp dir: Ray's unix sockets live there (path length limit), and it names this cluster.
+    ray_tmp = tempfile.mkdtemp(prefix="ecgr", dir="/tmp")
+    port = _free_port()
+    import secrets
+
+    env = {**os.environ, MARKER: ray_tmp, "ECGLIB_CACHE": str(cache_dir), "RAY_USAGE_STATS_ENABLED": "0",
+           # Ray 2.59+ turns token authentication on for `ray start --head` when ~/.ray/auth_token exists but not
+           # for the nodes and drivers that join it: say it explicitly, with a token of this cluster's own.
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+           # A killed node refuses the health checks at once: declare it dead after 5 checks 1 s apart instead of
+           # Ray's default 15-30 s, while a node that is only slow (a busy machine) still has 5 s per check.
+           "RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
+           "RAY_health_check_timeout_ms": "5000", "RAY_health_check_failure_threshold": "5"}
+    node_args = [f"--node-ip-address={LOOPBACK}", "--num-cpus=1", f"--temp-dir={ray_tmp}", "--disable-usage-stats",
+                 "--include-dashboard=false", "--block"]
+    procs: list[subprocess.Popen] = []
+    sweep = None
+    try:
+        head_log, worker_log = tmp_path / "head.log", tmp_path / "worker.log"
+        head = subprocess.Popen([str(RAY), "start", "--head", f"--port={port}", *node_args], env=env,
+                                stdout=open(head_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(head)
+        _wait_started(head_log, head, 120)
+        worker = subprocess.Popen([str(RAY), "start", f"--address={LOOPBACK}:{port}",
+                                   *[a for a in node_args if a != "--include-dashboard=false"]], env=env,
+                                  stdout=open(worker_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(worker)
+        _wait_started(worker_log, worker, 120)
+
+        sweep_log = tmp_path / "sweep.log"
+        sweep = subprocess.Popen([sys.executable, "-m", "ecglib", "sweep", str(spec), "--out", str(out),
+                                  "--address", f"{LOOPBACK}:{port}", "--cpus-per-run", "1", "--quiet"],
+                                 env=env, stdout=open(sweep_log, "w"), stderr=subprocess.STDOUT)
+
+        # Wait for a trial that runs on the worker node (its worker process is a child of that node's raylet,
+        # which is in the worker `ray start`'s process group) and has finished an epoch; then kill the node.
+        victim = None
+        end = time.monotonic() + 240
+        while victim is None and time.monotonic() < end and sweep.poll() is None:
+            for state_file in out.glob("runs/*/trial.json"):
+                try:
+                    state = json.loads(state_file.read_text())
+                    raylet = psutil.Process(state["pid"]).ppid()
+                    on_worker = os.getpgid(raylet) == worker.pid
+                except (ValueError, KeyError, psutil.Error, ProcessLookupError):
+                    continue
+                if (on_worker and state["status"] == "running"
+                        and (state_file.parent / "checkpoint.pt").exists()
+                        and not (state_file.parent / "metrics.json").exists()):
+                    victim = state_file.parent.name
+                    os.killpg(worker.pid, signal.SIGKILL)  # ray start, raylet and the node's agents
+                    _kill([state["pid"]])                  # the trial's worker process (its own group)
+                    break
+            time.sleep(0.1)
+        assert victim is not None, "no trial was caught running on the worker node:\n" + sweep_log.read_text()
+        worker.wait(timeout=30)
+
+        rc = sweep.wait(timeout=300)
+        log = sweep_log.read_text()
+        assert rc == 0, log[-4000:]
+        rows = read_rows(out / "results.csv")
+        assert len(rows) == 4 and all(r["status"] == "ok" for r in rows.values()), rows
+        resumed = rows[victim]
+        assert int(resumed["attempts"]) >= 2 and int(resumed["resumed_from"]) >= 1, resumed
+        assert f"done   {victim}" in log and "resumed after epoch" in log
+
+        # The resumed trial ends with the numbers of the same trial trained without interruption.
+        trial = next(t for t in load_spec(spec).trials if t.id == victim)
+        reference = run_trial(trial, tmp_path / "reference", threads=1)
+        assert reference["status"] == "ok" and reference["attempts"] == 1
+        got = json.loads((out / "runs" / victim / "metrics.json").read_text())
+        want = json.loads((tmp_path / "reference" / "runs" / victim / "metrics.json").read_text())
+        for key in ("accuracy", "macro_f1", "confusion_matrix", "per_class", "best_epoch", "params", "aami"):
+            assert got[key] == want[key], key
+        strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+        assert strip(got["history"]) == strip(want["history"])  # every epoch's losses, to the last bit
+        import torch
+
+        a = torch.load(out / "runs" / victim / "best.pt", weights_only=True)["model"]
+        b = torch.load(tmp_path / "reference" / "runs" / victim / "best.pt", weights_only=True)["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    finally:
+        if sweep is not None and sweep.poll() is None:
+            sweep.kill()
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # `ray stop --force` would stop every Ray on this machine (other users' too): kill only what carries
+        # this cluster's marker, until nothing does.
+        for _ in range(20):
+            left = _marked(ray_tmp)
+            if not left:
+                break
+            _kill(left)
+            time.sleep(0.5)
+        for p in procs:
+            p.wait(timeout=10)
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert _marked(ray_tmp) == []
+    assert not [p for p in psutil.process_iter(["name", "cmdline"])
+                if p.info["name"] in ("gcs_server", "raylet") and ray_tmp in " ".join(p.info["cmdline"] or [])]
