@@ -30,35 +30,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ecglib: error: {command}{message}\n".replace("\r", " "))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more: {text!r}")
-    return value
-
-
-def _bounded_int(high: int) -> Callable[[str], int]:
-    """A whole number from 1 to ``high`` (a model wider or deeper than that would not fit any machine's memory)."""
+def _int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A whole number from ``low`` (to ``high``: a model wider or deeper than that fits no machine's memory)."""
     def parse(text: str) -> int:
-        value = _positive_int(text)
-        if value > high:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {'at least 1' if low == 1 else 'zero or more'}: {text!r}")
+        if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"at most {high}: {text!r}")
         return value
 
     return parse
+
+
+_positive_int, _nonnegative_int = _int(1), _int(0)
+
+
+def _bounded_int(high: int) -> Callable[[str], int]:
+    return _int(1, high)
 
 
 def _real(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
@@ -78,7 +70,7 @@ def _real(low: float, high: float, low_open: bool = False, high_open: bool = Fal
     return parse
 
 
-_tolerance = _real(1e-12, 1.0)
+_tolerance, _fraction = _real(1e-12, 1.0), _real(0.0, 1.0, high_open=True)
 
 
 def _device(text: str) -> str:
@@ -86,16 +78,6 @@ def _device(text: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose auto, cpu, cuda, cuda:N or mps")
     return text
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1): {text!r}")
-    return value
 
 
 def _step_size(text: str) -> float:

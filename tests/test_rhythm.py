@@ -288,16 +288,16 @@ def test_rhythm_plot_helpers(tmp_path, synthetic_beats):
     import matplotlib
 
     matplotlib.use("Agg")
-    from ecglib import rhythm_plots
+    from ecglib import rhythm
 
-    table = rhythm_plots.rr_ratio_table(synthetic_beats)
+    table = rhythm.rr_ratio_table(synthetic_beats)
     assert table.loc["S", "pre_over_local median"] < table.loc["N", "pre_over_local median"]
-    axes = rhythm_plots.plot_rr_ratios(synthetic_beats)
+    axes = rhythm.plot_rr_ratios(synthetic_beats)
     assert len(axes) == 2 and axes[0].get_legend() is not None
-    assert list(rhythm_plots.anchors_table().columns) == ["inputs", "S Se", "S +P", "V Se", "V +P"]
+    assert list(rhythm.anchors_table().columns) == ["inputs", "S Se", "S +P", "V Se", "V +P"]
     m = {"accuracy": 0.9, "baseline_accuracy": 0.8, "macro_f1": 0.5, "kappa": 0.4,
          "gross": {c: {"se": 0.5, "ppv": 0.25} for c in CLASSES}}
-    rows = rhythm_plots.runs_table({"resnet": [m, {**m, "accuracy": 0.8}]})
+    rows = rhythm.runs_table({"resnet": [m, {**m, "accuracy": 0.8}]})
     assert rows.loc["resnet", "accuracy"] == pytest.approx(0.85) and rows.loc["resnet", "S Se"] == 50.0
 
 

@@ -1,7 +1,7 @@
-"""Notebook helpers for the rhythm part of the study: why rhythm matters (01_explore) and how much it buys on new
-patients (03_compare), next to the published inter-patient anchors.
+"""Beats in their rhythm, for the notebooks: why rhythm matters (RR-ratio tables and figures per class, 01_explore)
+and what it buys on new patients (runs side by side, 03_compare), next to the published inter-patient anchors.
 
-Kept apart from report.py so that the lead can move these functions where the notebooks' helpers end up. Every
+The rhythm features themselves are computed where beats are cut (:func:`ecglib.records.rhythm_features`). Every
 plotting helper takes an optional matplotlib ``ax`` (or ``axes``) and returns what it drew on.
 """
 from __future__ import annotations
