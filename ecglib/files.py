@@ -80,6 +80,16 @@ def _disk_full(folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < 64 * 1024
 
 
+def _temporary_beside(path: Path) -> Path:
+    """A temporary name in ``path``'s folder (created), after clearing what killed writers left there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create its folder ({_os_problem(exc)})") from None
+    clear_stale_temporaries(path.parent)
+    return temporary_name(path.parent)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write ``path``'s new content to; on success it replaces ``path``.
@@ -88,12 +98,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` is left as it was; an OSError (a full disk, a folder in the way) becomes an InputError naming ``path``.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot create its folder ({_os_problem(exc)})") from None
-    clear_stale_temporaries(path.parent)
-    tmp = temporary_name(path.parent)
+    tmp = _temporary_beside(path)
     try:
         yield tmp
         if path.is_dir():
@@ -154,12 +159,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     failure the temporary folder is removed and an OSError becomes an InputError naming ``path``.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot create its folder ({_os_problem(exc)})") from None
-    clear_stale_temporaries(path.parent)
-    tmp = temporary_name(path.parent)
+    tmp = _temporary_beside(path)
     try:
         tmp.mkdir()
         yield tmp
