@@ -350,8 +350,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                     bar.set_postfix(post, refresh=False)
         finally:
             bar.close()
-        val = evaluate(model, x_val, y_val, rhythm=r_val) if len(x_val) else {"loss": float("nan"), "accuracy": float("nan"),
-                                                                 "nfe": 0.0}
+        val = (evaluate(model, x_val, y_val, rhythm=r_val) if len(x_val)
+               else {"loss": float("nan"), "accuracy": float("nan"), "nfe": 0.0})
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_loss": val["loss"], "val_accuracy": val["accuracy"], "nfe_forward": nfe_f / steps_per_epoch,
                "nfe_backward": nfe_b / steps_per_epoch, "val_nfe": val["nfe"],
