@@ -710,8 +710,8 @@ def patientwise_validation(beats: Beats, index: np.ndarray, val_fraction: float 
     of the classes S and V present in ``index``, between VAL_CLASS_SHARE[0] and VAL_CLASS_SHARE[1] of that class's
     beats, no more than VAL_CLASS_SHARE[1] of any class with at least VAL_CLASS_MIN beats (so that F, nearly all in
     record 208 of DS1, stays in training), and leaves at least one record for training. If no draw satisfies
-    this (few records, as in small test sets), the draw whose shares come closest to the band is kept. With fewer than two records there is no
-    patient-wise validation: val is empty. Returns sorted index arrays.
+    this (few records, as in small test sets), the draw whose shares come closest to the band is kept. With fewer
+    than two records there is no patient-wise validation: val is empty. Returns sorted index arrays.
     """
     records = np.unique(beats.record[index])
     if len(records) < 2:
