@@ -173,6 +173,45 @@ def run_seeds(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg
     return row
 
 
+# Memory against depth: a ResNet keeps every block's activations for backward, an ODE-Net with direct
+# backpropagation every solver step's, and with the adjoint only the block's input and output.
+DEPTHS = (1, 2, 6, 12, 24, 48)  # residual blocks
+STEPS = (1, 2, 3, 6, 12, 24)  # RK4 steps from t = 0 to t = 1
+
+
+def memory_against_depth(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> list[dict[str, Any]]:
+    """Activation memory of one training step on the batch (x, y), measured with metrics.activation_bytes: ResNets
+    of DEPTHS blocks, and the ODE-Net with STEPS RK4 steps, backpropagated directly and with the adjoint."""
+    rows: list[dict[str, Any]] = []
+    x, y = x.to(device), y.to(device)
+    settings = [("resnet", d, None) for d in DEPTHS] + [
+        ("odenet", n, replace(ODEConfig(), step_size=1 / n, adjoint=adjoint))
+        for adjoint in (False, True) for n in STEPS]
+    for model_name, depth, ode in settings:
+        seed_everything(0)
+        model = (build_model("resnet", blocks=depth) if ode is None else build_model("odenet", ode=ode)).to(device)
+        backprop = "adjoint" if ode is not None and ode.adjoint else "direct"
+        unit = "blocks" if ode is None else "rk4-steps"
+        rows.append({"kind": "memory_depth", "config": f"{model_name}-{depth}-{unit}-{backprop}", "model": model_name,
+                     "depth": depth, "depth_unit": unit, "backprop": backprop, "batch_size": len(x),
+                     "params": count_parameters(model), "activation_bytes": activation_bytes(model, x, y),
+                     "cuda_peak_bytes": cuda_peak_bytes(model, x, y)})
+    return rows
+
+
+def memory_markdown(memory: list[dict[str, Any]]) -> list[str]:
+    """The memory-against-depth rows as a table: one line per depth, MB for each model."""
+    cells = {(r["model"], r["backprop"], r["depth"]): r["activation_bytes"] / 2**20 for r in memory}
+    lines = [f"## Activation memory against depth (one training step of {memory[0]['batch_size']} beats, MB)", "",
+             "| depth | ResNet (blocks) | ODE-Net, direct backprop (RK4 steps) | ODE-Net, adjoint (RK4 steps) |",
+             "|---:|---:|---:|---:|"]
+    for depth in sorted({r["depth"] for r in memory}):
+        row = [cells.get(key) for key in (("resnet", "direct", depth), ("odenet", "direct", depth),
+                                          ("odenet", "adjoint", depth))]
+        lines.append(f"| {depth} | " + " | ".join(_fmt(v, ".1f") for v in row) + " |")
+    return lines + ["", "Measured (bytes autograd saves for backward), not computed; the figure is memory_depth.png.", ""]
+
+
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """speedup_vs_original and ratio_vs_resnet per batch, each on the same window: the whole budget when both rows
     were trained, else the first time_batches batches of both."""
@@ -319,6 +358,21 @@ def summary_sentences(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[
     return [s for s in out if s]
 
 
+def save_memory_figure(memory: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ecglib.files import atomic_path
+    from ecglib.plots import plot_memory_depth
+
+    ax = plot_memory_depth(memory)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        ax.figure.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+    plt.close(ax.figure)
+
+
 # ------------------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -456,9 +510,12 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row.update(date=meta["date"], wall_seconds=meta["wall_seconds"], load_start=load_start,
                    load_end=meta["load_end"])
-    md = markdown(rows, meta)
-    atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
+    x_mem, y_mem = x_tr[:train_cfg.batch_size].clone(), y_tr[:train_cfg.batch_size].clone()
+    memory = memory_against_depth(x_mem, y_mem, device)
+    md = markdown(rows, meta) + "\n" + "\n".join(memory_markdown(memory))
+    atomic_write_text(out / "results.json", json.dumps(rows + memory, indent=2))
     atomic_write_text(out / "results.md", md)
+    save_memory_figure(memory, out / "memory_depth.png")
     print()
     print(md, end="")
     missing = [n for n in REQUIRED if n in names and any(r["config"] == n and r.get("error") for r in rows)]

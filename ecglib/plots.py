@@ -322,3 +322,27 @@ def plot_sweep_results(results: Any, metric: str = "accuracy", ax: Any = None) -
     return ax
 
 
+
+
+def plot_memory_depth(rows: Sequence[Mapping[str, Any]], ax: Any = None) -> Any:
+    """Activation memory of one training step against depth (the benchmark's memory_depth rows): a ResNet's grows
+    with its blocks, a directly backpropagated ODE-Net's with its solver steps, the adjoint ODE-Net's stays flat."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    series = (("resnet", "direct", "ResNet (blocks)", COLORS["resnet"], "-o"),
+              ("odenet", "direct", "ODE-Net, direct backprop (RK4 steps)", COLORS["odenet"], "-s"),
+              ("odenet", "adjoint", "ODE-Net, adjoint (RK4 steps)", COLORS["odenet"], "--^"))
+    for model, backprop, label, color, style in series:
+        pts = sorted((r["depth"], r["activation_bytes"] / 2**20) for r in rows
+                     if r["model"] == model and r["backprop"] == backprop)
+        if pts:
+            ax.plot(*zip(*pts), style, color=color, label=label, ms=5)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("depth: residual blocks, or RK4 steps from t = 0 to 1")
+    ax.set_ylabel("activation memory per step (MB)")
+    ax.set_title("memory against depth (measured)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax

@@ -25,7 +25,9 @@ def test_bench_writes_the_required_rows_and_averages_seeds(tmp_path, cache_dir):
                   "--configs", "resnet,odenet-original,odenet-default,odenet-rk4-adjoint", "--seeds", "2",
                   "--out", str(out), cache=cache_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads((out / "results.json").read_text())
+    everything = json.loads((out / "results.json").read_text())
+    rows = [r for r in everything if r.get("kind") != "memory_depth"]
+    memory = [r for r in everything if r.get("kind") == "memory_depth"]
     by = {r["config"]: r for r in rows}
     assert list(by) == ["resnet", "odenet-original", "odenet-default", "odenet-rk4-adjoint"]
     for row in rows:
@@ -48,7 +50,25 @@ def test_bench_writes_the_required_rows_and_averages_seeds(tmp_path, cache_dir):
     # the adjoint keeps less for backward than direct backprop through the same steps
     assert by["odenet-rk4-adjoint"]["activation_bytes"] < by["odenet-default"]["activation_bytes"]
     assert by["resnet"]["speedup_vs_original"] > 1 and by["odenet-original"]["ratio_vs_resnet"] > 1
+    # memory against depth, measured: the ResNet's grows with its blocks, the directly backpropagated ODE-Net's
+    # with its steps, the adjoint's stays flat
+    def series(model, backprop):
+        return [r["activation_bytes"] for r in sorted(memory, key=lambda r: r["depth"])
+                if r["model"] == model and r["backprop"] == backprop]
+
+    resnet, direct, adjoint = series("resnet", "direct"), series("odenet", "direct"), series("odenet", "adjoint")
+    assert len(resnet) == 6 and len(direct) == len(adjoint) == 6
+    depths, steps = (1, 2, 6, 12, 24, 48), (1, 2, 3, 6, 12, 24)
+    for values, xs in ((resnet, depths), (direct, steps)):
+        assert all(b > a for a, b in zip(values, values[1:]))
+        # linear in the depth: each further block (or step) keeps the same amount again
+        slope_far, slope_near = ((values[-1] - values[-2]) / (xs[-1] - xs[-2]),
+                                 (values[-2] - values[-3]) / (xs[-2] - xs[-3]))
+        assert slope_far == pytest.approx(slope_near, rel=0.1)
+    assert max(adjoint) == min(adjoint)
+    assert (out / "memory_depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "results.md").read_text()
+    assert "Activation memory against depth" in md
     assert "| odenet-default | yes |" in md and "seeds 0-1" in md and "Machine:" in md
     assert md.strip() in proc.stdout
 
