@@ -338,8 +338,16 @@ def plot_memory_depth(rows: Sequence[Mapping[str, Any]], ax: Any = None) -> Any:
                      if r["model"] == model and r["backprop"] == backprop)
         if pts:
             ax.plot(*zip(*pts), style, color=color, label=label, ms=5)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    depths = sorted({r["depth"] for r in rows})
+    ax.set_xticks(depths, [str(d) for d in depths])
+    mb = [r["activation_bytes"] / 2**20 for r in rows]
+    ax.set_yticks([t for t in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if min(mb) / 2 <= t <= max(mb) * 2])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("depth: residual blocks, or RK4 steps from t = 0 to 1")
     ax.set_ylabel("activation memory per step (MB)")
     ax.set_title("memory against depth (measured)")
