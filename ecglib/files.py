@@ -91,6 +91,21 @@ def _temporary_beside(path: Path) -> Path:
 
 
 @contextmanager
+def _removed_on_failure(path: Path, tmp: Path) -> Iterator[None]:
+    """Remove ``tmp`` when the block fails; an OSError (a full disk, a folder in the way) becomes an InputError
+    naming the user's ``path``, never the temporary one."""
+    try:
+        yield
+    except OSError as exc:
+        problem = _os_problem(exc, path.parent)  # before the temporary goes and frees its space
+        _remove(tmp)
+        raise InputError(f"{path}: cannot write ({problem})") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write ``path``'s new content to; on success it replaces ``path``.
 
@@ -99,7 +114,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = _temporary_beside(path)
-    try:
+    with _removed_on_failure(path, tmp):
         yield tmp
         if path.is_dir():
             raise InputError(f"{path}: a folder is in the way of this output file")
@@ -108,13 +123,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except OSError as exc:
-        problem = _os_problem(exc, path.parent)  # before the temporary goes and frees its space
-        _remove(tmp)
-        raise InputError(f"{path}: cannot write ({problem})") from None
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 def _remove(tmp: Path) -> None:
@@ -160,7 +168,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = _temporary_beside(path)
-    try:
+    with _removed_on_failure(path, tmp):
         tmp.mkdir()
         yield tmp
         try:
@@ -169,10 +177,3 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             _remove(tmp)  # another writer won the race
-    except OSError as exc:
-        problem = _os_problem(exc, path.parent)  # before the temporary goes and frees its space
-        _remove(tmp)
-        raise InputError(f"{path}: cannot write ({problem})") from None
-    except BaseException:
-        _remove(tmp)
-        raise
