@@ -1,11 +1,13 @@
 """ecglib: ResNets versus Neural ODEs for heartbeat classification on the MIT-BIH Arrhythmia Database.
 
-Modules: ``config`` (every setting and default: ODE solver, training recipe, study profiles), ``data`` (beats from
-MIT-BIH, Kaggle CSVs or synthetic records; splits), ``models`` (ResNet, ODE-Net), ``train`` (one training loop),
-``runs`` (run folders and checkpoints), ``metrics`` (pure metrics and cost measurements), ``plots`` and
-``compare`` (the notebooks' figures, tables and conclusions), ``study`` (the papermill study), ``files`` (atomic
-writes), ``checks`` (what enters from headers, annotation files, RECORDS and npz files), ``cache`` (the cache,
-keyed by content and verified before use), ``cli`` (the ``ecglib`` command).
+Modules: ``config`` (every setting and default: ODE solver, training recipe, study profiles), ``beats`` (the beats
+table and the database's facts), ``records`` and ``synthetic`` (WFDB records, Kaggle CSVs and synthetic records
+read into beats), ``data`` (the front door, splits), ``models`` (ResNet, ODE-Net), ``train`` (one training loop),
+``runs`` (run folders and checkpoints), ``metrics`` (pure metrics and cost measurements), ``plots``, ``compare`` and
+``rhythm`` (the notebooks' figures, tables and conclusions), ``study`` (the papermill study), ``annotate``, ``ec57``
+and ``score`` (whole records labelled and scored as ANSI/AAMI EC57 does), ``spec`` and ``sweep`` (sweeps on Ray),
+``files``, ``checks`` and ``cache`` (atomic writes, checks of what enters from files, the verified cache), ``cli``
+(the ``ecglib`` command).
 """
 # Only importlib, loaded already: the sooner `python -m ecglib` reaches its Ctrl-C handler, the better.
 from importlib import import_module
