@@ -18,6 +18,7 @@ import numpy as np
 
 from .checks import check_npz_arrays
 from .errors import InputError
+from .errors import first_line as _first_line
 
 if TYPE_CHECKING:
     import torch
@@ -155,9 +156,6 @@ def validate(x: np.ndarray, y: np.ndarray, name: str) -> None:
         raise InputError(f"{name}: label {bad[0].item()!r} outside the classes 0-{len(CLASSES) - 1}")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> None:

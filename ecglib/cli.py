@@ -9,12 +9,12 @@ import json
 import math
 import re
 import sys
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import CLASS_WEIGHTS, MAX_BLOCKS, MAX_SYNTHETIC_SECONDS, MAX_THREADS, MAX_WIDTH, SAMPLERS, SOLVERS, \
-    ODEConfig, TrainConfig, model_size_problem
+    ODEConfig, TrainConfig, model_size_problem, \
+    parse_step_size
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -81,12 +81,11 @@ def _device(text: str) -> str:
 
 
 def _step_size(text: str) -> float:
-    """A fixed-grid step as a number or a fraction: "1/3" gives exactly three steps from t 0 to t 1, where 0.333
-    would give a fourth, tiny one (torchdiffeq takes ceil(1 / step) steps)."""
+    """A fixed-grid step as a number or a fraction (config.parse_step_size), in (0, 1]."""
     try:
-        value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"not a number or a fraction: {text!r}") from None
+        value = parse_step_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must lie in (0, 1], the integration time: {text!r}")
     return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
+from fractions import Fraction
 from typing import Any
 
 from .errors import InputError
@@ -57,6 +58,15 @@ def model_size_problem(name: str, width: Any, blocks: Any = 6, n_classes: Any = 
     if estimate > MAX_PARAMETERS:
         return f"about {estimate:,} parameters, more than the {MAX_PARAMETERS:,} allowed"
     return None
+
+
+def parse_step_size(text: str) -> float:
+    """A fixed-grid step written as a number or a fraction: "1/3" gives exactly three steps from t 0 to t 1, where
+    0.333 would give a fourth, tiny one (torchdiffeq takes ceil(1 / step) steps). ValueError when it is neither."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"not a number or a fraction: {text!r}") from None
 
 
 @dataclass(frozen=True)

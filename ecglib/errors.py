@@ -11,3 +11,10 @@ class InputError(EcgError):
 
 class TrainingError(EcgError):
     """Training cannot continue (non-finite loss, ODE step-size underflow, incompatible checkpoint)."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type's name: the detail a
+    one-line error carries when a library raised a long or multi-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

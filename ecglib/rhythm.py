@@ -16,6 +16,7 @@ import numpy as np
 
 from .data import CLASSES, RHYTHM_FEATURES, RHYTHM_NAMES, Beats, require_rhythm
 from .errors import InputError
+from .plots import _plt
 
 # Published results on de Chazal's DS1 -> DS2 (AAMI classes, gross statistics in %). Results that cut the test
 # patients' beats into sequences grouped by class are not comparable and are left out.
@@ -37,12 +38,6 @@ ANCHORS: tuple[dict[str, Any], ...] = (
 # The two ratios that separate the classes best: prematurity (pre-RR over the local average) and the
 # compensatory pause (post-RR over pre-RR).
 DEFAULT_RATIOS = ("pre_over_local", "post_over_pre")
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def rr_ratio_table(beats: Beats, features: Sequence[str] = DEFAULT_RATIOS) -> Any:

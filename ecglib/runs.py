@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig, model_size_problem
-from .errors import InputError
+from .errors import InputError, first_line
 from .files import atomic_path, atomic_write_text, clear_stale_temporaries
 from .models import MODELS, Classifier, model_from_config
 
@@ -479,5 +479,4 @@ def machine_description(device: torch.device | None = None) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:120] if text else type(exc).__name__
+    return first_line(exc, limit=120)

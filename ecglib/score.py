@@ -15,6 +15,7 @@ import numpy as np
 
 from .ec57 import LABELS, BXB_CLASS, DEFAULT_LEARNING_PERIOD, DEFAULT_MATCH_WINDOW, LINE_COLUMNS, STATS, Comparison, Summary, compare, summarize
 from .errors import InputError
+from .errors import first_line as _first_line
 from .files import atomic_write_text
 
 
@@ -203,9 +204,6 @@ def score_record(record: str | os.PathLike, ref: str, test: str, learning_period
                    record=str(record))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def score_records(record_dir: str | os.PathLike, ref: str, test: str, records: Sequence[str] | None = None,

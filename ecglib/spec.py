@@ -36,11 +36,10 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .config import CLASS_WEIGHTS, SAMPLERS
+from .config import CLASS_WEIGHTS, SAMPLERS, parse_step_size
 from .errors import InputError
 
 SOURCES = ("mitdb", "kaggle", "synthetic")
@@ -114,9 +113,9 @@ def _step_size(v: Any) -> float:
     """A number, or a fraction written as a string ("1/3": exactly three steps; 0.333 would give a fourth)."""
     if isinstance(v, str):
         try:
-            v = float(Fraction(v.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise _Bad(f"not a number or a fraction: {v!r}") from None
+            v = parse_step_size(v)
+        except ValueError as exc:
+            raise _Bad(str(exc)) from None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
         raise _Bad(f"must lie in (0, 1], the integration time, not {v!r}")
     return float(v)
