@@ -200,8 +200,9 @@ def run_config(name: str, trained: bool, data: dict[str, torch.Tensor], train_cf
 
 def run_seeds(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg: TrainConfig,
               device: torch.device, time_batches: int, use_compile: bool, seeds: list[int]
-              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """run_config once per training seed. Returns one row and, for a trained ODE-Net, its deploy-loose rows.
+              ) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
+    """run_config once per training seed. Returns one row, for a trained ODE-Net its deploy-loose rows, and the
+    first seed's model (for the interleaved timing).
 
     The row: NFE and memory of the first seed (they do not depend on it); seconds per 100 batches the median over
     the seeds (each seed's in seconds_per_100_batches_by_seed); accuracy_mean (= accuracy), accuracy_sd and
@@ -231,19 +232,59 @@ def run_seeds(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg
     else:
         row.update(accuracy_mean=None, accuracy_sd=None, accuracy_se=None)
     loose = deploy_loose(name, model, data, device) if trained and model.ode is not None else []
-    return row, loose
+    return row, loose, model
+
+
+INTERLEAVE_ROUNDS = 5  # rounds of the interleaved timing, after one warm-up round
+
+
+def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                       device: torch.device, rounds: int = INTERLEAVE_ROUNDS) -> dict[str, float]:
+    """Seconds per 100 training batches of every model, measured in turns.
+
+    Each round gives every model BLOCK consecutive training steps (forward, loss with any RNODE penalty, backward,
+    Adam step at a tiny learning rate, so that the trained dynamics, and an adaptive solver's NFE, stay as they
+    are) on the same random batches; the median over the rounds of each model's block, scaled to 100 batches.
+    Whatever else the machine does while the benchmark runs falls on every row alike, so the ratios between rows
+    hold on a busy machine, where times measured one row after another would not."""
+    import copy
+
+    g = torch.Generator().manual_seed(0)
+    copies = {n: copy.deepcopy(m).to(device).train() for n, m in models.items()}
+    optimizers = {n: torch.optim.Adam(m.parameters(), lr=1e-7) for n, m in copies.items()}
+    times: dict[str, list[float]] = {n: [] for n in copies}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for r in range(rounds + 1):  # round 0 warms up
+        batches = [torch.randint(len(x), (batch_size,), generator=g) for _ in range(BLOCK)]
+        for name, model in copies.items():
+            sync()
+            started = time.perf_counter()
+            for idx in batches:
+                xb, yb = x[idx].to(device), y[idx].to(device)
+                loss = torch.nn.functional.cross_entropy(model(xb), yb)
+                penalty = model.penalty()
+                optimizers[name].zero_grad(set_to_none=True)
+                (loss if penalty is None else loss + penalty).backward()
+                optimizers[name].step()
+            sync()
+            if r > 0:
+                times[name].append(time.perf_counter() - started)
+    return {n: float(np.median(v)) * 100 / BLOCK for n, v in times.items()}
 
 
 def deploy_loose(name: str, model: Any, data: dict[str, torch.Tensor], device: torch.device,
                  max_beats: int = 2000) -> list[dict[str, Any]]:
     """Train precise (or cheap), deploy loose: the trained ODE-Net's test accuracy, evaluations of the dynamics per
     beat and inference beats/s at the DEPLOY_LOOSE settings (compare.tolerance_sweep), on up to ``max_beats`` test
-    beats. An adaptive solve that the trained dynamics make too stiff for its step limit is left out."""
+    beats (the same random ones for every model). An adaptive solve that the trained dynamics make too stiff for its
+    step limit is left out."""
     from ecglib.compare import tolerance_sweep
 
     import pandas as pd
 
-    x, y = data["x_test"][:max_beats].to(device), data["y_test"][:max_beats].numpy()
+    # A seeded random part of the test beats: they are sorted by record, and the first ones are a few patients.
+    keep = torch.randperm(len(data["x_test"]), generator=torch.Generator().manual_seed(0))[:max_beats]
+    x, y = data["x_test"][keep].to(device), data["y_test"][keep].numpy()
     try:
         table = tolerance_sweep(model, x, y, DEPLOY_LOOSE, throughput_beats=512)
     except (EcgError, AssertionError, RuntimeError):  # one setting failed: take the others one by one
@@ -305,29 +346,13 @@ def memory_markdown(memory: list[dict[str, Any]]) -> list[str]:
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """speedup_vs_original and ratio_vs_resnet per batch, each on the same window: the whole budget when both rows
-    were trained, else the first time_batches batches of both."""
+    """speedup_vs_original and ratio_vs_resnet per batch, from seconds_per_100_batches (interleaved at the end)."""
     by = {r["config"]: r for r in rows if r.get("seconds_per_100_batches")}
-
-    def ratio(row: dict[str, Any], ref: dict[str, Any] | None) -> tuple[float | None, str]:
-        if ref is None:
-            return None, ""
-        key = ("seconds_per_100_batches" if row["trained"] and ref["trained"]
-               else "seconds_per_100_batches_first_k")
-        if not row.get(key) or not ref.get(key):
-            return None, ""
-        return row[key] / ref[key], "budget" if key == "seconds_per_100_batches" else "first_k"
-
+    original, resnet = by.get("odenet-original"), by.get("resnet")
     for row in rows:
-        if not row.get("seconds_per_100_batches"):
-            row.update(speedup_vs_original=None, ratio_vs_resnet=None)
-            continue
-        r, window = ratio(row, by.get("odenet-original"))
-        row["speedup_vs_original"] = None if r is None else 1 / r
-        row["speedup_window"] = window
-        r, window = ratio(row, by.get("resnet"))
-        row["ratio_vs_resnet"] = r
-        row["ratio_window"] = window
+        t = row.get("seconds_per_100_batches")
+        row["speedup_vs_original"] = original["seconds_per_100_batches"] / t if t and original else None
+        row["ratio_vs_resnet"] = t / resnet["seconds_per_100_batches"] if t and resnet else None
 
 
 # ------------------------------------------------------------------------------------------------------- report
@@ -367,28 +392,24 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             continue
         mark = "" if r["trained"] else "*"
         first = not r["trained"]
-        s100 = r["seconds_per_100_batches_first_k" if first else "seconds_per_100_batches"]
+        s100 = r["seconds_per_100_batches"]
         sp = _fmt(r.get("speedup_vs_original"), ".2f")
         rr = _fmt(r.get("ratio_vs_resnet"), ".2f")
-        if r.get("speedup_window") == "first_k" and r["trained"]:
-            sp += "*"
-        if r.get("ratio_window") == "first_k" and r["trained"]:
-            rr += "*"
         nf = r["nfe_forward_first_k" if first else "nfe_forward"]
         nb = r["nfe_backward_first_k" if first else "nfe_backward"]
         lines.append(
-            f"| {_name_cell(r)} | {'yes' if r['trained'] else 'no (timed only)'} | {s100:.1f}{mark} | {sp} | {rr} | "
+            f"| {_name_cell(r)} | {'yes' if r['trained'] else 'no (timed only)'} | {s100:.1f} | {sp} | {rr} | "
             f"{nf:.1f}{mark} | {nb:.1f}{mark} | {r['activation_bytes'] / 2**20:.1f} | "
             f"{_fmt(None if r['cuda_peak_bytes'] is None else r['cuda_peak_bytes'] / 2**20, '.0f', 'n/a')} | "
             f"{r['beats_per_second']:.0f} | {_accuracy_cell(r)} | {_fmt(r['macro_f1'], '.3f')} |")
     k = b["time_batches"]
     lines += [
         "",
-        f"Time: median over blocks of {BLOCK} consecutive training batches (forward, backward, optimizer step) "
-        f"scaled to 100 batches of {b['batch_size']}; trained rows over their whole budget, rows marked * over the "
-        f"first {k} batches of the same recipe (not trained further; NFE over those batches too), and ratios "
-        "involving a * row compare the first "
-        f"{k} batches of both rows. NFE: dynamics evaluations per training batch (backward: those the backward "
+        f"Time: training batches of {b['batch_size']} (forward, backward, optimizer step) timed in turns after "
+        f"training: {INTERLEAVE_ROUNDS} rounds, each giving every row's trained model {BLOCK} steps on the same "
+        f"batches; the median block, scaled to 100 batches (during training: seconds_per_100_batches_training in "
+        f"results.json). Rows marked * trained only their first {k} batches (NFE over those batches). "
+        f"NFE: dynamics evaluations per training batch (backward: those the backward "
         "pass makes itself). Activation MB: bytes autograd saves for backward in one training step of "
         f"{b['batch_size']} beats, after training. Inference: beats per second at batch 512 "
         f"(up to 2,048 test beats). Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
@@ -583,13 +604,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(names)} configs, {len(trained_names)} trained", flush=True)
     rows: list[dict[str, Any]] = []
     loose: list[dict[str, Any]] = []
+    models: dict[str, Any] = {}
     out = args.out
     for name in names:
         trained = name in trained_names and name != "default+compile"
         t0 = time.perf_counter()
         try:
-            row, row_loose = run_seeds(name, trained, data, train_cfg, device, time_batches,
-                                       name == "default+compile", seeds if trained else seeds[:1])
+            row, row_loose, models[name] = run_seeds(name, trained, data, train_cfg, device, time_batches,
+                                                     name == "default+compile", seeds if trained else seeds[:1])
             loose += row_loose
         except (EcgError, RuntimeError, AssertionError) as exc:
             row = {"config": name, "trained": trained, "error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
@@ -607,6 +629,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['beats_per_second']:7.0f} beats/s  acc {_fmt(row['accuracy'], '.4f')}  "
                   f"[{time.perf_counter() - t0:.0f} s, load {row['load_average']:.1f}]", flush=True)
 
+    timing = interleaved_timing({r["config"]: models[r["config"]] for r in rows if not r.get("error")},
+                                x_tr, y_tr, train_cfg.batch_size, device)
+    for row in rows:
+        if row["config"] in timing:
+            row["seconds_per_100_batches_training"] = row["seconds_per_100_batches"]
+            row["seconds_per_100_batches"] = timing[row["config"]]
+    add_ratios(rows)
     meta = {**common, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": load_start,
             "load_end": round(os.getloadavg()[0], 2), "wall_seconds": time.perf_counter() - wall,
             "baseline_accuracy": classification_metrics(y_te.numpy(), y_te.numpy(),
