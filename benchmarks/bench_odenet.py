@@ -98,6 +98,7 @@ def default_config_name() -> str | None:
 # Deploy loose: a trained ODE-Net evaluated at these other settings (accuracy against evaluations per beat).
 DEPLOY_LOOSE: list[dict[str, Any]] = (
     [{"solver": "rk4", "step_size": 1 / n, "backend": "torchdiffeq"} for n in (1, 2, 3, 4, 6, 12)]
+    + [{"solver": "midpoint", "step_size": 1 / n, "backend": "torchdiffeq"} for n in (1, 2, 3, 6)]
     + [{"solver": "dopri5", "rtol": tol, "atol": tol, "backend": "torchdiffeq"} for tol in (1e-1, 1e-2, 1e-3, 1e-4)])
 
 

@@ -35,6 +35,10 @@ DEFAULT_SWEEP: list[dict[str, Any]] = [
     {"solver": "rk4", "step_size": 0.5},
     {"solver": "rk4", "step_size": 1 / 3},
     {"solver": "rk4", "step_size": 0.25},
+    {"solver": "midpoint", "step_size": 1.0},
+    {"solver": "midpoint", "step_size": 0.5},
+    {"solver": "midpoint", "step_size": 1 / 3},
+    {"solver": "midpoint", "step_size": 1 / 6},
 ]
 
 

@@ -88,11 +88,14 @@ class ODEConfig:
     integral over t of the mean squared dynamics, and jacobian times that of the mean squared Jacobian-vector product
     (a one-sample Hutchinson estimate of the Jacobian's Frobenius norm), both per state element. 0 turns them off.
 
-    The defaults are the project's: three RK4 steps with direct backpropagation, chosen in ``benchmarks/`` (4.7x
-    faster per batch than the original study's settings at the same accuracy). :meth:`original` gives those.
+    The defaults are the project's: three midpoint steps (six evaluations of the dynamics, as many as the ResNet's
+    six blocks) with direct backpropagation, chosen in ``benchmarks/`` (issue 13, README "Performance"): about the
+    ResNet's time per batch, at the original settings' accuracy in the benchmark and in the 5-epoch study run.
+    Three RK4 steps (twice the time) were the default before; one RK4 step is faster but fell short in the 5-epoch
+    run. :meth:`original` gives the original study's settings.
     """
 
-    solver: str = "rk4"
+    solver: str = "midpoint"
     step_size: float | None = 1 / 3
     rtol: float = 1e-3
     atol: float = 1e-3
