@@ -91,7 +91,7 @@ def test_the_default_odenet_is_the_same_everywhere():
     for profile in PROFILES:
         _, ode, _ = study_settings(profile, "synthetic")
         assert build_model("odenet", ode=ode).config == default
-    assert ODEConfig().steps == 3 and default["solver"] == "rk4"
+    assert ODEConfig().steps == 3 and default["solver"] == "midpoint"
 
 
 # -------------------------------------------------------------------------------------------------- executions
