@@ -319,7 +319,7 @@ def memory_against_depth(x: torch.Tensor, y: torch.Tensor, device: torch.device)
     rows: list[dict[str, Any]] = []
     x, y = x.to(device), y.to(device)
     settings = [("resnet", d, None) for d in DEPTHS] + [
-        ("odenet", n, replace(ODEConfig(), step_size=1 / n, adjoint=adjoint))
+        ("odenet", n, ODEConfig(solver="rk4", step_size=1 / n, adjoint=adjoint))
         for adjoint in (False, True) for n in STEPS]
     for model_name, depth, ode in settings:
         seed_everything(0)
@@ -327,6 +327,7 @@ def memory_against_depth(x: torch.Tensor, y: torch.Tensor, device: torch.device)
         backprop = "adjoint" if ode is not None and ode.adjoint else "direct"
         unit = "blocks" if ode is None else "rk4-steps"
         rows.append({"kind": "memory_depth", "config": f"{model_name}-{depth}-{unit}-{backprop}", "model": model_name,
+                     "solver": None if ode is None else ode.solver,
                      "depth": depth, "depth_unit": unit, "backprop": backprop, "batch_size": len(x),
                      "params": count_parameters(model), "activation_bytes": activation_bytes(model, x, y),
                      "cuda_peak_bytes": cuda_peak_bytes(model, x, y)})

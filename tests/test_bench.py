@@ -67,6 +67,7 @@ def test_bench_writes_the_required_rows_and_averages_seeds(tmp_path, cache_dir):
                 if r["model"] == model and r["backprop"] == backprop]
 
     resnet, direct, adjoint = series("resnet", "direct"), series("odenet", "direct"), series("odenet", "adjoint")
+    assert {r["solver"] for r in memory if r["model"] == "odenet"} == {"rk4"}  # whatever the project default is
     assert len(resnet) == 6 and len(direct) == len(adjoint) == 6
     depths, steps = (1, 2, 6, 12, 24, 48), (1, 2, 3, 6, 12, 24)
     for values, xs in ((resnet, depths), (direct, steps)):
