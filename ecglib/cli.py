@@ -178,7 +178,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .compare import summary_line
-    from .data import limit_beats
+    from .data import limit_beats, require_records
     from .train import pick_device, run_training
 
     if args.data is None and args.source is None:
@@ -195,17 +195,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     beats = limit_beats(_load(args, progress=progress, rhythm=args.features == "beat+rhythm"), args.limit,
                         seed=config.seed)
+    if args.template or args.context:  # the inputs made from a beat's record: refused before the split is drawn
+        require_records(beats, _data_name(args), "record templates" if args.template else "neighbouring beats")
     split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
     m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=progress,
                      data_config=_data_config(args), fresh=args.fresh, features=args.features,
-                     context=args.context)
+                     context=args.context, template=args.template)
     print(summary_line(m))
     print(f"run folder: {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import model_inputs
+    from .data import input_layout, model_inputs
     from .files import atomic_write_text
     from .metrics import beats_per_second, classification_metrics, count_parameters
     from .runs import RunFolder, beats_of_run, load_checkpoint
@@ -229,12 +231,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                 synthetic_seconds=args.synthetic_seconds if args.source else None)
     # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
     x, y, r = model_inputs(beats, model.config, name=_data_name(args)).part(split.test)
+    context, template = input_layout(x.shape[1])
     # A long evaluation (an adaptive solver at a tight tolerance) shows how far it got, on a terminal only.
     pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty(), rhythm=r)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
     m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
              beats_per_second=beats_per_second(model, x, args.batch_size, rhythm=r), solver=model.config,
-             features="beat+rhythm" if r is not None else "beat", context=x.shape[1] != 1)
+             features="beat+rhythm" if r is not None else "beat", context=context, template=template)
     print(f"{model.name} on {split.protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
           f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
     if args.out is not None:
@@ -323,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "features (WFDB sources only)")
     p.add_argument("--context", action="store_true",
                    help="feed each beat with its predecessor and successor (3 input channels)")
+    p.add_argument("--template", action="store_true",
+                   help="one more input channel: the beat minus its record's median beat (the patient's template, "
+                   "from the record's beats only; WFDB sources only)")
     p.add_argument("--limit", type=_positive_int, help="use a stratified subset of this many beats (quick runs)")
     t = p.add_argument_group("training recipe (defaults: ecglib.config.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")
