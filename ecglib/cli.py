@@ -73,6 +73,17 @@ def _real(low: float, high: float, low_open: bool = False, high_open: bool = Fal
 _tolerance, _fraction = _real(1e-12, 1.0), _real(0.0, 1.0, high_open=True)
 
 
+def _record_list(text: str) -> list[str]:
+    """Record names separated by commas ("101,106,209"), each once; whether they are training records is checked
+    when the split is made."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of record names: {text!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a record named twice: {text!r}")
+    return names
+
+
 def _device(text: str) -> str:
     """auto, cpu, mps, cuda or cuda:N; whether that device is present is checked when training starts."""
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
@@ -142,11 +153,13 @@ def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -
 def _data_config(args: argparse.Namespace) -> dict[str, Any]:
     from .data import data_config
 
+    # The validation records only when named, so that the checkpoints of runs from before the option still resume.
+    named = {"val_records": args.val_records} if getattr(args, "val_records", None) else {}
     if getattr(args, "data", None) is not None:
         return {"data": str(args.data.resolve()), "limit": args.limit, "split": args.split,
-                "val_fraction": args.val_fraction}
-    return data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
-                       args.synthetic_seconds)
+                "val_fraction": args.val_fraction, **named}
+    return {**data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
+                          args.synthetic_seconds), **named}
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -197,7 +210,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         seed=config.seed)
     if args.template or args.context:  # the inputs made from a beat's record: refused before the split is drawn
         require_records(beats, _data_name(args), "record templates" if args.template else "neighbouring beats")
-    split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
+    split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed,
+                   val_records=args.val_records)
     m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=progress,
                      data_config=_data_config(args), fresh=args.fresh, features=args.features,
                      context=args.context, template=args.template)
@@ -321,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="intra: stratified random beats 80/20; inter: de Chazal DS1 -> DS2 (default: intra)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of the training beats held out (inter: as whole DS1 records)")
+    p.add_argument("--val-records", type=_record_list, metavar="R1,R2,...",
+                   help="inter: hold out exactly these DS1 records for validation (a fold of whole records, the "
+                   "same for every seed) instead of a seeded draw of --val-fraction")
     p.add_argument("--features", choices=("beat", "beat+rhythm"), default="beat",
                    help="beat: the beat's samples only (the original study); beat+rhythm: also its RR-interval "
                    "features (WFDB sources only)")
