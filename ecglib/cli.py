@@ -73,17 +73,6 @@ def _real(low: float, high: float, low_open: bool = False, high_open: bool = Fal
 _tolerance, _fraction = _real(1e-12, 1.0), _real(0.0, 1.0, high_open=True)
 
 
-def _record_list(text: str) -> list[str]:
-    """Record names separated by commas ("101,106,209"), each once; whether they are training records is checked
-    when the split is made."""
-    names = [name.strip() for name in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of record names: {text!r}")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"a record named twice: {text!r}")
-    return names
-
-
 def _device(text: str) -> str:
     """auto, cpu, mps, cuda or cuda:N; whether that device is present is checked when training starts."""
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
@@ -153,13 +142,8 @@ def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -
 def _data_config(args: argparse.Namespace) -> dict[str, Any]:
     from .data import data_config
 
-    # The validation records only when named, so that the checkpoints of runs from before the option still resume.
-    named = {"val_records": args.val_records} if getattr(args, "val_records", None) else {}
-    if getattr(args, "data", None) is not None:
-        return {"data": str(args.data.resolve()), "limit": args.limit, "split": args.split,
-                "val_fraction": args.val_fraction, **named}
-    return {**data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
-                          args.synthetic_seconds), **named}
+    return data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
+                       args.synthetic_seconds, getattr(args, "data", None), getattr(args, "val_records", None))
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -335,17 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="intra: stratified random beats 80/20; inter: de Chazal DS1 -> DS2 (default: intra)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of the training beats held out (inter: as whole DS1 records)")
-    p.add_argument("--val-records", type=_record_list, metavar="R1,R2,...",
-                   help="inter: hold out exactly these DS1 records for validation (a fold of whole records, the "
-                   "same for every seed) instead of a seeded draw of --val-fraction")
+    p.add_argument("--val-records", type=lambda t: t.split(","), help="inter: validate on DS1 records R1,R2,...")
     p.add_argument("--features", choices=("beat", "beat+rhythm"), default="beat",
                    help="beat: the beat's samples only (the original study); beat+rhythm: also its RR-interval "
                    "features (WFDB sources only)")
     p.add_argument("--context", action="store_true",
                    help="feed each beat with its predecessor and successor (3 input channels)")
     p.add_argument("--template", action="store_true",
-                   help="one more input channel: the beat minus its record's median beat (the patient's template, "
-                   "from the record's beats only; WFDB sources only)")
+                   help="one more input channel: the beat minus its record's median beat (WFDB sources only)")
     p.add_argument("--limit", type=_positive_int, help="use a stratified subset of this many beats (quick runs)")
     t = p.add_argument_group("training recipe (defaults: ecglib.config.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")

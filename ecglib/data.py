@@ -166,10 +166,12 @@ def _fixed_validation(beats: Beats, idx: np.ndarray, protocol: str, val_records:
                          "random beats (use --split inter)")
     split = _split_beats(beats, idx, protocol, test_fraction, 0.0, seed)
     present = set(beats.record[split.train].tolist())
-    unknown = [r for r in val_records if r not in present]
+    if len(set(val_records)) != len(val_records):
+        raise InputError(f"--val-records: a record is named twice ({', '.join(val_records)})")
+    unknown = [repr(r) if not r else r for r in val_records if r not in present]
     if unknown or not val_records:
-        raise InputError(f"--val-records: {unknown[0] if unknown else 'no record'} is not among the training "
-                         f"records ({', '.join(sorted(present))})")
+        raise InputError(f"--val-records: {unknown[0] if unknown else 'no record'} is not among the training records "
+                         f"({', '.join(sorted(present))})")
     if present <= set(val_records):
         raise InputError("--val-records: every training record is held out; leave some to train on")
     held = np.isin(beats.record[split.train], val_records)
@@ -268,15 +270,21 @@ def load_split(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
 
 def data_config(source: str, mitdb_dir: str | os.PathLike | None = None, kaggle_dir: str | os.PathLike | None = None,
                 split: str = "intra", limit: int | None = None, val_fraction: float = 0.1,
-                synthetic_seconds: float = 60.0) -> dict[str, Any]:
+                synthetic_seconds: float = 60.0, npz: str | os.PathLike | None = None,
+                val_records: Sequence[str] | None = None) -> dict[str, Any]:
     """What a run folder records about its data (``metrics.json`` ``config.data``), folders made absolute so the
-    comparison notebook finds them from wherever it runs. Same keys as ``ecglib train`` writes."""
+    comparison notebook finds them from wherever it runs. Same keys as ``ecglib train`` writes: ``npz`` (beats read
+    from that file) replaces the source's keys by "data"; "val_records" is there only when records are named, so
+    that the checkpoints of runs from before the option still resume."""
     def absolute(p: str | os.PathLike | None) -> str | None:
         return str(Path(p).expanduser().resolve()) if p else None
 
+    named = {"val_records": list(val_records)} if val_records else {}
+    if npz is not None:
+        return {"data": absolute(npz), "limit": limit, "split": split, "val_fraction": val_fraction, **named}
     return {"source": source, "mitdb_dir": absolute(mitdb_dir), "kaggle_dir": absolute(kaggle_dir),
             "synthetic_seconds": synthetic_seconds, "limit": limit or None, "split": split,
-            "val_fraction": val_fraction}
+            "val_fraction": val_fraction, **named}
 
 
 def class_table(beats: Beats) -> Any:

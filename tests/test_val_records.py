@@ -50,8 +50,11 @@ def test_cli_val_records(tmp_path, capsys, synthetic_records):
     # Resuming with another fold is refused: the validation decides which epoch's weights are kept.
     result = run_main(capsys, *common, "--val-records", DS1_RECORDS[2], "--epochs", "2", "--out", tmp_path / "run")
     assert_one_line_error(result, "other data", "val_records")
-    result = run_args(capsys, *common, "--val-records", "101,,106", "--out", tmp_path / "bad")
-    assert_one_line_error(result, "--val-records", "comma-separated")
+    twice, empty = f"{DS1_RECORDS[0]},{DS1_RECORDS[0]}", f"{DS1_RECORDS[0]},,{DS1_RECORDS[1]}"
+    result = run_args(capsys, *common, "--val-records", empty, "--out", tmp_path / "bad")
+    assert_one_line_error(result, "--val-records: '' is not among the training records")
+    result = run_args(capsys, *common, "--val-records", twice, "--out", tmp_path / "bad")
+    assert_one_line_error(result, "--val-records: a record is named twice")
     result = run_main(capsys, *common, "--val-records", "232", "--out", tmp_path / "bad")
     assert_one_line_error(result, "232 is not among the training records")
     assert not (tmp_path / "bad").exists()
