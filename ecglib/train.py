@@ -428,7 +428,9 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         "device": str(device),
         "machine": machine_description(device),
         "config": {"model": best.config, "train": asdict(config), "data": data_config or {},
-                   "split": split.protocol, "features": features, "context": context, "template": template},
+                   "split": split.protocol, "features": features, "context": context,
+                   # only when on: sweeps recognise their finished runs by this config, written before the option
+                   **({"template": True} if template else {})},
         "history": history,
     })
     atomic_write_text(run.metrics_file, json.dumps(metrics, indent=2))
