@@ -290,11 +290,11 @@ def template_difference(beats: Beats, name: str = "beats") -> np.ndarray:
     return beats.x - record_templates(beats, name)
 
 
-def input_layout(in_channels: int) -> tuple[bool, bool]:
-    """(context, template) of a model's input from its number of channels, the inverse of :func:`input_channels`:
-    1 the beat; 2 the beat and its difference to the record template; 3 predecessor, beat, successor; 4 those and
-    the difference. ValueError for another number."""
-    layouts = {input_channels(c, t): (c, t) for c in (False, True) for t in (False, True)}
+def input_layout(in_channels: int) -> dict[str, bool]:
+    """{"context": ..., "template": ...} of a model's input from its number of channels, the inverse of
+    :func:`input_channels`: 1 the beat; 2 the beat and its difference to the record template; 3 predecessor, beat,
+    successor; 4 those and the difference. ValueError for another number."""
+    layouts = {input_channels(c, t): {"context": c, "template": t} for c in (False, True) for t in (False, True)}
     if in_channels not in layouts:
         raise ValueError(f"no beat input has {in_channels} channels; choose {', '.join(map(str, sorted(layouts)))}")
     return layouts[in_channels]
@@ -352,10 +352,10 @@ def model_inputs(beats: Beats, model_config: dict[str, Any], name: str = "beats"
     (:func:`input_layout`)."""
     features = "beat+rhythm" if model_config.get("rhythm_features") else "beat"
     try:
-        context, template = input_layout(model_config.get("in_channels", 1))
+        layout = input_layout(model_config.get("in_channels", 1))
     except ValueError as exc:
         raise InputError(f"{name}: {exc}") from None
-    return beat_tensors(beats, features, context, name, template)
+    return beat_tensors(beats, features, name=name, **layout)
 
 
 def make_loader(beats: Beats, index: np.ndarray | None = None, batch_size: int = 128, shuffle: bool = False,

@@ -134,7 +134,7 @@ def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -
     from .errors import InputError
 
     try:
-        return split_beats(beats, protocol, **kwargs)
+        return split_beats(beats, protocol, val_records=getattr(args, "val_records", None), **kwargs)
     except InputError as exc:
         raise InputError(f"{_data_name(args)}: {exc}") from None
 
@@ -194,8 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         seed=config.seed)
     if args.template or args.context:  # the inputs made from a beat's record: refused before the split is drawn
         require_records(beats, _data_name(args), "record templates" if args.template else "neighbouring beats")
-    split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed,
-                   val_records=args.val_records)
+    split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
     m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=progress,
                      data_config=_data_config(args), fresh=args.fresh, features=args.features,
                      context=args.context, template=args.template)
@@ -229,13 +228,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                 synthetic_seconds=args.synthetic_seconds if args.source else None)
     # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
     x, y, r = model_inputs(beats, model.config, name=_data_name(args)).part(split.test)
-    context, template = input_layout(x.shape[1])
     # A long evaluation (an adaptive solver at a tight tolerance) shows how far it got, on a terminal only.
     pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty(), rhythm=r)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
     m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
              beats_per_second=beats_per_second(model, x, args.batch_size, rhythm=r), solver=model.config,
-             features="beat+rhythm" if r is not None else "beat", context=context, template=template)
+             features="beat+rhythm" if r is not None else "beat", **input_layout(x.shape[1]))
     print(f"{model.name} on {split.protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
           f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
     if args.out is not None:

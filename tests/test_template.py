@@ -43,7 +43,8 @@ def test_record_templates_and_differences_by_hand():
 def test_input_channels_and_layout_are_inverse():
     for context in (False, True):
         for template in (False, True):
-            assert data.input_layout(data.input_channels(context, template)) == (context, template)
+            assert data.input_layout(data.input_channels(context, template)) == {"context": context,
+                                                                                 "template": template}
     assert [data.input_channels(c, t) for c, t in ((0, 0), (0, 1), (1, 0), (1, 1))] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="no beat input has 5 channels"):
         data.input_layout(5)
