@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import CLASS_WEIGHTS, MAX_BLOCKS, MAX_SYNTHETIC_SECONDS, MAX_THREADS, MAX_WIDTH, SAMPLERS, SOLVERS, \
-    ODEConfig, TrainConfig, model_size_problem, \
-    parse_step_size
+from .config import BACKENDS, CLASS_WEIGHTS, MAX_BLOCKS, MAX_REGULARISATION, MAX_SYNTHETIC_SECONDS, MAX_THREADS, \
+    MAX_WIDTH, SAMPLERS, SOLVERS, TORCHODE_SOLVERS, ODEConfig, TrainConfig, model_size_problem, parse_step_size
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -47,10 +46,6 @@ def _int(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 _positive_int, _nonnegative_int = _int(1), _int(0)
-
-
-def _bounded_int(high: int) -> Callable[[str], int]:
-    return _int(1, high)
 
 
 def _real(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
@@ -169,7 +164,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.model == "resnet":
         return {"blocks": args.blocks, "width": args.width}
     ode = ODEConfig.from_dict({k: getattr(args, k) for k in ("solver", "step_size", "rtol", "atol", "adjoint",
-                                                              "seminorm")})
+                                                              "seminorm", "backend", "kinetic", "jacobian")})
     return {"width": args.width, "ode": ode}
 
 
@@ -345,15 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {_TRAIN.sampler})")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
     t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
-    t.add_argument("--threads", type=_bounded_int(MAX_THREADS), help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--threads", type=_int(1, MAX_THREADS), help="torch CPU threads (default: torch's choice)")
     m = p.add_argument_group("model (ODE defaults: ecglib.config.ODEConfig)")
-    m.add_argument("--width", type=_bounded_int(MAX_WIDTH), default=64)
-    m.add_argument("--blocks", type=_bounded_int(MAX_BLOCKS), default=6, help="residual blocks of the ResNet")
+    m.add_argument("--width", type=_int(1, MAX_WIDTH), default=64)
+    m.add_argument("--blocks", type=_int(1, MAX_BLOCKS), default=6, help="residual blocks of the ResNet")
     m.add_argument("--solver", choices=SOLVERS, metavar="SOLVER",
                    help=f"a torchdiffeq method (default {_ODE.solver}; the original study: dopri5)")
     m.add_argument("--step-size", type=_step_size,
                    help=f"step of a fixed-grid solver, a number or a fraction (default 1/{_ODE.steps}: "
-                        f"{_ODE.steps} steps)")
+                        f"{_ODE.steps} step{'s' if _ODE.steps != 1 else ''})")
     m.add_argument("--rtol", type=_tolerance, help=f"relative tolerance of an adaptive solver (default {_ODE.rtol:g})")
     m.add_argument("--atol", type=_tolerance, help=f"absolute tolerance of an adaptive solver (default {_ODE.atol:g})")
     m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None,
@@ -361,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {'on' if _ODE.adjoint else 'off'})")
     m.add_argument("--seminorm", action="store_true", default=None,
                    help="adjoint with the seminorm (Kidger et al. 2021)")
+    m.add_argument("--backend", choices=BACKENDS,
+                   help=f"ODE solver library (default {_ODE.backend}; torchode: {', '.join(TORCHODE_SOLVERS)}, "
+                        "direct backpropagation)")
+    m.add_argument("--kinetic", type=_real(0.0, MAX_REGULARISATION),
+                   help="RNODE kinetic-energy regularisation weight (Finlay et al. 2020; default 0: off)")
+    m.add_argument("--jacobian", type=_real(0.0, MAX_REGULARISATION),
+                   help="RNODE Jacobian Frobenius-norm regularisation weight (default 0: off)")
     p.add_argument("--fresh", action="store_true", help="start over even if RUN_DIR holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", type=Path, required=True, help="RUN_DIR")
@@ -389,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
     p.add_argument("--limit", type=_nonnegative_int, help="override the profile's beat limit (0: all beats)")
     p.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
-    p.add_argument("--threads", type=_bounded_int(MAX_THREADS),
+    p.add_argument("--threads", type=_int(1, MAX_THREADS),
                    help="torch CPU threads of the notebooks (default: all cores on an idle "
                    "machine, the free ones on a busy one)")
     p.add_argument("--out", type=Path, default=Path("runs/study"),
@@ -432,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "cluster: a folder every node sees at the same path)")
     p.add_argument("--address", help="join a Ray cluster (HEAD:PORT from `ray start --head`); default: start Ray "
                    "here on this machine's CPUs")
-    p.add_argument("--cpus-per-run", type=_bounded_int(MAX_THREADS), default=1,
+    p.add_argument("--cpus-per-run", type=_int(1, MAX_THREADS), default=1,
                    help="Ray CPUs and torch threads of each run (default 1)")
     p.add_argument("--max-retries", type=_nonnegative_int, default=3, help="restarts of a run whose worker or node died; it "
                    "resumes from its checkpoint (default 3)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from dataclasses import fields
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,10 @@ DEFAULT_SWEEP: list[dict[str, Any]] = [
     {"solver": "rk4", "step_size": 0.5},
     {"solver": "rk4", "step_size": 1 / 3},
     {"solver": "rk4", "step_size": 0.25},
+    {"solver": "midpoint", "step_size": 1.0},
+    {"solver": "midpoint", "step_size": 0.5},
+    {"solver": "midpoint", "step_size": 1 / 3},
+    {"solver": "midpoint", "step_size": 1 / 6},
 ]
 
 
@@ -112,7 +117,7 @@ def format_table(table: Any, transpose: bool = True) -> Any:
 
 
 def _ode_config(settings: Mapping[str, Any]) -> ODEConfig:
-    keys = ("solver", "step_size", "rtol", "atol", "adjoint", "seminorm")
+    keys = {f.name for f in fields(ODEConfig)}
     return ODEConfig(**{k: settings[k] for k in keys if k in settings})
 
 

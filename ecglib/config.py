@@ -20,6 +20,12 @@ FIXED_GRID_SOLVERS: tuple[str, ...] = ("euler", "midpoint", "heun2", "heun3", "r
                                        "implicit_adams", "fixed_adams")
 ADAPTIVE_SOLVERS: tuple[str, ...] = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 SOLVERS: tuple[str, ...] = ADAPTIVE_SOLVERS + FIXED_GRID_SOLVERS
+# The same ODE block can be solved by torchode (Lienen & Guennemann 2022) instead: these of our solver names exist
+# there (its Heun serves both the fixed-grid heun2 and adaptive_heun), with direct backpropagation only.
+BACKENDS: tuple[str, ...] = ("torchdiffeq", "torchode")
+TORCHODE_SOLVERS: dict[str, str] = {"dopri5": "dopri5", "adaptive_heun": "heun", "heun2": "heun", "euler": "euler"}
+# RNODE coefficients above this are a typing error: the regularisers are O(1) per state element (models.py).
+MAX_REGULARISATION = 100.0
 
 # A fixed-grid solve with more steps than this is refused before it starts: each step keeps its activations for
 # direct backpropagation (about 45 MB per RK4 step at batch 128), so 10,000 steps would need hundreds of GB.
@@ -77,17 +83,27 @@ class ODEConfig:
     steps), None for an adaptive one. rtol, atol: the tolerances of an adaptive solver. adjoint: backpropagate by
     solving the adjoint ODE (memory constant in the steps) rather than through the solver's operations.
     seminorm: with the adjoint, measure the backward error on the state and its adjoint only (Kidger et al. 2021).
+    backend: "torchdiffeq" or "torchode" (:data:`TORCHODE_SOLVERS`, direct backpropagation only).
+    kinetic, jacobian: RNODE regularisation during training (Finlay et al. 2020): the loss gains kinetic times the
+    integral over t of the mean squared dynamics, and jacobian times that of the mean squared Jacobian-vector product
+    (a one-sample Hutchinson estimate of the Jacobian's Frobenius norm), both per state element. 0 turns them off.
 
-    The defaults are the project's: three RK4 steps with direct backpropagation, chosen in ``benchmarks/`` (4.7x
-    faster per batch than the original study's settings at the same accuracy). :meth:`original` gives those.
+    The defaults are the project's: three midpoint steps (six evaluations of the dynamics, as many as the ResNet's
+    six blocks) with direct backpropagation, chosen in ``benchmarks/`` (issue 13, README "Performance"): about the
+    ResNet's time per batch, at the original settings' accuracy in the benchmark and in the 5-epoch study run.
+    Three RK4 steps (twice the time) were the default before; one RK4 step is faster but fell short in the 5-epoch
+    run. :meth:`original` gives the original study's settings.
     """
 
-    solver: str = "rk4"
+    solver: str = "midpoint"
     step_size: float | None = 1 / 3
     rtol: float = 1e-3
     atol: float = 1e-3
     adjoint: bool = False
     seminorm: bool = False
+    backend: str = "torchdiffeq"
+    kinetic: float = 0.0
+    jacobian: float = 0.0
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -110,6 +126,20 @@ class ODEConfig:
                 raise InputError(f"{name} {value!r} must lie in [1e-12, 1]")
         if self.seminorm and not self.adjoint:
             raise InputError("the seminorm applies to the adjoint's backward solve: use it with the adjoint")
+        for name in ("kinetic", "jacobian"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                               and 0 <= value <= MAX_REGULARISATION):
+                raise InputError(f"{name} regularisation {value!r} must lie in [0, {MAX_REGULARISATION:g}]")
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown ODE backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.backend == "torchode":
+            if self.solver not in TORCHODE_SOLVERS:
+                raise InputError(f"torchode has no solver {self.solver!r} here; choose one of "
+                                 f"{', '.join(TORCHODE_SOLVERS)}")
+            if self.adjoint or self.regularised:
+                raise InputError("the torchode backend takes direct backpropagation without regularisation: "
+                                 "drop the adjoint, kinetic and jacobian settings")
 
     @classmethod
     def original(cls) -> ODEConfig:
@@ -131,6 +161,10 @@ class ODEConfig:
         return replace(base, **given)
 
     @property
+    def regularised(self) -> bool:
+        return self.kinetic > 0 or self.jacobian > 0
+
+    @property
     def fixed_grid(self) -> bool:
         return self.solver in FIXED_GRID_SOLVERS
 
@@ -148,10 +182,22 @@ class ODEConfig:
         else:
             how = f"{self.solver}, rtol {self.rtol:g}, atol {self.atol:g}"
         grad = ("adjoint" + (" with seminorm" if self.seminorm else "")) if self.adjoint else "direct backpropagation"
-        return f"{how}, {grad}"
+        extra = "".join([f", {self.backend}" if self.backend != "torchdiffeq" else "",
+                         f", RNODE kinetic {self.kinetic:g} jacobian {self.jacobian:g}" if self.regularised else ""])
+        return f"{how}, {grad}{extra}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as a dict; the backend and the regularisation only when they differ from the defaults, so
+        that the checkpoints and run folders written before they existed keep their settings (and resume)."""
+        settings = asdict(self)
+        for name in _LATER_FIELDS:
+            if settings[name] == _DEFAULTS[name]:
+                del settings[name]
+        return settings
+
+
+_LATER_FIELDS = ("backend", "kinetic", "jacobian")
+_DEFAULTS = {f.name: f.default for f in fields(ODEConfig)}
 
 
 OPTIMIZERS = ("sgd", "adam")

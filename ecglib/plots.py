@@ -354,3 +354,35 @@ def plot_memory_depth(rows: Sequence[Mapping[str, Any]], ax: Any = None) -> Any:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_deploy_loose(rows: Any, ax: Any = None) -> Any:
+    """Train once, deploy loose: test accuracy against evaluations of the dynamics per beat, for trained ODE-Nets
+    solved at other settings. ``rows``: the benchmark's deploy_loose rows (config, solver, nfe_per_beat, accuracy,
+    trained) or a :func:`ecglib.compare.tolerance_sweep` table (one model). A line per model and solver family
+    (fixed-grid steps, adaptive tolerances); the setting each model was trained with is ringed."""
+    import pandas as pd
+
+    plt = _plt()
+    table = pd.DataFrame(rows)
+    if "NFE/batch" in table.columns:  # a tolerance sweep of one model
+        table = table.rename(columns={"NFE/batch": "nfe_per_beat"}).assign(config="ODE-Net")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 4))
+    styles = {"rk4": "-o", "midpoint": "-.^", "dopri5": ":s"}
+    for i, (config, part) in enumerate(table.groupby("config", sort=False)):
+        color = f"C{i}"
+        for solver, family in part.groupby("solver", sort=False):
+            family = family.sort_values("nfe_per_beat")
+            ax.plot(family["nfe_per_beat"], 100 * family["accuracy"], styles.get(solver, "--D"),
+                    color=color, ms=4, lw=1, label=f"{config}: {solver}")
+        mine = part[part["trained"]]
+        ax.scatter(mine["nfe_per_beat"], 100 * mine["accuracy"], s=110, facecolors="none", edgecolors=color,
+                   linewidths=1.5, zorder=4)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("evaluations of the dynamics per beat (NFE per forward pass)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("deploy loose: trained ODE-Nets at other solver settings (ringed: as trained)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return ax

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .config import CLASS_WEIGHTS, SAMPLERS, parse_step_size
+from .config import BACKENDS, CLASS_WEIGHTS, SAMPLERS, parse_step_size
 from .errors import InputError
 
 SOURCES = ("mitdb", "kaggle", "synthetic")
@@ -49,7 +49,7 @@ FEATURE_SETS = ("beat", "beat+rhythm")
 TOP_KEYS = ("description", "data", "train", "axes", "configs")
 DATA_KEYS = ("source", "mitdb_dir", "kaggle_dir", "synthetic_seconds", "limit", "val_fraction", "download")
 RESNET_KEYS = ("blocks",)
-ODE_KEYS = ("solver", "step_size", "rtol", "atol", "adjoint", "seminorm")
+ODE_KEYS = ("solver", "step_size", "rtol", "atol", "adjoint", "seminorm", "backend", "kinetic", "jacobian")
 MODEL_KEYS = ("width",) + RESNET_KEYS + ODE_KEYS
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup", "device",
               "class_weight", "sampler")
@@ -130,7 +130,8 @@ def _device(v: Any) -> str:
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "model": _choice(*MODEL_NAMES), "split": _choice(*SPLITS), "features": _choice(*FEATURE_SETS), "seed": _int,
     "width": lambda v: _int(v, 1), "blocks": lambda v: _int(v, 1), "solver": _solver, "step_size": _step_size,
-    "rtol": _pos, "atol": _pos, "adjoint": _bool, "seminorm": _bool,
+    "rtol": _pos, "atol": _pos, "adjoint": _bool, "seminorm": _bool, "backend": _choice(*BACKENDS),
+    "kinetic": _nonneg, "jacobian": _nonneg,
     "epochs": lambda v: _int(v, 1), "batch_size": lambda v: _int(v, 1), "optimizer": _choice("sgd", "adam"),
     "lr": _pos, "momentum": _nonneg, "weight_decay": _nonneg, "schedule": _choice("cosine", "onecycle", "none"),
     "warmup": _fraction, "device": lambda v: _device(v), "class_weight": _choice(*CLASS_WEIGHTS),

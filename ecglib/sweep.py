@@ -25,6 +25,7 @@ For notebooks: :func:`load_sweep`, then :func:`ecglib.compare.sweep_summary_tabl
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -263,7 +264,9 @@ def _init_ray(address: str | None, cpus: int | None) -> bool:
             # address="local": a new instance even when another one runs on this machine (`ray start`).
             ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                      object_store_memory=256 * 2**20, **common)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # Ray raises a bare Exception when its node does not come up in time (busy machine)
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # whatever half of the node did start
         raise EcgError(f"{address or 'local Ray'}: cannot start or join Ray ({str(exc).splitlines()[0][:200]})"
                        ) from None
     return True

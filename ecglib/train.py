@@ -257,11 +257,14 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 try:
                     logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device))
                     loss = F.cross_entropy(logits, yb, weight=weight)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
+                    # An RNODE-regularised ODE-Net adds its penalty; the history reports the classification loss.
+                    penalty = model.penalty()
+                    total = loss if penalty is None else loss + penalty
+                    if not torch.isfinite(total):
+                        raise TrainingError(f"the training loss became {total.item()} at epoch {epoch + 1}, batch "
                                             f"{step + 1}: lower the learning rate (--lr) or check the input data")
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    total.backward()
                 except AssertionError as exc:
                     raise (_solver_advice(exc) or exc) from None
                 optimizer.step()

@@ -22,33 +22,43 @@ def _bench(*args: str, cache: Path) -> subprocess.CompletedProcess:
 def test_bench_writes_the_required_rows_and_averages_seeds(tmp_path, cache_dir):
     out = tmp_path / "bench"
     proc = _bench("--train-beats", "256", "--test-beats", "100", "--time-batches", "2", "--threads", "1",
-                  "--configs", "resnet,odenet-original,odenet-default,odenet-rk4-adjoint", "--seeds", "2",
+                  "--configs", "resnet,odenet-original,odenet-rk4-1step,odenet-rk4-3steps,odenet-rk4-adjoint",
+                  "--seeds", "2", "--train-all", "--batch-size", "128",
                   "--out", str(out), cache=cache_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
     everything = json.loads((out / "results.json").read_text())
-    rows = [r for r in everything if r.get("kind") != "memory_depth"]
+    rows = [r for r in everything if "kind" not in r]
     memory = [r for r in everything if r.get("kind") == "memory_depth"]
+    loose = [r for r in everything if r.get("kind") == "deploy_loose"]
     by = {r["config"]: r for r in rows}
-    assert list(by) == ["resnet", "odenet-original", "odenet-default", "odenet-rk4-adjoint"]
+    assert list(by) == ["resnet", "odenet-original", "odenet-rk4-1step", "odenet-rk4-3steps", "odenet-rk4-adjoint"]
     for row in rows:
         for key in ("seconds_per_100_batches", "nfe_forward", "nfe_backward", "activation_bytes",
                     "beats_per_second", "accuracy"):
             assert key in row, (row["config"], key)
         assert row["seconds_per_100_batches"] > 0 and row["activation_bytes"] > 0 and row["beats_per_second"] > 0
-    # trained rows: two seeds, their mean reported; the timed-only row is not trained
-    for name in ("resnet", "odenet-original", "odenet-default"):
-        seeds = by[name]["accuracy_by_seed"]
-        assert list(seeds) == ["0", "1"] and all(0 <= a <= 1 for a in seeds.values())
-        assert by[name]["accuracy"] == pytest.approx(sum(seeds.values()) / 2)
-    assert by["odenet-rk4-adjoint"]["trained"] is False and by["odenet-rk4-adjoint"]["accuracy"] is None
-    # what each setting is: the ResNet has no solver, the default takes 3 rk4 steps without a backward solve,
-    # the adjoint re-solves backwards, the original adaptive solver needs more than the default
+    # --train-all: every row trained with two seeds, their mean and standard error reported
+    for name, row in by.items():
+        seeds = row["accuracy_by_seed"]
+        assert row["seeds"] == [0, 1] and list(seeds) == ["0", "1"] and all(0 <= a <= 1 for a in seeds.values())
+        assert row["accuracy_mean"] == row["accuracy"] == pytest.approx(sum(seeds.values()) / 2)
+        a, b = seeds.values()
+        assert row["accuracy_se"] == pytest.approx(abs(a - b) / 2)  # sd / sqrt(2) of two values
+    # deploy loose: every trained ODE-Net at the listed settings, evaluations per beat as each setting needs
+    assert {r["config"] for r in loose} == {n for n in by if n != "resnet"}
+    one_step = {r["setting"]: r for r in loose if r["config"] == "odenet-rk4-1step"}
+    assert one_step["rk4 1 step (trained)"]["nfe_per_beat"] == 4 and one_step["rk4 12 steps"]["nfe_per_beat"] == 48
+    assert all(0 <= r["accuracy"] <= 1 for r in loose)
+    assert (out / "deploy_loose.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # what each setting is: the ResNet has no solver, 1 and 3 rk4 steps take 4 and 12 evaluations and no backward solve,
+    # the adjoint re-solves backwards, the original adaptive solver needs more than three rk4 steps
     assert by["resnet"]["nfe_forward"] == 0
-    assert (by["odenet-default"]["nfe_forward"], by["odenet-default"]["nfe_backward"]) == (12, 0)
+    assert (by["odenet-rk4-1step"]["nfe_forward"], by["odenet-rk4-1step"]["nfe_backward"]) == (4, 0)
+    assert (by["odenet-rk4-3steps"]["nfe_forward"], by["odenet-rk4-3steps"]["nfe_backward"]) == (12, 0)
     assert by["odenet-rk4-adjoint"]["nfe_backward"] == 12
     assert by["odenet-original"]["nfe_forward"] > 12 and by["odenet-original"]["nfe_backward"] > 0
     # the adjoint keeps less for backward than direct backprop through the same steps
-    assert by["odenet-rk4-adjoint"]["activation_bytes"] < by["odenet-default"]["activation_bytes"]
+    assert by["odenet-rk4-adjoint"]["activation_bytes"] < by["odenet-rk4-3steps"]["activation_bytes"]
     assert by["resnet"]["speedup_vs_original"] > 1 and by["odenet-original"]["ratio_vs_resnet"] > 1
     # memory against depth, measured: the ResNet's grows with its blocks, the directly backpropagated ODE-Net's
     # with its steps, the adjoint's stays flat
@@ -57,6 +67,7 @@ def test_bench_writes_the_required_rows_and_averages_seeds(tmp_path, cache_dir):
                 if r["model"] == model and r["backprop"] == backprop]
 
     resnet, direct, adjoint = series("resnet", "direct"), series("odenet", "direct"), series("odenet", "adjoint")
+    assert {r["solver"] for r in memory if r["model"] == "odenet"} == {"rk4"}  # whatever the project default is
     assert len(resnet) == 6 and len(direct) == len(adjoint) == 6
     depths, steps = (1, 2, 6, 12, 24, 48), (1, 2, 3, 6, 12, 24)
     for values, xs in ((resnet, depths), (direct, steps)):
@@ -69,7 +80,8 @@ def test_bench_writes_the_required_rows_and_averages_seeds(tmp_path, cache_dir):
     assert (out / "memory_depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "results.md").read_text()
     assert "Activation memory against depth" in md
-    assert "| odenet-default | yes |" in md and "seeds 0-1" in md and "Machine:" in md
+    assert "| odenet-rk4-1step | yes |" in md and "seeds 0-1" in md and "Machine:" in md
+    assert "Deploy loose" in md and " ± " in md
     assert md.strip() in proc.stdout
 
 

@@ -104,7 +104,7 @@ seeds = [0]
     slow = s.trials[-1]
     assert (slow.model, slow.split, slow.seed) == ("odenet", "inter", 0)
     assert slow.model_kwargs["ode"].solver == "dopri5" and slow.model_kwargs["ode"].adjoint is True
-    # unset ODE settings take the project default (three RK4 steps) like `ecglib train`
+    # unset ODE settings take the project default (three midpoint steps) like `ecglib train`
     from ecglib.config import ODEConfig
 
     default = load_spec(write_spec(tmp_path / "d.toml", "[configs.o]\nmodel = 'odenet'\n")).trials[0]
