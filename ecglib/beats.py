@@ -236,14 +236,20 @@ def require_rhythm(beats: Beats, name: str) -> np.ndarray:
     return beats.rhythm
 
 
+def require_records(beats: Beats, name: str, what: str) -> None:
+    """InputError naming ``name`` for the Kaggle source, whose rows are beats of unknown records and positions, so
+    that inputs built from a beat's record (``what``: its neighbours, its record's template) cannot be made."""
+    if beats.meta.get("source") == "kaggle":
+        raise InputError(f"{name}: the Kaggle CSVs carry no record positions, so no {what}: use --source mitdb "
+                         "or synthetic")
+
+
 def context_beats(beats: Beats) -> np.ndarray:
     """Each beat with its neighbours in the same record: (n, 3, 187) float32, channels predecessor, beat, successor
     (neighbours in R-peak order among the table's beats of that record). The first and last beat of a record, with
     no neighbour on one side, repeat themselves there. Call it on the whole table, before subsets drop neighbours.
     Raises InputError for the Kaggle source, whose rows are beats of unknown records and positions."""
-    if beats.meta.get("source") == "kaggle":
-        raise InputError("the Kaggle CSVs carry no record positions, so no neighbouring beats: use --source mitdb "
-                         "or synthetic")
+    require_records(beats, "beats", "neighbouring beats")
     order = np.lexsort((beats.sample, beats.record))
     x, rec = beats.x[order], beats.record[order]
     same = rec[1:] == rec[:-1]
@@ -253,6 +259,51 @@ def context_beats(beats: Beats) -> np.ndarray:
     out = np.empty((len(x), 3, x.shape[1]), dtype=np.float32)
     out[order] = np.stack([prev, x, nxt], axis=1)
     return out
+
+
+def record_templates(beats: Beats, name: str = "beats") -> np.ndarray:
+    """Each beat's record template: (n, 187) float32, the sample-wise median of all the table's beats of the same
+    record (same units as ``x``: [0, 1], 125 Hz).
+
+    The median over a record's beats is its dominant beat shape, the patient's normal beat in all but a few records
+    (ectopic beats are a minority almost everywhere; the median ignores them). It uses the record's beats only and
+    no labels, so a test record's template is as available at test time as its beats. Call it on the whole table,
+    before subsets drop beats. InputError naming ``name`` for the Kaggle source (no records).
+    """
+    require_records(beats, name, "record templates")
+    out = np.empty_like(beats.x, dtype=np.float32)
+    # Grouped by record with one sort: a boolean mask per record would cost n x records comparisons.
+    order = np.argsort(beats.record, kind="stable")
+    _, starts = np.unique(beats.record[order], return_index=True)
+    for rows in np.split(order, starts[1:]):
+        out[rows] = np.median(beats.x[rows], axis=0)
+    return out
+
+
+def template_difference(beats: Beats, name: str = "beats") -> np.ndarray:
+    """Each beat minus its record's template (:func:`record_templates`): (n, 187) float32 in [-1, 1].
+
+    Why: a beat's shape compared with the same patient's usual beat generalises to new patients better than its
+    shape alone, which differs more between patients than between N and S beats. A premature atrial (S) beat has
+    the patient's normal QRS and leaves a difference near zero; a ventricular (V) beat differs strongly.
+    """
+    return beats.x - record_templates(beats, name)
+
+
+def input_layout(in_channels: int) -> dict[str, bool]:
+    """{"context": ..., "template": ...} of a model's input from its number of channels, the inverse of
+    :func:`input_channels`: 1 the beat; 2 the beat and its difference to the record template; 3 predecessor, beat,
+    successor; 4 those and the difference. ValueError for another number."""
+    layouts = {input_channels(c, t): {"context": c, "template": t} for c in (False, True) for t in (False, True)}
+    if in_channels not in layouts:
+        raise ValueError(f"no beat input has {in_channels} channels; choose {', '.join(map(str, sorted(layouts)))}")
+    return layouts[in_channels]
+
+
+def input_channels(context: bool, template: bool) -> int:
+    """Channels of the input with ``context`` (predecessor and successor) and ``template`` (beat minus record
+    template): 1 + 2 context + 1 template."""
+    return 1 + 2 * bool(context) + bool(template)
 
 
 def to_tensors(beats: Beats, index: np.ndarray | None = None):
@@ -265,8 +316,9 @@ def to_tensors(beats: Beats, index: np.ndarray | None = None):
 
 @dataclass
 class BeatTensors:
-    """A Beats table as tensors: x (n, C, 187) float32 (C = 1, or 3 with context), y (n,) int64, rhythm (n, k)
-    float32 raw rhythm features or None."""
+    """A Beats table as tensors: x (n, C, 187) float32 (channels: the beat, or predecessor, beat and successor with
+    context, then the beat minus its record template with template; see :func:`input_layout`), y (n,) int64,
+    rhythm (n, k) float32 raw rhythm features or None."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -279,25 +331,31 @@ class BeatTensors:
         return self.x[i], self.y[i], None if self.rhythm is None else self.rhythm[i]
 
 
-def beat_tensors(beats: Any, features: str = "beat", context: bool = False, name: str = "beats") -> BeatTensors:
-    """The inputs a model takes for ``features`` ("beat" or "beat+rhythm") and ``context``, for the whole table
-    (context needs the neighbours, so build it before taking parts). InputError naming ``name`` when the beats
-    lack rhythm features or neighbours (the Kaggle source)."""
+def beat_tensors(beats: Any, features: str = "beat", context: bool = False, name: str = "beats",
+                 template: bool = False) -> BeatTensors:
+    """The inputs a model takes for ``features`` ("beat" or "beat+rhythm"), ``context`` and ``template``, for the
+    whole table (neighbours and record templates need the whole records, so build them before taking parts).
+    InputError naming ``name`` when the beats lack rhythm features, neighbours or records (the Kaggle source)."""
     import torch
 
-    if context:
-        x = torch.from_numpy(context_beats(beats))
-    else:
-        x = torch.from_numpy(np.ascontiguousarray(beats.x))[:, None, :]
+    x = context_beats(beats) if context else np.ascontiguousarray(beats.x)[:, None, :]
+    if template:
+        x = np.concatenate([x, template_difference(beats, name)[:, None, :]], axis=1)
     rhythm = torch.from_numpy(np.ascontiguousarray(require_rhythm(beats, name))) if features == "beat+rhythm" else None
-    return BeatTensors(x, torch.from_numpy(beats.y.astype(np.int64)), rhythm)
+    return BeatTensors(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                       torch.from_numpy(beats.y.astype(np.int64)), rhythm)
 
 
 def model_inputs(beats: Beats, model_config: dict[str, Any], name: str = "beats") -> BeatTensors:
     """The tensors a model built with ``model_config`` (``Classifier.config``) takes: the rhythm features when it
-    has a rhythm input, each beat with its neighbours when it takes three channels."""
+    has a rhythm input, the neighbouring beats and the template difference as its channels say
+    (:func:`input_layout`)."""
     features = "beat+rhythm" if model_config.get("rhythm_features") else "beat"
-    return beat_tensors(beats, features, model_config.get("in_channels", 1) != 1, name)
+    try:
+        layout = input_layout(model_config.get("in_channels", 1))
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    return beat_tensors(beats, features, name=name, **layout)
 
 
 def make_loader(beats: Beats, index: np.ndarray | None = None, batch_size: int = 128, shuffle: bool = False,

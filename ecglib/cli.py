@@ -129,7 +129,7 @@ def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -
     from .errors import InputError
 
     try:
-        return split_beats(beats, protocol, **kwargs)
+        return split_beats(beats, protocol, val_records=getattr(args, "val_records", None), **kwargs)
     except InputError as exc:
         raise InputError(f"{_data_name(args)}: {exc}") from None
 
@@ -137,11 +137,8 @@ def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -
 def _data_config(args: argparse.Namespace) -> dict[str, Any]:
     from .data import data_config
 
-    if getattr(args, "data", None) is not None:
-        return {"data": str(args.data.resolve()), "limit": args.limit, "split": args.split,
-                "val_fraction": args.val_fraction}
     return data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
-                       args.synthetic_seconds)
+                       args.synthetic_seconds, getattr(args, "data", None), getattr(args, "val_records", None))
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -173,7 +170,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .compare import summary_line
-    from .data import limit_beats
+    from .data import limit_beats, require_records
     from .train import pick_device, run_training
 
     if args.data is None and args.source is None:
@@ -190,17 +187,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     beats = limit_beats(_load(args, progress=progress, rhythm=args.features == "beat+rhythm"), args.limit,
                         seed=config.seed)
+    if args.template or args.context:  # the inputs made from a beat's record: refused before the split is drawn
+        require_records(beats, _data_name(args), "record templates" if args.template else "neighbouring beats")
     split = _split(args, beats, args.split, val_fraction=args.val_fraction, seed=config.seed)
     m = run_training(args.model, beats, split, args.out, config, model_kwargs, progress=progress,
                      data_config=_data_config(args), fresh=args.fresh, features=args.features,
-                     context=args.context)
+                     context=args.context, template=args.template)
     print(summary_line(m))
     print(f"run folder: {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import model_inputs
+    from .data import input_layout, model_inputs
     from .files import atomic_write_text
     from .metrics import beats_per_second, classification_metrics, count_parameters
     from .runs import RunFolder, beats_of_run, load_checkpoint
@@ -229,7 +228,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
     m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
              beats_per_second=beats_per_second(model, x, args.batch_size, rhythm=r), solver=model.config,
-             features="beat+rhythm" if r is not None else "beat", context=x.shape[1] != 1)
+             features="beat+rhythm" if r is not None else "beat", **input_layout(x.shape[1]))
     print(f"{model.name} on {split.protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
           f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
     if args.out is not None:
@@ -313,11 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="intra: stratified random beats 80/20; inter: de Chazal DS1 -> DS2 (default: intra)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of the training beats held out (inter: as whole DS1 records)")
+    p.add_argument("--val-records", type=lambda t: t.split(","), help="inter: validate on DS1 records R1,R2,...")
     p.add_argument("--features", choices=("beat", "beat+rhythm"), default="beat",
                    help="beat: the beat's samples only (the original study); beat+rhythm: also its RR-interval "
                    "features (WFDB sources only)")
     p.add_argument("--context", action="store_true",
                    help="feed each beat with its predecessor and successor (3 input channels)")
+    p.add_argument("--template", action="store_true",
+                   help="one more input channel: the beat minus its record's median beat (WFDB sources only)")
     p.add_argument("--limit", type=_positive_int, help="use a stratified subset of this many beats (quick runs)")
     t = p.add_argument_group("training recipe (defaults: ecglib.config.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")

@@ -18,8 +18,9 @@ import numpy as np
 
 from .beats import (AAMI, BEAT_LENGTH, CLASS_NAMES, CLASSES, DS1, DS2, EXTRACTION_VERSION, FEATURE_SETS,  # noqa: F401
                     MITDB_RECORDS, PACED_RECORDS, RHYTHM_FEATURES, RHYTHM_NAMES, SOURCES, SPLITS, TARGET_FS,
-                    Beats, BeatTensors, _first_line, beat_tensors, context_beats, load_npz, make_loader, model_inputs,
-                    require_rhythm, save_npz, to_tensors, validate)
+                    Beats, BeatTensors, _first_line, beat_tensors, context_beats, input_channels, input_layout,
+                    load_npz, make_loader, model_inputs, record_templates, require_records, require_rhythm, save_npz,
+                    template_difference, to_tensors, validate)
 from .cache import cache_root  # noqa: F401
 from .checks import read_record_list
 from .errors import InputError
@@ -105,7 +106,7 @@ def _stratify(y: np.ndarray) -> np.ndarray | None:
 
 
 def split_beats(beats: Beats, protocol: str = "intra", test_fraction: float = 0.2, val_fraction: float = 0.1,
-                seed: int = 0) -> Split:
+                seed: int = 0, val_records: Sequence[str] | None = None) -> Split:
     """Train/validation/test indices.
 
     intra: stratified random beats, ``test_fraction`` to test (the original study's protocol; for the Kaggle
@@ -113,8 +114,13 @@ def split_beats(beats: Beats, protocol: str = "intra", test_fraction: float = 0.
     inter: de Chazal et al. (2004), DS1 records train and DS2 records test, paced records excluded; validation is
       a set of whole DS1 records (patient-wise, see :func:`patientwise_validation`), never beats of the training
       patients.
+    val_records: inter only, these DS1 records are the validation (instead of a seeded draw of ``val_fraction``):
+      folds of whole records, the same for every seed, so that model choices are compared on the same patients.
+      InputError for a record that is not among the training records, or with the intra protocol.
     """
     idx = np.arange(len(beats))
+    if val_records is not None:
+        return _fixed_validation(beats, idx, protocol, list(val_records), test_fraction, seed)
     try:
         return _split_beats(beats, idx, protocol, test_fraction, val_fraction, seed)
     except ValueError as exc:  # scikit-learn's own check: too few beats for these fractions
@@ -150,6 +156,26 @@ def _split_beats(beats: Beats, idx: np.ndarray, protocol: str, test_fraction: fl
     else:
         val = train[:0]
     return Split(np.sort(train), np.sort(val), np.sort(test), protocol)
+
+
+def _fixed_validation(beats: Beats, idx: np.ndarray, protocol: str, val_records: list[str], test_fraction: float,
+                      seed: int) -> Split:
+    """The inter split with the named training records as validation (split_beats' ``val_records``)."""
+    if protocol != "inter":
+        raise InputError("--val-records names whole records of the inter-patient split; the intra split draws "
+                         "random beats (use --split inter)")
+    split = _split_beats(beats, idx, protocol, test_fraction, 0.0, seed)
+    present = set(beats.record[split.train].tolist())
+    if len(set(val_records)) != len(val_records):
+        raise InputError(f"--val-records: a record is named twice ({', '.join(val_records)})")
+    unknown = [repr(r) if not r else r for r in val_records if r not in present]
+    if unknown or not val_records:
+        raise InputError(f"--val-records: {unknown[0] if unknown else 'no record'} is not among the training records "
+                         f"({', '.join(sorted(present))})")
+    if present <= set(val_records):
+        raise InputError("--val-records: every training record is held out; leave some to train on")
+    held = np.isin(beats.record[split.train], val_records)
+    return Split(split.train[~held], split.train[held], split.test, protocol)
 
 
 # Patient-wise validation must hold some S and V beats to say anything about them, but not so many of DS1's that
@@ -225,13 +251,13 @@ def limit_beats(beats: Beats, limit: int | None, seed: int = 0) -> Beats:
 def load_split(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = None,
                kaggle_dir: str | os.PathLike | None = None, split: str = "intra", limit: int | None = None,
                seed: int = 0, val_fraction: float = 0.1, synthetic_seconds: float = 60.0,
-               download: bool = True, progress: bool = False, npz: str | os.PathLike | None = None
-               ) -> tuple[Beats, Split]:
+               download: bool = True, progress: bool = False, npz: str | os.PathLike | None = None,
+               val_records: Sequence[str] | None = None) -> tuple[Beats, Split]:
     """Beats of ``source`` (a stratified subset of ``limit`` beats when given; 0 or None: all) and their split;
     ``npz``: read the beats from that file (``ecglib prepare``) instead of ``source``.
 
     The same call in the training notebook and the comparison notebook yields the same test beats, because the
-    subset and the split depend on (source, limit, split, seed, val_fraction) alone.
+    subset and the split depend on (source, limit, split, seed, val_fraction, val_records) alone.
     """
     if npz is not None:
         beats = load_npz(npz)
@@ -239,20 +265,26 @@ def load_split(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
         beats = load_beats(source, mitdb_dir=mitdb_dir, kaggle_dir=kaggle_dir, synthetic_seconds=synthetic_seconds,
                            seed=0, download=download, progress=progress)
     beats = limit_beats(beats, limit or None, seed=seed)
-    return beats, split_beats(beats, split, val_fraction=val_fraction, seed=seed)
+    return beats, split_beats(beats, split, val_fraction=val_fraction, seed=seed, val_records=val_records)
 
 
 def data_config(source: str, mitdb_dir: str | os.PathLike | None = None, kaggle_dir: str | os.PathLike | None = None,
                 split: str = "intra", limit: int | None = None, val_fraction: float = 0.1,
-                synthetic_seconds: float = 60.0) -> dict[str, Any]:
+                synthetic_seconds: float = 60.0, npz: str | os.PathLike | None = None,
+                val_records: Sequence[str] | None = None) -> dict[str, Any]:
     """What a run folder records about its data (``metrics.json`` ``config.data``), folders made absolute so the
-    comparison notebook finds them from wherever it runs. Same keys as ``ecglib train`` writes."""
+    comparison notebook finds them from wherever it runs. Same keys as ``ecglib train`` writes: ``npz`` (beats read
+    from that file) replaces the source's keys by "data"; "val_records" is there only when records are named, so
+    that the checkpoints of runs from before the option still resume."""
     def absolute(p: str | os.PathLike | None) -> str | None:
         return str(Path(p).expanduser().resolve()) if p else None
 
+    named = {"val_records": list(val_records)} if val_records else {}
+    if npz is not None:
+        return {"data": absolute(npz), "limit": limit, "split": split, "val_fraction": val_fraction, **named}
     return {"source": source, "mitdb_dir": absolute(mitdb_dir), "kaggle_dir": absolute(kaggle_dir),
             "synthetic_seconds": synthetic_seconds, "limit": limit or None, "split": split,
-            "val_fraction": val_fraction}
+            "val_fraction": val_fraction, **named}
 
 
 def class_table(beats: Beats) -> Any:

@@ -237,7 +237,8 @@ class Classifier(nn.Module):
             self.head = head(width, n_classes)
 
     def forward(self, x: torch.Tensor, rhythm: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, in_channels, 187) beats in [0, 1] (in_channels 1, or 3 with the neighbouring beats);
+        """x: (B, in_channels, 187) beats in [0, 1] and, by channel, their neighbours or their difference to the
+        record template (in_channels 1 to 4, see data.input_layout);
         rhythm: (B, k) raw rhythm features, required exactly when the model was built with k > 0.
         Returns (B, n_classes) logits."""
         h = self.features(self.stem(x))
@@ -298,7 +299,8 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
     one ODE block integrated as ``ode`` says, the project default when None: 59,333 parameters by default).
 
     rhythm_features: k > 0 adds the rhythm input (k features per beat, see Classifier; 16 k + 96 more parameters).
-    in_channels: 3 feeds each beat with its predecessor and successor (data.context_beats); 384 more parameters.
+    in_channels: channels of the input beat (data.input_layout says which: 2 adds the beat minus its record's
+    template, 3 the predecessor and successor, 4 both); 192 more parameters per channel beyond the first.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

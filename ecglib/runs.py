@@ -324,7 +324,7 @@ def beats_of_run(config: Mapping[str, Any], download: bool = False, **overrides:
                 "kaggle_dir": d.get("kaggle_dir"), "npz": d.get("data"),
                 "split": config.get("split", d.get("split", "intra")), "limit": d.get("limit"),
                 "seed": config.get("train", {}).get("seed", 0), "val_fraction": d.get("val_fraction", 0.1),
-                "synthetic_seconds": d.get("synthetic_seconds", 60.0), **given}
+                "synthetic_seconds": d.get("synthetic_seconds", 60.0), "val_records": d.get("val_records"), **given}
     return load_split(download=download, **settings)
 
 
@@ -417,7 +417,7 @@ def check_resumable(state: dict[str, Any], model: Classifier, config: TrainConfi
 # What a run folder remembers of its data, and must find again to resume: where the beats come from, which of
 # them, how they are split, and a digest of the beats themselves (a file changed under the same name).
 RESUME_DATA_KEYS = ("source", "data", "mitdb_dir", "kaggle_dir", "synthetic_seconds", "limit", "split",
-                    "val_fraction", "beats")
+                    "val_fraction", "val_records", "beats")
 
 
 def check_resumable_data(state: dict[str, Any], data: dict[str, Any], path: Path) -> None:

@@ -318,13 +318,15 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
 def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike,
                  config: TrainConfig | None = None, model_kwargs: dict[str, Any] | None = None,
                  resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None,
-                 fresh: bool = False, features: str = "beat", context: bool = False) -> dict[str, Any]:
+                 fresh: bool = False, features: str = "beat", context: bool = False, template: bool = False
+                 ) -> dict[str, Any]:
     """Train ``model_name`` on ``split`` of ``beats``, test the best-on-validation weights, and write the run folder.
 
     model_kwargs: for :func:`ecglib.models.build_model` (width, blocks, ode). features: "beat" (the beat's samples
     only: the original study) or "beat+rhythm" (also the beat's rhythm features, ``beats.rhythm``, standardised
     with the training split's mean and std). context: feed each beat with its predecessor and successor (3 input
-    channels, data.context_beats). Returns the metrics also written to ``out/metrics.json``: test accuracy,
+    channels, data.context_beats). template: one more channel, the beat minus its record's median beat
+    (data.template_difference). Returns the metrics also written to ``out/metrics.json``: test accuracy,
     macro-F1, baseline, per-class scores and gross statistics (Se, +P, FPR, kappa), confusion matrices, the records
     of each split part, and the costs (parameters, seconds per epoch, NFE, activation memory, beats per second).
 
@@ -340,7 +342,7 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
     with run.lock():
         try:
             return _run_training_locked(model_name, beats, split, run, config, model_kwargs, resume, progress,
-                                        data_config, fresh, features, context)
+                                        data_config, fresh, features, context, template)
         except BaseException:
             # Nothing that looks like a result: metrics.json is written last (and an earlier one was removed
             # before training), and a folder this call made goes while it holds no finished epoch. Still under
@@ -352,8 +354,8 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
 
 def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder, config: TrainConfig | None,
                          model_kwargs: dict[str, Any] | None, resume: bool, progress: bool,
-                         data_config: dict[str, Any] | None, fresh: bool, features: str, context: bool
-                         ) -> dict[str, Any]:
+                         data_config: dict[str, Any] | None, fresh: bool, features: str, context: bool,
+                         template: bool = False) -> dict[str, Any]:
     from .data import FEATURE_SETS, beat_tensors, split_records
     from .files import atomic_write_text
     from .metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
@@ -364,11 +366,11 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
     if fresh:
         run.clear()
     seed_everything(config.seed)
-    tensors = beat_tensors(beats, features, context)
+    tensors = beat_tensors(beats, features, context, template=template)
     model_kwargs = dict(model_kwargs or {})
     if tensors.rhythm is not None:
         model_kwargs["rhythm_features"] = tensors.rhythm.shape[1]
-    if context:
+    if context or template:
         model_kwargs["in_channels"] = tensors.x.shape[1]
     model = build_model(model_name, **model_kwargs)
     x_tr, y_tr, r_tr = tensors.part(split.train)
@@ -376,7 +378,9 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
     x_te, y_te, r_te = tensors.part(split.test)
     if len(x_te) == 0:
         raise InputError("the test split is empty")
+    # "template" only when on, so that the checkpoints of runs from before the option still resume.
     data_state = {**(data_config or {}), "split": split.protocol, "features": features, "context": context,
+                  **({"template": True} if template else {}),
                   "beats": beats_digest(x_tr.numpy(), y_tr.numpy(), x_va.numpy(), y_va.numpy(), x_te.numpy(),
                                         y_te.numpy(), *([] if r_tr is None else [r_tr.numpy()]))}
     if resume and run.checkpoint.exists():
@@ -423,10 +427,13 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         "split": {"protocol": split.protocol, **split_records(beats, split)},
         "features": features,
         "context": context,
+        "template": template,
         "device": str(device),
         "machine": machine_description(device),
         "config": {"model": best.config, "train": asdict(config), "data": data_config or {},
-                   "split": split.protocol, "features": features, "context": context},
+                   "split": split.protocol, "features": features, "context": context,
+                   # only when on: sweeps recognise their finished runs by this config, written before the option
+                   **({"template": True} if template else {})},
         "history": history,
     })
     atomic_write_text(run.metrics_file, json.dumps(metrics, indent=2))

@@ -1,0 +1,111 @@
+"""The patient-normalised morphology input (--template): each beat minus its record's median beat."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line_error, run_main
+from test_data import kaggle_rows, write_kaggle
+
+from ecglib import data, train
+from ecglib.config import TrainConfig
+from ecglib.errors import InputError
+from ecglib.metrics import count_parameters
+from ecglib.models import build_model
+
+
+def _two_records() -> data.Beats:
+    """Five constant beats of two records, interleaved in the table: record A 0.1, 0.2, 0.6 (median 0.2), record B
+    0.3, 0.5 (median 0.4)."""
+    level = np.array([0.1, 0.3, 0.2, 0.5, 0.6], np.float32)
+    record = np.array(["A", "B", "A", "B", "A"])
+    x = np.repeat(level[:, None], data.BEAT_LENGTH, axis=1)
+    x[:, 0] = 0.0  # one sample equal in all beats: its difference is 0 everywhere
+    y = np.array([0, 1, 0, 2, 2], np.int64)
+    return data.Beats(x, y, record, np.array([10, 10, 20, 20, 30]), np.array(list("NANVV")), {"source": "toy"})
+
+
+def test_record_templates_and_differences_by_hand():
+    beats = _two_records()
+    templates = data.record_templates(beats)
+    assert templates.shape == (5, data.BEAT_LENGTH) and templates.dtype == np.float32
+    np.testing.assert_allclose(templates[:, 1], [0.2, 0.4, 0.2, 0.4, 0.2], rtol=1e-6)
+    diff = data.template_difference(beats)
+    np.testing.assert_allclose(diff[:, 1], [-0.1, -0.1, 0.0, 0.1, 0.4], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(diff[:, 0], 0.0)
+    # A record's template comes from its own beats only: a subset keeping record A alone changes nothing for A.
+    a = np.flatnonzero(beats.record == "A")
+    np.testing.assert_array_equal(data.record_templates(beats.subset(a)), templates[a])
+
+
+def test_input_channels_and_layout_are_inverse():
+    for context in (False, True):
+        for template in (False, True):
+            assert data.input_layout(data.input_channels(context, template)) == {"context": context,
+                                                                                 "template": template}
+    assert [data.input_channels(c, t) for c, t in ((0, 0), (0, 1), (1, 0), (1, 1))] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="no beat input has 5 channels"):
+        data.input_layout(5)
+
+
+def test_beat_tensors_with_template(synthetic_beats):
+    n, length = len(synthetic_beats), data.BEAT_LENGTH
+    plain = data.beat_tensors(synthetic_beats)
+    both = data.beat_tensors(synthetic_beats, "beat+rhythm", context=True, template=True)
+    one = data.beat_tensors(synthetic_beats, template=True)
+    assert plain.x.shape == (n, 1, length) and one.x.shape == (n, 2, length) and both.x.shape == (n, 4, length)
+    assert one.x.dtype == torch.float32 and both.rhythm.shape == (n, len(data.RHYTHM_NAMES))
+    torch.testing.assert_close(one.x[:, 0], plain.x[:, 0])
+    torch.testing.assert_close(both.x[:, :3], torch.from_numpy(data.context_beats(synthetic_beats)))
+    expected = torch.from_numpy(data.template_difference(synthetic_beats))
+    torch.testing.assert_close(one.x[:, 1], expected)
+    torch.testing.assert_close(both.x[:, 3], expected)
+    # What a checkpoint's model config asks for.
+    again = data.model_inputs(synthetic_beats, {"in_channels": 2})
+    torch.testing.assert_close(again.x, one.x)
+    with pytest.raises(InputError, match="run.json: no beat input has 7 channels"):
+        data.model_inputs(synthetic_beats, {"in_channels": 7}, name="run.json")
+
+
+def test_template_model_parameters():
+    x, r = torch.rand(4, 2, data.BEAT_LENGTH), torch.rand(4, 10)
+    plain = build_model("resnet", rhythm_features=10)
+    model = build_model("resnet", rhythm_features=10, in_channels=2)
+    assert count_parameters(model) == count_parameters(plain) + 64 * 3  # the stem's first conv sees one more channel
+    assert model.config["in_channels"] == 2 and model(x, r).shape == (4, 5)
+
+
+def test_kaggle_has_no_record_templates(tmp_path, capsys):
+    beats = _two_records()
+    beats.meta["source"] = "kaggle"
+    with pytest.raises(InputError, match="Kaggle CSVs carry no record positions, so no record templates"):
+        data.record_templates(beats)
+    folder = write_kaggle(tmp_path / "kaggle", kaggle_rows(40, 0), kaggle_rows(15, 1))
+    result = run_main(capsys, "train", "--model", "resnet", "--source", "kaggle", "--kaggle-dir", folder,
+                      "--template", "--epochs", "1", "--out", tmp_path / "run")
+    assert_one_line_error(result, "Kaggle", "record templates")
+    assert not (tmp_path / "run").exists()
+
+
+def test_template_run_and_evaluate(tmp_path, capsys, synthetic_records, synthetic_beats):
+    split = data.split_beats(synthetic_beats, "inter", seed=0)
+    config = TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3)
+    m = train.run_training("resnet", synthetic_beats, split, tmp_path / "run", config, {"width": 8, "blocks": 1},
+                           progress=False, features="beat+rhythm", template=True)
+    assert m["template"] is True and m["config"]["model"]["in_channels"] == 2
+    npz = tmp_path / "beats.npz"
+    assert run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", synthetic_records, "--no-download",
+                    "--out", npz).rc == 0
+    run = tmp_path / "cli"
+    result = run_main(capsys, "train", "--model", "resnet", "--data", npz, "--split", "inter", "--features",
+                      "beat+rhythm", "--template", "--width", "8", "--blocks", "1", "--epochs", "1",
+                      "--optimizer", "adam", "--lr", "3e-3", "--quiet", "--out", run)
+    assert result.rc == 0, result.stderr
+    saved = json.loads((run / "metrics.json").read_text())
+    result = run_main(capsys, "evaluate", run, "--out", tmp_path / "eval.json")
+    assert result.rc == 0, result.stderr
+    again = json.loads((tmp_path / "eval.json").read_text())
+    assert again["template"] is True and again["context"] is False
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])
