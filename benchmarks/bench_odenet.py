@@ -297,14 +297,10 @@ def deploy_loose(name: str, model: Any, data: dict[str, torch.Tensor], device: t
                 pass
         table = pd.concat(parts).drop_duplicates("setting") if parts else pd.DataFrame()
     return [{"kind": "deploy_loose", "config": name, "setting": str(r["setting"]), "solver": r["solver"],
-             "step_size": None if pd_isna(r["step size"]) else float(r["step size"]),
-             "rtol": None if pd_isna(r["rtol"]) else float(r["rtol"]), "trained": bool(r["trained"]),
+             "step_size": None if pd.isna(r["step size"]) else float(r["step size"]),
+             "rtol": None if pd.isna(r["rtol"]) else float(r["rtol"]), "trained": bool(r["trained"]),
              "accuracy": float(r["accuracy"]), "nfe_per_beat": float(r["NFE/batch"]),
              "beats_per_second": float(r["beats/s"]), "test_beats": len(y)} for _, r in table.iterrows()]
-
-
-def pd_isna(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 # Memory against depth: a ResNet keeps every block's activations for backward, an ODE-Net with direct

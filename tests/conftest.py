@@ -171,3 +171,22 @@ def assert_one_line_error(result: CliResult, *needles: str) -> str:
     for needle in needles:
         assert needle in line, f"{needle!r} not in {line!r}"
     return line
+
+
+def train_then_evaluate(capsys, tmp_path: Path, records: Path, *options) -> tuple[dict, dict]:
+    """`prepare` the synthetic records into TMP/beats.npz, `train` a tiny inter-patient ResNet with ``options`` into
+    TMP/cli, then `evaluate` the run: (metrics.json of the training, the evaluation's JSON)."""
+    import json
+
+    npz = tmp_path / "beats.npz"
+    assert run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", records, "--no-download",
+                    "--out", npz).rc == 0
+    run = tmp_path / "cli"
+    result = run_main(capsys, "train", "--model", "resnet", "--data", npz, "--split", "inter", *options,
+                      "--width", "8", "--blocks", "1", "--epochs", "1", "--optimizer", "adam", "--lr", "3e-3",
+                      "--quiet", "--out", run)
+    assert result.rc == 0, result.stderr
+    saved = json.loads((run / "metrics.json").read_text())
+    result = run_main(capsys, "evaluate", run, "--out", tmp_path / "eval.json")
+    assert result.rc == 0, result.stderr
+    return saved, json.loads((tmp_path / "eval.json").read_text())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DS1_RECORDS, assert_one_line_error, run_main
+from conftest import DS1_RECORDS, assert_one_line_error, run_main, train_then_evaluate
 from ecglib import data, runs, train
 from ecglib.config import ODEConfig, TrainConfig
 from ecglib.data import CLASSES, RHYTHM_NAMES
@@ -246,18 +246,9 @@ def test_kaggle_with_rhythm_is_one_clear_error(tmp_path, capsys):
 
 
 def test_cli_train_and_evaluate_with_rhythm(tmp_path, capsys, synthetic_records):
+    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
+                                       "--class-weight", "balanced")
     npz = tmp_path / "beats.npz"
-    assert run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", synthetic_records, "--no-download",
-                    "--out", npz).rc == 0
-    run = tmp_path / "run"
-    result = run_main(capsys, "train", "--model", "resnet", "--data", npz, "--split", "inter", "--features",
-                      "beat+rhythm", "--class-weight", "balanced", "--width", "8", "--blocks", "1", "--epochs", "1",
-                      "--optimizer", "adam", "--lr", "3e-3", "--quiet", "--out", run)
-    assert result.rc == 0, result.stderr
-    saved = json.loads((run / "metrics.json").read_text())
-    result = run_main(capsys, "evaluate", run, "--out", tmp_path / "eval.json")
-    assert result.rc == 0, result.stderr
-    again = json.loads((tmp_path / "eval.json").read_text())
     assert again["features"] == "beat+rhythm"
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     # An npz without rhythm features cannot feed a rhythm model.

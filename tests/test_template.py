@@ -1,12 +1,10 @@
 """The patient-normalised morphology input (--template): each beat minus its record's median beat."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error, run_main
+from conftest import assert_one_line_error, run_main, train_then_evaluate
 from test_data import kaggle_rows, write_kaggle
 
 from ecglib import data, train
@@ -95,17 +93,7 @@ def test_template_run_and_evaluate(tmp_path, capsys, synthetic_records, syntheti
     m = train.run_training("resnet", synthetic_beats, split, tmp_path / "run", config, {"width": 8, "blocks": 1},
                            progress=False, features="beat+rhythm", template=True)
     assert m["template"] is True and m["config"]["model"]["in_channels"] == 2
-    npz = tmp_path / "beats.npz"
-    assert run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", synthetic_records, "--no-download",
-                    "--out", npz).rc == 0
-    run = tmp_path / "cli"
-    result = run_main(capsys, "train", "--model", "resnet", "--data", npz, "--split", "inter", "--features",
-                      "beat+rhythm", "--template", "--width", "8", "--blocks", "1", "--epochs", "1",
-                      "--optimizer", "adam", "--lr", "3e-3", "--quiet", "--out", run)
-    assert result.rc == 0, result.stderr
-    saved = json.loads((run / "metrics.json").read_text())
-    result = run_main(capsys, "evaluate", run, "--out", tmp_path / "eval.json")
-    assert result.rc == 0, result.stderr
-    again = json.loads((tmp_path / "eval.json").read_text())
+    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
+                                       "--template")
     assert again["template"] is True and again["context"] is False
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
