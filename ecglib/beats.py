@@ -2,7 +2,7 @@
 
 :class:`Beats`: ``x`` (n, 187) float32 in [0, 1] at 125 Hz, ``y`` (n,) int64 AAMI class index, and for each beat
 its ``record``, R-peak ``sample`` (at the record's own rate), original ``symbol`` and, for WFDB sources, its rhythm
-features (``rhythm``, (n, 10)). Here also: the AAMI classes and symbol mapping, the record lists (the 48 records,
+features (``rhythm``, (n, 11)). Here also: the AAMI classes and symbol mapping, the record lists (the 48 records,
 the paced ones, de Chazal's DS1 and DS2), the npz format, and the tensors a model takes. Torch is imported only by
 the functions that make tensors.
 """
@@ -45,13 +45,16 @@ TARGET_FS = 125
 WINDOW_SECONDS = 10.0
 BEAT_PERIODS = 1.2
 # Bump when the extraction changes so that stale caches are never read.
-# 2: WFDB sources carry rhythm features (Beats.rhythm).
-EXTRACTION_VERSION = 2
+# 2: WFDB sources carry rhythm features (Beats.rhythm). 3: the local irregularity feature.
+EXTRACTION_VERSION = 3
 
 # Rhythm features of every beat (see rhythm_features): name and unit, in column order. RR intervals in seconds,
 # ratios unitless. "local" is the mean of the LOCAL_RR_INTERVALS RR intervals centred on the beat (the
 # LOCAL_RR_INTERVALS // 2 before its R peak, its pre-RR included, and as many after, its post-RR included),
-# fewer at a record's ends; "record" is the mean RR interval of the whole record.
+# fewer at a record's ends; "record" is the mean RR interval of the whole record. "local_irregularity" is the
+# median absolute difference of successive RR intervals within that local window over the local mean RR: near 0 in
+# sinus rhythm, even around an isolated ectopic beat (the median ignores its two jumps), and 0.1-0.3 in atrial
+# fibrillation, where every beat comes "early" or "late" and prematurity alone does not mean an S beat.
 RHYTHM_FEATURES: tuple[tuple[str, str], ...] = (
     ("pre_rr", "s"),
     ("post_rr", "s"),
@@ -63,6 +66,7 @@ RHYTHM_FEATURES: tuple[tuple[str, str], ...] = (
     ("pre_over_record", "1"),
     ("post_over_record", "1"),
     ("local_over_record", "1"),
+    ("local_irregularity", "1"),
 )
 RHYTHM_NAMES: tuple[str, ...] = tuple(name for name, _ in RHYTHM_FEATURES)
 LOCAL_RR_INTERVALS = 10

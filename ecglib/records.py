@@ -196,7 +196,9 @@ def rhythm_features(r_samples: np.ndarray, fs: float, local_intervals: int = LOC
     fs: the record's sampling rate (Hz). local_intervals: how many RR intervals the local average spans, centred on
       the beat (half before its R peak, its pre-RR included, half after, its post-RR included; fewer at the ends).
     Returns (k, len(RHYTHM_FEATURES)) float32, columns as RHYTHM_FEATURES: pre-RR, post-RR, local and record average
-    RR in seconds, then the ratios pre/local, post/local, post/pre, pre/record, post/record, local/record.
+    RR in seconds, then the ratios pre/local, post/local, post/pre, pre/record, post/record, local/record, then
+    the local irregularity: the median of |RR[j + 1] - RR[j]| over the pairs of successive intervals both in the
+    beat's local window, over the local mean RR (0 where the window holds a single interval).
 
     The first beat has no pre-RR and the last no post-RR: each copies its one RR interval (the first beat's pre-RR
     is its post-RR, the last beat's post-RR its pre-RR), so their post/pre ratio is 1. A premature beat has
@@ -224,11 +226,20 @@ def rhythm_features(r_samples: np.ndarray, fs: float, local_intervals: int = LOC
     i = np.arange(k)
     lo = np.maximum(i - half_before, 0)
     hi = np.minimum(i + half_after, k - 1)
+    lo = np.minimum(lo, hi - 1)  # a window of one interval ahead has none left at the last beat: take its pre-RR
     csum = np.concatenate([[0.0], np.cumsum(rr)])
     local = (csum[hi] - csum[lo]) / (hi - lo)
     record = np.full(k, (t[-1] - t[0]) / fs / (k - 1))
+    # Successive differences d[j] = |RR[j + 1] - RR[j]|; beat i's pairs are d[lo .. hi - 2], a fixed-width window
+    # once d is padded with NaN (half_before on the left, half_after on the right), so one nanmedian does all beats.
+    irregular = np.zeros(k)
+    if local_intervals >= 2 and k >= 3:
+        d = np.concatenate([np.full(half_before, np.nan), np.abs(np.diff(rr)), np.full(half_after, np.nan)])
+        windows = np.lib.stride_tricks.sliding_window_view(d, local_intervals - 1)[:k]
+        has = ~np.isnan(windows).all(axis=1)
+        irregular[has] = np.nanmedian(windows[has], axis=1) / local[has]
     out = np.stack([pre, post, local, record, pre / local, post / local, post / pre, pre / record, post / record,
-                    local / record], axis=1)
+                    local / record, irregular], axis=1)
     return out.astype(np.float32)
 
 

@@ -53,10 +53,29 @@ def test_rhythm_features_of_a_hand_made_record():
     assert np.all(f[:, col("record_rr")] == np.float32(record))
 
 
+def test_local_irregularity_ignores_one_ectopic_beat_and_measures_an_irregular_rhythm():
+    f = data.rhythm_features(SAMPLES, 250.0)[:, col("local_irregularity")]
+    # The premature beat's window RR[1:11]: successive differences 0, 0, 0, 0.5, 1, 0.5, 0, 0, 0, median 0.
+    assert f[6] == 0 and f[5] == 0 and f[7] == 0
+    # Beat 3's window RR[0:8] (clipped at the start): differences 1, 0, 0, 0, 0.5, 1, 0.5, median 0.5; mean 9 / 8.
+    assert f[3] == pytest.approx(0.5 / 1.125, rel=1e-6)
+    # An irregular rhythm (atrial fibrillation-like): beat 4's window holds all 9 intervals, mean 8 / 9 s;
+    # differences 0.4, 0.6, 0.4, 0.2, 0.5, 0.4, 0.4, 0.6, median 0.4.
+    rr = [1.0, 0.6, 1.2, 0.8, 1.0, 0.5, 0.9, 1.3, 0.7]
+    af = data.rhythm_features(np.concatenate([[0], np.cumsum(np.array(rr) * 250)]).astype(np.int64), 250.0)
+    assert af[4, col("local_irregularity")] == pytest.approx(0.4 / (8.0 / 9), rel=1e-6)
+    assert (af[:, col("local_irregularity")] > 0.3).all()
+    # Two beats: one interval, no pair of successive ones.
+    assert data.rhythm_features(np.array([0, 100]), 250.0)[:, col("local_irregularity")].tolist() == [0, 0]
+
+
 def test_rhythm_features_window_and_errors():
     # A window of 2 intervals: the mean of the beat's own pre- and post-RR.
     f = data.rhythm_features(np.array([0, 360, 720, 936, 1440]), 360.0, local_intervals=2)
     np.testing.assert_allclose(f[:, col("local_rr")], [1.0, 1.0, 0.8, 1.0, 1.4], rtol=1e-6)
+    # A window of one interval: the post-RR, and at the last beat (none after it) its pre-RR.
+    f = data.rhythm_features(np.array([0, 360, 720, 936, 1440]), 360.0, local_intervals=1)
+    np.testing.assert_allclose(f[:, col("local_rr")], [1.0, 1.0, 0.6, 1.4, 1.4], rtol=1e-6)
     with pytest.raises(ValueError, match="at least two beats"):
         data.rhythm_features(np.array([5]), 360.0)
     with pytest.raises(ValueError, match="do not increase"):
