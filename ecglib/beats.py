@@ -352,14 +352,22 @@ def beat_tensors(beats: Any, features: str = "beat", context: bool = False, name
 
 def model_inputs(beats: Beats, model_config: dict[str, Any], name: str = "beats") -> BeatTensors:
     """The tensors a model built with ``model_config`` (``Classifier.config``) takes: the rhythm features when it
-    has a rhythm input, the neighbouring beats and the template difference as its channels say
+    has a rhythm input (the first k of RHYTHM_FEATURES for a model of k, so that models trained before a feature
+    was added still evaluate), the neighbouring beats and the template difference as its channels say
     (:func:`input_layout`)."""
-    features = "beat+rhythm" if model_config.get("rhythm_features") else "beat"
+    k = int(model_config.get("rhythm_features") or 0)
     try:
         layout = input_layout(model_config.get("in_channels", 1))
     except ValueError as exc:
         raise InputError(f"{name}: {exc}") from None
-    return beat_tensors(beats, features, name=name, **layout)
+    tensors = beat_tensors(beats, "beat+rhythm" if k else "beat", name=name, **layout)
+    if tensors.rhythm is not None and k != tensors.rhythm.shape[1]:
+        # RHYTHM_FEATURES only ever grows at its end, so a model trained on fewer takes the leading columns.
+        if k > tensors.rhythm.shape[1]:
+            raise InputError(f"{name}: the model takes {k} rhythm features per beat, the beats carry "
+                             f"{tensors.rhythm.shape[1]}")
+        tensors.rhythm = tensors.rhythm[:, :k].contiguous()
+    return tensors
 
 
 def make_loader(beats: Beats, index: np.ndarray | None = None, batch_size: int = 128, shuffle: bool = False,

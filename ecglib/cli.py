@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import BACKENDS, CLASS_WEIGHTS, MAX_BLOCKS, MAX_REGULARISATION, MAX_SYNTHETIC_SECONDS, MAX_THREADS, \
-    MAX_WIDTH, SAMPLERS, SOLVERS, TORCHODE_SOLVERS, ODEConfig, TrainConfig, model_size_problem, parse_step_size
+    MAX_WIDTH, SAMPLERS, SOLVERS, TORCHODE_SOLVERS, ODEConfig, TrainConfig, model_size_problem, parse_step_size, \
+    recipe
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -41,7 +42,6 @@ def _int(low: int, high: int | None = None) -> Callable[[str], int]:
         if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"at most {high}: {text!r}")
         return value
-
     return parse
 
 
@@ -61,7 +61,6 @@ def _real(low: float, high: float, low_open: bool = False, high_open: bool = Fal
                                              f"{'inf' if high == math.inf else f'{high:g}'}"
                                              f"{')' if high_open or high == math.inf else ']'}: {text!r}")
         return value
-
     return parse
 
 
@@ -175,6 +174,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.data is None and args.source is None:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
+    vars(args).update(recipe(args.features, context=args.context, template=args.template,
+                             class_weight=args.class_weight))
     config = TrainConfig.from_dict(vars(args))
     model_kwargs = _model_kwargs(args)
     too_big = model_size_problem(args.model, args.width, args.blocks)
@@ -316,10 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", choices=("beat", "beat+rhythm"), default="beat",
                    help="beat: the beat's samples only (the original study); beat+rhythm: also its RR-interval "
                    "features (WFDB sources only)")
-    p.add_argument("--context", action="store_true",
-                   help="feed each beat with its predecessor and successor (3 input channels)")
-    p.add_argument("--template", action="store_true",
-                   help="one more input channel: the beat minus its record's median beat (WFDB sources only)")
+    p.add_argument("--context", action=argparse.BooleanOptionalAction, help="feed each beat with its neighbours "
+                   "(3 input channels; default: on with beat+rhythm, see ecglib.config.RECIPES)")
+    p.add_argument("--template", action=argparse.BooleanOptionalAction, help="one more input channel: the beat "
+                   "minus its record's median beat (WFDB sources only; default: on with beat+rhythm)")
     p.add_argument("--limit", type=_positive_int, help="use a stratified subset of this many beats (quick runs)")
     t = p.add_argument_group("training recipe (defaults: ecglib.config.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")
@@ -332,9 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=("cosine", "onecycle", "none"),
                    help=f"learning-rate schedule after a warm-up (none: the original constant rate), "
                         f"default {_TRAIN.schedule}")
-    t.add_argument("--class-weight", choices=CLASS_WEIGHTS,
-                   help="loss weights against class imbalance: none, balanced (n / (K n_c)) or sqrt of that "
-                        f"(default {_TRAIN.class_weight})")
+    t.add_argument("--class-weight", choices=CLASS_WEIGHTS, help="loss weights against class imbalance: none, "
+                   "balanced (n / (K n_c)) or sqrt of that (default: none; sqrt with beat+rhythm)")
     t.add_argument("--sampler", choices=SAMPLERS,
                    help="batches: every beat once per epoch (shuffle), or drawn class-balanced with replacement "
                         f"(default {_TRAIN.sampler})")

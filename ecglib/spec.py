@@ -54,7 +54,8 @@ MODEL_KEYS = ("width",) + RESNET_KEYS + ODE_KEYS
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup", "device",
               "class_weight", "sampler")
 # What a trial is made of; each may be fixed ([train]), swept ([axes]) or set by a named configuration.
-SETTING_KEYS = ("model", "split", "features", "seed") + MODEL_KEYS + TRAIN_KEYS
+INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
+SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + TRAIN_KEYS
 
 
 class _Bad(Exception):
@@ -129,6 +130,7 @@ def _device(v: Any) -> str:
 
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "model": _choice(*MODEL_NAMES), "split": _choice(*SPLITS), "features": _choice(*FEATURE_SETS), "seed": _int,
+    "context": _bool, "template": _bool,
     "width": lambda v: _int(v, 1), "blocks": lambda v: _int(v, 1), "solver": _solver, "step_size": _step_size,
     "rtol": _pos, "atol": _pos, "adjoint": _bool, "seminorm": _bool, "backend": _choice(*BACKENDS),
     "kinetic": _nonneg, "jacobian": _nonneg,
@@ -153,6 +155,8 @@ class Trial:
     data: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)  # what varies in the sweep: config name and axes
     features: str = "beat"  # "beat" or "beat+rhythm" (ecglib.train.run_training)
+    context: bool = False  # with their defaults from ecglib.config.RECIPES for the features
+    template: bool = False
 
     def run_dir(self, out: str | os.PathLike) -> Path:
         return Path(out) / "runs" / self.id
@@ -335,7 +339,7 @@ def load_spec(spec: str | os.PathLike, mitdb_dir: str | os.PathLike | None = Non
 
 def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings: dict[str, Any], seed: int,
                 data: dict[str, Any]) -> Trial:
-    from .config import ODEConfig
+    from .config import ODEConfig, recipe
 
     model = settings["model"]
     # Unset settings take build_model's and ODEConfig's defaults, the same as `ecglib train`'s.
@@ -347,8 +351,11 @@ def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings:
             kwargs["ode"] = ODEConfig.from_dict({k: settings[k] for k in ODE_KEYS if k in settings})
         except InputError as exc:
             raise InputError(f"{path}: {configuration}: {exc}") from None
+    features = settings.get("features", "beat")
+    # The same recipe as `ecglib train`: options not set take their defaults for the features.
+    chosen = recipe(features, **{k: settings.get(k) for k in INPUT_KEYS + ("class_weight",)})
     train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
-    train["seed"] = seed
+    train.update(seed=seed, class_weight=chosen["class_weight"])
     try:
         from .config import TrainConfig
 
@@ -357,7 +364,7 @@ def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings:
         raise InputError(f"{path}: [train]: {exc}") from None
     split = settings.get("split", "intra")
     return Trial(id=f"{configuration}_seed-{seed}", configuration=configuration, model=model, seed=seed,
-                 split=split, model_kwargs=kwargs, train=train, data=data, settings=point,
-                 features=settings.get("features", "beat"))
+                 split=split, model_kwargs=kwargs, train=train, data=data, settings=point, features=features,
+                 context=chosen["context"], template=chosen["template"])
 
 

@@ -62,16 +62,17 @@ def _data_config(trial: Trial) -> dict[str, Any]:
 
 def _expected_config(trial: Trial) -> dict[str, Any]:
     """What metrics.json["config"] of the finished trial holds, but the device and thread count."""
-    from .beats import RHYTHM_FEATURES
+    from .beats import RHYTHM_FEATURES, input_channels
     from .config import TrainConfig
     from .models import build_model
     from .runs import RESUME_FREE
 
     train = {k: v for k, v in asdict(TrainConfig(**trial.train)).items() if k not in RESUME_FREE or k == "epochs"}
     model = build_model(trial.model, **trial.model_kwargs, rhythm_features=len(RHYTHM_FEATURES)
-                        if trial.features == "beat+rhythm" else 0)
+                        if trial.features == "beat+rhythm" else 0,
+                        in_channels=input_channels(trial.context, trial.template))
     return {"model": model.config, "train": train, "data": _data_config(trial), "split": trial.split,
-            "features": trial.features, "context": False}
+            "features": trial.features, "context": trial.context, **({"template": True} if trial.template else {})}
 
 
 def is_finished(trial: Trial, out: str | os.PathLike) -> bool:
@@ -139,7 +140,8 @@ def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None, 
                                   synthetic_seconds=d["synthetic_seconds"], download=d["download"])
         config = TrainConfig(**trial.train, threads=threads)
         run_training(trial.model, beats, split, run_dir, config, trial.model_kwargs, progress=False,
-                     data_config=_data_config(trial), features=trial.features)
+                     data_config=_data_config(trial), features=trial.features, context=trial.context,
+                     template=trial.template)
         state["status"] = "ok"
     except EcgError as exc:
         state.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

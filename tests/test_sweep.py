@@ -112,6 +112,41 @@ seeds = [0]
     assert s.trials[0].model_kwargs == {"blocks": 1}
 
 
+def test_spec_trials_take_the_recipe_of_their_features(tmp_path):
+    """A sweep trains what `ecglib train` trains for the same features: the rhythm recipe's inputs and weights
+    unless the spec sets them."""
+    from ecglib.config import RECIPES
+    from ecglib.errors import InputError
+    from ecglib.spec import load_spec
+    from ecglib.sweep import _expected_config
+
+    s = load_spec(write_spec(tmp_path / "r.toml", """
+[data]
+source = "synthetic"
+[configs.plain]
+model = "resnet"
+[configs.rhythm]
+model = "resnet"
+features = "beat+rhythm"
+[configs.told]
+model = "resnet"
+features = "beat+rhythm"
+template = false
+class_weight = "none"
+"""))
+    plain, rhythm, told = s.trials
+    assert (plain.context, plain.template, plain.train["class_weight"]) == (False, False, "none")
+    r = RECIPES["beat+rhythm"]
+    assert (rhythm.context, rhythm.template, rhythm.train["class_weight"]) == (r["context"], r["template"],
+                                                                              r["class_weight"])
+    assert (told.context, told.template, told.train["class_weight"]) == (r["context"], False, "none")
+    expected = _expected_config(rhythm)
+    assert expected["context"] is r["context"] and expected.get("template", False) is r["template"]
+    assert expected["model"]["in_channels"] == 1 + 2 * r["context"] + r["template"]
+    with pytest.raises(InputError, match="template"):
+        load_spec(write_spec(tmp_path / "bad.toml", "[configs.x]\nmodel = 'resnet'\ntemplate = 'yes'\n"))
+
+
 def test_statistics_are_t_intervals_and_pairs_share_seeds():
     import pandas as pd
     from scipy import stats

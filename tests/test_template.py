@@ -65,6 +65,13 @@ def test_beat_tensors_with_template(synthetic_beats):
     torch.testing.assert_close(again.x, one.x)
     with pytest.raises(InputError, match="run.json: no beat input has 7 channels"):
         data.model_inputs(synthetic_beats, {"in_channels": 7}, name="run.json")
+    # A model trained when there were fewer rhythm features takes the leading columns; more than exist is refused.
+    k = len(data.RHYTHM_NAMES)
+    older = data.model_inputs(synthetic_beats, {"rhythm_features": k - 1})
+    torch.testing.assert_close(older.rhythm, both.rhythm[:, :k - 1])
+    with pytest.raises(InputError, match=f"run.json: the model takes {k + 1} rhythm features per beat, the beats "
+                                         f"carry {k}"):
+        data.model_inputs(synthetic_beats, {"rhythm_features": k + 1}, name="run.json")
 
 
 def test_template_model_parameters():
@@ -94,6 +101,38 @@ def test_template_run_and_evaluate(tmp_path, capsys, synthetic_records, syntheti
                            progress=False, features="beat+rhythm", template=True)
     assert m["template"] is True and m["config"]["model"]["in_channels"] == 2
     saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
-                                       "--template")
+                                       "--template", "--no-context")
     assert again["template"] is True and again["context"] is False
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
+
+
+def test_recipes_of_the_feature_sets():
+    from ecglib.config import RECIPES, recipe
+
+    assert recipe("beat") == {"context": False, "template": False, "class_weight": "none"}
+    assert recipe("beat+rhythm") == RECIPES["beat+rhythm"]
+    assert recipe("beat+rhythm", template=False, context=None) == {**RECIPES["beat+rhythm"], "template": False}
+    with pytest.raises(InputError, match="unknown features 'rhythm'"):
+        recipe("rhythm")
+    with pytest.raises(InputError, match="no recipe option 'sampler'"):
+        recipe("beat", sampler="balanced")
+
+
+def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_records):
+    """`--features beat+rhythm` alone trains on the rhythm recipe (context, template, sqrt weights, what validation
+    chose); `--features beat` keeps the original study's; an option given on the command line wins."""
+    from ecglib.config import RECIPES
+
+    rhythm = RECIPES["beat+rhythm"]
+    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm")
+    assert saved["context"] is rhythm["context"] and saved["template"] is rhythm["template"]
+    assert saved["config"]["train"]["class_weight"] == rhythm["class_weight"]
+    assert saved["config"]["model"]["in_channels"] == data.input_channels(rhythm["context"], rhythm["template"])
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])
+    saved, _ = train_then_evaluate(capsys, tmp_path / "plain", synthetic_records)
+    assert saved["context"] is False and saved["template"] is False
+    assert saved["config"]["train"]["class_weight"] == "none" and "in_channels" not in saved["config"]["model"]
+    saved, _ = train_then_evaluate(capsys, tmp_path / "told", synthetic_records, "--features", "beat+rhythm",
+                                   "--no-template", "--no-context", "--class-weight", "balanced")
+    assert saved["context"] is False and saved["template"] is False
+    assert saved["config"]["train"]["class_weight"] == "balanced"
