@@ -335,9 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {_TRAIN.schedule}")
     t.add_argument("--class-weight", choices=CLASS_WEIGHTS, help="loss weights against class imbalance: none, "
                    "balanced (n / (K n_c)) or sqrt of that (default: none; sqrt with beat+rhythm)")
-    t.add_argument("--sampler", choices=SAMPLERS,
-                   help="batches: every beat once per epoch (shuffle), or drawn class-balanced with replacement "
-                        f"(default {_TRAIN.sampler})")
+    t.add_argument("--sampler", choices=SAMPLERS, help="batches: every beat once per epoch (shuffle), or drawn "
+                   f"class-balanced with replacement (default {_TRAIN.sampler})")
+    t.add_argument("--noise", type=_fraction, help="augment training beats with white noise and baseline drift of "
+                   f"up to this level, in the beats' [0, 1] units (default {_TRAIN.noise:g}: off)")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
     t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
     t.add_argument("--threads", type=_int(1, MAX_THREADS), help="torch CPU threads (default: torch's choice)")
@@ -391,9 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
     p.add_argument("--limit", type=_nonnegative_int, help="override the profile's beat limit (0: all beats)")
     p.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
-    p.add_argument("--threads", type=_int(1, MAX_THREADS),
-                   help="torch CPU threads of the notebooks (default: all cores on an idle "
-                   "machine, the free ones on a busy one)")
+    p.add_argument("--threads", type=_int(1, MAX_THREADS), help="torch CPU threads of the notebooks (default: "
+                   "all cores on an idle machine, the free ones on a busy one)")
     p.add_argument("--out", type=Path, default=Path("runs/study"),
                    help="folder for the executed notebooks, the two run folders and report.html")
     p.set_defaults(func=cmd_study)

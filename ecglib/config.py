@@ -249,6 +249,11 @@ class TrainConfig:
     # weight by "sqrt" unless told otherwise (RECIPES).
     class_weight: str = "none"
     sampler: str = "shuffle"
+    # Augmentation (train.add_noise): each training beat gets white noise of a standard deviation drawn uniformly
+    # in [0, noise] and a baseline drift of up to +-noise, in the beats' [0, 1] units; 0 is off (the original).
+    # Why: noisy normal beats of a new patient (record 105's muscle and motion artefacts) look like no training
+    # beat but a ventricular one.
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.class_weight not in CLASS_WEIGHTS:
@@ -266,7 +271,7 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch size must be at least 1")
         for name, low, high in (("lr", 0.0, math.inf), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, math.inf),
-                                ("warmup", 0.0, 1.0)):
+                                ("warmup", 0.0, 1.0), ("noise", 0.0, 1.0)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high) \
                     or (name == "lr" and value == 0) or (name == "momentum" and value >= 1):

@@ -52,7 +52,7 @@ RESNET_KEYS = ("blocks",)
 ODE_KEYS = ("solver", "step_size", "rtol", "atol", "adjoint", "seminorm", "backend", "kinetic", "jacobian")
 MODEL_KEYS = ("width",) + RESNET_KEYS + ODE_KEYS
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup", "device",
-              "class_weight", "sampler")
+              "class_weight", "sampler", "noise")
 # What a trial is made of; each may be fixed ([train]), swept ([axes]) or set by a named configuration.
 INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
 SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + TRAIN_KEYS
@@ -137,7 +137,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "epochs": lambda v: _int(v, 1), "batch_size": lambda v: _int(v, 1), "optimizer": _choice("sgd", "adam"),
     "lr": _pos, "momentum": _nonneg, "weight_decay": _nonneg, "schedule": _choice("cosine", "onecycle", "none"),
     "warmup": _fraction, "device": lambda v: _device(v), "class_weight": _choice(*CLASS_WEIGHTS),
-    "sampler": _choice(*SAMPLERS),
+    "sampler": _choice(*SAMPLERS), "noise": _fraction,
 }
 
 

@@ -80,10 +80,13 @@ def is_finished(trial: Trial, out: str | os.PathLike) -> bool:
     metrics = _read_json(trial.run_dir(out) / "metrics.json")
     if not metrics or not isinstance(metrics.get("config"), dict):
         return False
+    from .config import TrainConfig
     from .runs import RESUME_FREE
 
     got = dict(metrics["config"])
-    got["train"] = {k: v for k, v in dict(got.get("train", {})).items() if k not in RESUME_FREE or k == "epochs"}
+    # Recipe fields added since the run was written count at their defaults, as a resume takes them.
+    train = {**asdict(TrainConfig()), **dict(got.get("train", {}))}
+    got["train"] = {k: v for k, v in train.items() if k not in RESUME_FREE or k == "epochs"}
     return got == _expected_config(trial)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .beats import input_layout
 from .config import CLASS_WEIGHTS, TrainConfig
 from .errors import InputError, TrainingError
 from .models import Classifier, build_model
@@ -123,6 +124,29 @@ def _epoch_order(y: torch.Tensor, config: TrainConfig, epoch: int) -> torch.Tens
     counts = torch.bincount(y, minlength=int(y.max()) + 1).double()
     p = (1.0 / counts)[y]
     return torch.multinomial(p, n, replacement=True, generator=gen)
+
+
+def add_noise(x: torch.Tensor, level: float, layout: dict[str, bool], generator: torch.Generator
+              ) -> torch.Tensor:
+    """Training beats x (B, C, 187) with noise: per beat, white noise of a standard deviation drawn uniformly in
+    [0, level] and a linear baseline drift with ends drawn uniformly in [-level, level], in the beats' [0, 1]
+    units. The beat's difference to its record template (``template`` in the layout, the last channel) gets the
+    beat's own noise, since the template, a median over the record, has almost none; a neighbour (``context``)
+    gets noise of its own. ``level`` 0 returns x unchanged."""
+    if level <= 0:
+        return x
+    b, c, t = x.shape
+    ramp = torch.linspace(0.0, 1.0, t)
+
+    def draw(n: int) -> torch.Tensor:
+        sd, ends = torch.rand(n, 1, generator=generator) * level, (torch.rand(n, 2, generator=generator) * 2 - 1) * level
+        white = torch.randn(n, t, generator=generator) * sd
+        return white + ends[:, :1] + (ends[:, 1:] - ends[:, :1]) * ramp
+
+    noise = draw(b * c).reshape(b, c, t)
+    if layout["template"]:
+        noise[:, -1] = noise[:, 1 if layout["context"] else 0]
+    return x + noise.to(x.device, x.dtype)
 
 
 def _rows(r: torch.Tensor | None, idx: Any, device: torch.device) -> torch.Tensor | None:
@@ -239,10 +263,12 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     total_steps = start_epoch * steps_per_epoch
+    layout = input_layout(x_train.shape[1]) if config.noise else {}
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
         order = _epoch_order(y_train, config, epoch)
+        noise_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_021)  # resumes repeat it
         loss_sum, correct, seen, nfe_f, nfe_b = 0.0, 0, 0, 0, 0
         bar = tqdm(total=n, desc=f"{model.name} epoch {epoch + 1}/{config.epochs}", unit="beat", unit_scale=True,
                    disable=not progress, dynamic_ncols=True, leave=True)
@@ -253,6 +279,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 step_started = time.perf_counter()
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size]
                 xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
+                xb = add_noise(xb, config.noise, layout, noise_gen) if config.noise else xb
                 model.reset_nfe()
                 try:
                     logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device))

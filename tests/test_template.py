@@ -136,3 +136,35 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
                                    "--no-template", "--no-context", "--class-weight", "balanced")
     assert saved["context"] is False and saved["template"] is False
     assert saved["config"]["train"]["class_weight"] == "balanced"
+
+
+def test_noise_augmentation_shares_the_beats_noise_with_its_template_difference():
+    x = torch.rand(64, 4, data.BEAT_LENGTH)
+    layout = data.input_layout(4)  # predecessor, beat, successor, beat minus template
+    assert train.add_noise(x, 0.0, layout, torch.Generator().manual_seed(0)) is x
+    out = train.add_noise(x, 0.05, layout, torch.Generator().manual_seed(0))
+    noise = out - x
+    torch.testing.assert_close(noise[:, 3], noise[:, 1])  # the template has no noise of its own
+    assert not torch.allclose(noise[:, 0], noise[:, 1]) and not torch.allclose(noise[:, 2], noise[:, 1])
+    # A drift of at most the level at each end, white noise of at most the level's standard deviation.
+    drift = noise.mean(dim=2)
+    assert drift.abs().max() <= 0.05 + 4 * 0.05 / data.BEAT_LENGTH ** 0.5
+    assert 0 < (noise - noise.mean(dim=2, keepdim=True)).std(dim=2).max() < 0.05 * 1.3
+    torch.testing.assert_close(out, train.add_noise(x, 0.05, layout, torch.Generator().manual_seed(0)))
+    plain = train.add_noise(x[:, 1:2], 0.05, data.input_layout(1), torch.Generator().manual_seed(1))
+    assert plain.shape == (64, 1, data.BEAT_LENGTH) and not torch.equal(plain, x[:, 1:2])
+    with pytest.raises(InputError, match="noise 1.5 is out of range"):
+        TrainConfig(noise=1.5)
+
+
+def test_noise_run_records_its_level(tmp_path, capsys, synthetic_records):
+    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
+                                       "--noise", "0.05")
+    assert saved["config"]["train"]["noise"] == 0.05
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])
+    with pytest.raises(SystemExit) as exc:
+        run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", "--noise", "2", "--out",
+                 tmp_path / "bad")
+    assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
+        "ecglib: error: train: argument --noise: must lie in [0, 1): '2'")
+    assert not (tmp_path / "bad").exists()
