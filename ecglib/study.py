@@ -19,6 +19,11 @@ from .errors import EcgError, InputError
 from .plots import LABELS
 
 NOTEBOOKS = ("01_explore.ipynb", "02_train.ipynb", "03_compare.ipynb", "04_annotate.ipynb")
+# What 03_compare sets side by side: both models on both splits, each with and without the rhythm features (sources
+# with records only: the Kaggle CSVs have neither patients nor R peaks). The first is the main pair's (02_train's
+# defaults), trained once.
+PROTOCOLS: tuple[tuple[str, str], ...] = (("intra", "beat"), ("intra", "beat+rhythm"), ("inter", "beat"),
+                                          ("inter", "beat+rhythm"))
 
 
 def notebooks_dir() -> Path:
@@ -167,13 +172,23 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
     # Fresh runs: a study folder is rerun from scratch, never resumed with other settings.
     train = {**common, "epochs": epochs, "train_settings": dict(train_overrides or {}), "threads": threads,
              "fresh": True}
+    protocols = {}  # label -> (notebook name, its parameters); the main pair's runs stand for their protocol
+    for (split, features) in PROTOCOLS if data != "kaggle" else ():
+        for model in ("resnet", "odenet"):
+            name = model if (split, features) == PROTOCOLS[0] else \
+                f"{model}-{split}-{'rhythm' if features == 'beat+rhythm' else 'beat'}"
+            protocols[f"{LABELS[model]}, {split}, {features}"] = (name, {
+                **train, "model": model, "split": split, "features": features, "run_dir": str(out / name)})
     steps = [
         ("01_explore.ipynb", "01_explore.ipynb", common),
         ("02_train.ipynb", "02_train_resnet.ipynb", {**train, "model": "resnet", "run_dir": str(out / "resnet")}),
         ("02_train.ipynb", "02_train_odenet.ipynb", {**train, "model": "odenet", "run_dir": str(out / "odenet")}),
+        *[("02_train.ipynb", f"02_train_{name}.ipynb", params) for name, params in protocols.values()
+          if name not in ("resnet", "odenet")],
         ("03_compare.ipynb", "03_compare.ipynb", {"resnet_dir": str(out / "resnet"), "odenet_dir": str(out / "odenet"),
                                                   "out_dir": str(out), "profile": profile, "download": download,
-                                                  "threads": threads}),
+                                                  "threads": threads, "protocol_dirs": {
+                                                      label: str(out / name) for label, (name, _) in protocols.items()}}),
         # A whole record labelled by the ResNet and scored as EC57 does: a synthetic record of its own seed, or
         # MIT-BIH's 213 (rich in V and F beats; with the intra split its beats were among the training patients').
         ("04_annotate.ipynb", "04_annotate.ipynb", {

@@ -144,6 +144,30 @@ def test_study_executes_every_notebook_and_writes_the_run_folders(study):
 
 
 @pytest.mark.slow
+def test_study_sets_both_splits_with_and_without_rhythm_side_by_side(study):
+    """Both models on intra and inter, each with and without the rhythm features (the rhythm runs on their
+    recipe), in one table of 03_compare next to the anchors."""
+    from ecglib.config import RECIPES
+
+    for model in ("resnet", "odenet"):
+        for split, features in study_module.PROTOCOLS[1:]:
+            name = f"{model}-{split}-{'rhythm' if features == 'beat+rhythm' else 'beat'}"
+            m = json.loads((study / name / "metrics.json").read_text())
+            assert (m["model"], m["split"]["protocol"], m["features"]) == (model, split, features), name
+            recipe = RECIPES[features]
+            assert (m["context"], m["template"], m["config"]["train"]["class_weight"]) == (
+                recipe["context"], recipe["template"], recipe["class_weight"]), name
+            if split == "inter":
+                assert set(m["split"]["train_records"]).isdisjoint(m["split"]["test_records"]), name
+    compare = nbformat.read(study / "03_compare.ipynb", as_version=4)
+    cell = next(c for c in compare.cells if "protocol_dirs.items()" in c.source)
+    html = next(o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {}))
+    for label in ("ResNet, intra, beat", "ODE-Net, inter, beat+rhythm", "S Se", "V +P"):
+        assert label in html, label
+    assert "de Chazal" in (study / "report.html").read_text()
+
+
+@pytest.mark.slow
 def test_report_html_shows_table_matrices_and_conclusions(study):
     html = (study / "report.html").read_text()
     assert "recall S" in html and "macro-F1" in html and "ResNet" in html and "ODE-Net" in html
