@@ -1,6 +1,7 @@
 """The papermill study: run the notebooks in order and write ``report.html`` (``ecglib study``).
 
-01_explore (the data), 02_train twice (ResNet, then ODE-Net), 03_compare and 04_annotate (a whole record labelled
+01_explore (the data), 02_train for the ResNet and the ODE-Net (and again for each on the other PROTOCOLS: both
+splits, with and without rhythm features), 03_compare and 04_annotate (a whole record labelled
 and scored as ANSI/AAMI EC57 does) run as separate kernels with the
 parameters of a :data:`ecglib.config.PROFILES` profile; a failing cell stops the study with one line naming the
 notebook and the code cell.
@@ -152,9 +153,10 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
     profile: a key of :data:`ecglib.config.PROFILES`. epochs / limit override the profile's (limit 0: all beats).
     threads: torch threads of the training and comparison kernels; "auto": :func:`study_threads` (all cores
     on an idle machine, fewer on a busy one), None: torch's choice.
-    train_overrides: further parameters for both 02_train runs (e.g. batch_size). The executed notebooks and
-    the run folders land in ``out`` (01_explore.ipynb, 02_train_resnet.ipynb, 02_train_odenet.ipynb,
-    03_compare.ipynb, 04_annotate.ipynb, resnet/, odenet/, annotate/, report.html, annotate.html). Returns 0;
+    train_overrides: further parameters for every 02_train run (e.g. batch_size). The executed notebooks and
+    the run folders land in ``out`` (01_explore.ipynb, 02_train_resnet.ipynb, 02_train_odenet.ipynb, then
+    02_train_MODEL-SPLIT-{beat,rhythm}.ipynb for the other protocols, 03_compare.ipynb, 04_annotate.ipynb, the
+    run folders resnet/, odenet/ and MODEL-SPLIT-{beat,rhythm}/, annotate/, report.html, annotate.html). Returns 0;
     failures raise EcgError with one line.
     """
     recipe, _, n_limit = study_settings(profile, data, epochs, limit, dict(train_overrides or {}))
