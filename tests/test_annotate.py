@@ -239,3 +239,30 @@ def test_score_missing_record_or_folder(bad_records, tmp_path, capsys):
     assert_one_line_error(r, "999.hea", "record header not found")
     r = run_main(capsys, "score", "atr", "same", tmp_path / "nowhere")
     assert_one_line_error(r, "nowhere", "record folder not found")
+
+
+def test_reference_detector_gives_a_rhythm_recipe_model_its_training_inputs(synthetic_beats, synthetic_records,
+                                                                             tmp_path):
+    """A model on the rhythm recipe (rhythm features, neighbours, template difference) labels a record from its R
+    peaks exactly as it labels the training pipeline's beats of that record."""
+    from ecglib.config import RECIPES
+    from ecglib.data import model_inputs
+    from ecglib.train import TrainConfig, predict, run_training
+
+    recipe = RECIPES["beat+rhythm"]
+    split = split_beats(synthetic_beats, "inter", seed=0)
+    run_training("resnet", synthetic_beats, split, tmp_path / "run",
+                 TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, threads=1,
+                             class_weight=recipe["class_weight"]),
+                 {"width": 8, "blocks": 1}, progress=False, data_config={"source": "synthetic"},
+                 features="beat+rhythm", context=recipe["context"], template=recipe["template"])
+    trained = annotate.load_run(tmp_path / "run")
+    assert trained.model.rhythm_features and trained.model.config["in_channels"] == 4
+    result = annotate.annotate_record(trained, synthetic_records / "213", detector="reference",
+                                      out_dir=tmp_path / "ann")
+    rows = np.flatnonzero(synthetic_beats.record == "213")
+    x, _, r = model_inputs(synthetic_beats, trained.model.config).part(rows)
+    expected, _ = predict(trained.model, x, rhythm=r)
+    kept = np.isin(result.sample, synthetic_beats.sample[rows])
+    assert kept.sum() == len(rows)
+    np.testing.assert_array_equal(result.label[kept], expected)
