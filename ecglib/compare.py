@@ -8,10 +8,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import fields
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import ODEConfig
 from .data import CLASS_NAMES, CLASSES
-from .errors import InputError
+from .errors import EcgError, InputError
 
 ORIGINAL_STUDY: dict[str, Any] = {
     "resnet": {"accuracy": 0.974, "params": 182_853},
@@ -131,7 +131,8 @@ def _setting_label(config: ODEConfig) -> str:
 
 
 def tolerance_sweep(model: Any, x: Any, y: Any, settings: Sequence[Mapping[str, Any]] | None = None,
-                    batch_size: int = 512, throughput_beats: int = 1024, rhythm: Any = None) -> Any:
+                    batch_size: int = 512, throughput_beats: int = 1024, rhythm: Any = None,
+                    skip_failed: bool = False) -> Any:
     """Accuracy, NFE per batch and inference beats/s of a trained ODE-Net at other solver settings.
 
     model: an ODE-Net Classifier (e.g. from :func:`ecglib.runs.load_checkpoint`); x (n, 1, 187), y (n,) the
@@ -139,7 +140,9 @@ def tolerance_sweep(model: Any, x: Any, y: Any, settings: Sequence[Mapping[str, 
     trained setting. The first row is the setting the model was trained with ("trained"; a listed setting equal
     to it is not repeated); the model is restored to it afterwards. Beats/s: :func:`ecglib.metrics.beats_per_second` on up to
     ``throughput_beats`` beats, or the rate of the accuracy pass over all test beats if that was faster (other
-    processes can only slow a timing down, so the faster of two is the better estimate).
+    processes can only slow a timing down, so the faster of two is the better estimate). ``skip_failed``: a listed
+    setting whose solve fails (an adaptive solver that the trained dynamics make too stiff for its step limit) is
+    left out instead of stopping the sweep.
     """
     import pandas as pd
 
@@ -161,7 +164,12 @@ def tolerance_sweep(model: Any, x: Any, y: Any, settings: Sequence[Mapping[str, 
                 continue
             seen.add(label)
             started = time.perf_counter()
-            pred, _, nfe = predict_nfe(model, x, batch_size=batch_size, rhythm=rhythm)
+            try:
+                pred, _, nfe = predict_nfe(model, x, batch_size=batch_size, rhythm=rhythm)
+            except (EcgError, AssertionError, RuntimeError):
+                if skip_failed and i > 0:
+                    continue
+                raise
             elapsed = time.perf_counter() - started
             speed = max(len(x) / elapsed if elapsed > 0 else 0.0,
                         beats_per_second(model, x, batch_size=batch_size, max_beats=throughput_beats,

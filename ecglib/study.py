@@ -174,23 +174,20 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
     # Fresh runs: a study folder is rerun from scratch, never resumed with other settings.
     train = {**common, "epochs": epochs, "train_settings": dict(train_overrides or {}), "threads": threads,
              "fresh": True}
-    protocols = {}  # label -> (notebook name, its parameters); the main pair's runs stand for their protocol
-    for (split, features) in PROTOCOLS if data != "kaggle" else ():
+    runs = {}  # label -> (run name, 02_train parameters); the main pair's runs are resnet/ and odenet/
+    for split, features in PROTOCOLS if data != "kaggle" else PROTOCOLS[:1]:
         for model in ("resnet", "odenet"):
             name = model if (split, features) == PROTOCOLS[0] else \
                 f"{model}-{split}-{'rhythm' if features == 'beat+rhythm' else 'beat'}"
-            protocols[f"{LABELS[model]}, {split}, {features}"] = (name, {
+            runs[f"{LABELS[model]}, {split}, {features}"] = (name, {
                 **train, "model": model, "split": split, "features": features, "run_dir": str(out / name)})
     steps = [
         ("01_explore.ipynb", "01_explore.ipynb", common),
-        ("02_train.ipynb", "02_train_resnet.ipynb", {**train, "model": "resnet", "run_dir": str(out / "resnet")}),
-        ("02_train.ipynb", "02_train_odenet.ipynb", {**train, "model": "odenet", "run_dir": str(out / "odenet")}),
-        *[("02_train.ipynb", f"02_train_{name}.ipynb", params) for name, params in protocols.values()
-          if name not in ("resnet", "odenet")],
-        ("03_compare.ipynb", "03_compare.ipynb", {"resnet_dir": str(out / "resnet"), "odenet_dir": str(out / "odenet"),
-                                                  "out_dir": str(out), "profile": profile, "download": download,
-                                                  "threads": threads, "protocol_dirs": {
-                                                      label: str(out / name) for label, (name, _) in protocols.items()}}),
+        *[("02_train.ipynb", f"02_train_{name}.ipynb", params) for name, params in runs.values()],
+        ("03_compare.ipynb", "03_compare.ipynb", {
+            "resnet_dir": str(out / "resnet"), "odenet_dir": str(out / "odenet"), "out_dir": str(out),
+            "profile": profile, "download": download, "threads": threads,
+            "protocol_dirs": {label: str(out / name) for label, (name, _) in runs.items()} if len(runs) > 2 else None}),
         # A whole record labelled by the ResNet and scored as EC57 does: a synthetic record of its own seed, or
         # MIT-BIH's 213 (rich in V and F beats; with the intra split its beats were among the training patients').
         ("04_annotate.ipynb", "04_annotate.ipynb", {

@@ -279,7 +279,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 step_started = time.perf_counter()
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size]
                 xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
-                xb = add_noise(xb, config.noise, layout, noise_gen) if config.noise else xb
+                xb = add_noise(xb, config.noise, layout, noise_gen)
                 model.reset_nfe()
                 try:
                     logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device))

@@ -202,3 +202,25 @@ def test_deploy_loose_plot_takes_bench_rows_and_a_tolerance_sweep(tmp_path):
     ax.figure.savefig(tmp_path / "d.png")
     assert (tmp_path / "d.png").stat().st_size > 0
     json.dumps(rows)
+
+
+def test_tolerance_sweep_skips_a_failing_setting_only_when_told(monkeypatch):
+    from ecglib import train
+    from ecglib.compare import tolerance_sweep
+
+    x, y = batch(20)
+    model = odenet().eval()
+    real = train.predict_nfe
+
+    def stiff(m, *args, **kwargs):  # an adaptive solve that hits its step limit
+        if m.ode.config.solver == "dopri5":
+            raise AssertionError("max_num_steps exceeded")
+        return real(m, *args, **kwargs)
+
+    monkeypatch.setattr(train, "predict_nfe", stiff)
+    settings = [{"solver": "dopri5", "rtol": 1e-2, "atol": 1e-2}, {"solver": "rk4", "step_size": 1.0}]
+    with pytest.raises(AssertionError):
+        tolerance_sweep(model, x, y.numpy(), settings)
+    sweep = tolerance_sweep(model, x, y.numpy(), settings, skip_failed=True)
+    assert list(sweep["solver"]) == ["midpoint", "rk4"] and bool(sweep["trained"].iloc[0])
+    assert model.ode.config.solver == "midpoint"  # restored after the sweep
