@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import BACKENDS, CLASS_WEIGHTS, MAX_BLOCKS, MAX_REGULARISATION, MAX_SYNTHETIC_SECONDS, MAX_THREADS, \
-    MAX_WIDTH, SAMPLERS, SOLVERS, TORCHODE_SOLVERS, ODEConfig, TrainConfig, model_size_problem, parse_step_size, \
-    recipe
+from .config import BACKENDS, CLASS_WEIGHTS, KEEPS, MAX_BLOCKS, MAX_REGULARISATION, MAX_SYNTHETIC_SECONDS, \
+    MAX_THREADS, MAX_WIDTH, RECIPES, SAMPLERS, SOLVERS, TORCHODE_SOLVERS, ODEConfig, TrainConfig, \
+    model_size_problem, parse_step_size, recipe
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -174,8 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.data is None and args.source is None:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
-    vars(args).update(recipe(args.features, context=args.context, template=args.template,
-                             class_weight=args.class_weight))
+    vars(args).update(recipe(args.features, **{k: getattr(args, k) for k in RECIPES[args.features]}))
     config = TrainConfig.from_dict(vars(args))
     model_kwargs = _model_kwargs(args)
     too_big = model_size_problem(args.model, args.width, args.blocks)
@@ -327,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, help=f"default {_TRAIN.batch_size}")
     t.add_argument("--optimizer", choices=("sgd", "adam"), help=f"default {_TRAIN.optimizer}")
     t.add_argument("--lr", type=_real(0.0, math.inf, low_open=True), help=f"default {_TRAIN.lr:g}")
-    t.add_argument("--momentum", type=_real(0.0, 1.0, high_open=True),
-                   help=f"SGD momentum, default {_TRAIN.momentum:g}")
+    t.add_argument("--momentum", type=_real(0.0, 1.0, high_open=True), help=f"SGD, default {_TRAIN.momentum:g}")
     t.add_argument("--weight-decay", type=_real(0.0, math.inf), help=f"default {_TRAIN.weight_decay:g}")
     t.add_argument("--schedule", choices=("cosine", "onecycle", "none"),
                    help=f"learning-rate schedule after a warm-up (none: the original constant rate), "
@@ -339,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
                    f"class-balanced with replacement (default {_TRAIN.sampler})")
     t.add_argument("--noise", type=_fraction, help="augment training beats with white noise and baseline drift of "
                    f"up to this level, in the beats' [0, 1] units (default {_TRAIN.noise:g}: off)")
+    t.add_argument("--ema", type=_fraction, help="validate, keep and test a moving average of the weights with this "
+                   f"decay per step (default {_TRAIN.ema:g}: off)")
+    t.add_argument("--keep", choices=KEEPS, help="the weights tested: the epoch of best validation accuracy, or the "
+                   "last (default: best; last with beat+rhythm)")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
     t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
     t.add_argument("--threads", type=_int(1, MAX_THREADS), help="torch CPU threads (default: torch's choice)")
@@ -352,11 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{_ODE.steps} step{'s' if _ODE.steps != 1 else ''})")
     m.add_argument("--rtol", type=_tolerance, help=f"relative tolerance of an adaptive solver (default {_ODE.rtol:g})")
     m.add_argument("--atol", type=_tolerance, help=f"absolute tolerance of an adaptive solver (default {_ODE.atol:g})")
-    m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None,
-                   help="backpropagate with the adjoint method: constant memory, more evaluations "
-                        f"(default {'on' if _ODE.adjoint else 'off'})")
-    m.add_argument("--seminorm", action="store_true", default=None,
-                   help="adjoint with the seminorm (Kidger et al. 2021)")
+    m.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None, help="backpropagate with the "
+                   f"adjoint method: constant memory, more evaluations (default {'on' if _ODE.adjoint else 'off'})")
+    m.add_argument("--seminorm", action="store_true", default=None, help="adjoint with the seminorm (Kidger et al. 2021)")
     m.add_argument("--backend", choices=BACKENDS,
                    help=f"ODE solver library (default {_ODE.backend}; torchode: {', '.join(TORCHODE_SOLVERS)}, "
                         "direct backpropagation)")

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .config import BACKENDS, CLASS_WEIGHTS, SAMPLERS, parse_step_size
+from .config import BACKENDS, CLASS_WEIGHTS, KEEPS, RECIPE_TRAIN_KEYS, SAMPLERS, parse_step_size
 from .errors import InputError
 
 SOURCES = ("mitdb", "kaggle", "synthetic")
@@ -52,7 +52,7 @@ RESNET_KEYS = ("blocks",)
 ODE_KEYS = ("solver", "step_size", "rtol", "atol", "adjoint", "seminorm", "backend", "kinetic", "jacobian")
 MODEL_KEYS = ("width",) + RESNET_KEYS + ODE_KEYS
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup", "device",
-              "class_weight", "sampler", "noise")
+              "class_weight", "sampler", "noise", "ema", "keep")
 # What a trial is made of; each may be fixed ([train]), swept ([axes]) or set by a named configuration.
 INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
 SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + TRAIN_KEYS
@@ -137,7 +137,8 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "epochs": lambda v: _int(v, 1), "batch_size": lambda v: _int(v, 1), "optimizer": _choice("sgd", "adam"),
     "lr": _pos, "momentum": _nonneg, "weight_decay": _nonneg, "schedule": _choice("cosine", "onecycle", "none"),
     "warmup": _fraction, "device": lambda v: _device(v), "class_weight": _choice(*CLASS_WEIGHTS),
-    "sampler": _choice(*SAMPLERS), "noise": _fraction,
+    "sampler": _choice(*SAMPLERS), "noise": _fraction, "ema": _fraction,
+    "keep": _choice(*KEEPS),
 }
 
 
@@ -353,9 +354,9 @@ def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings:
             raise InputError(f"{path}: {configuration}: {exc}") from None
     features = settings.get("features", "beat")
     # The same recipe as `ecglib train`: options not set take their defaults for the features.
-    chosen = recipe(features, **{k: settings.get(k) for k in INPUT_KEYS + ("class_weight",)})
+    chosen = recipe(features, **{k: settings.get(k) for k in INPUT_KEYS + RECIPE_TRAIN_KEYS})
     train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
-    train.update(seed=seed, class_weight=chosen["class_weight"])
+    train.update(seed=seed, **{k: chosen[k] for k in RECIPE_TRAIN_KEYS})
     try:
         from .config import TrainConfig
 

@@ -149,6 +149,33 @@ def add_noise(x: torch.Tensor, level: float, layout: dict[str, bool], generator:
     return x + noise.to(x.device, x.dtype)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging), kept in a copy of the model.
+
+    After the t-th update (t from 1) the average is avg <- d avg + (1 - d) w with d = min(decay, (1 + t) / (10 + t)):
+    the smaller decay early on (the TensorFlow and timm convention) keeps the random initial weights from lingering
+    in the average for thousands of steps. Buffers (the rhythm input's standardisation) are copied, not averaged.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        import copy
+
+        if not 0.0 < decay < 1.0:
+            raise InputError(f"weight-average decay {decay!r} must lie in (0, 1)")
+        self.decay, self.updates = decay, 0
+        self.model = copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for avg, new in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(new.detach(), 1.0 - d)
+        for avg, new in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(new)
+
+
 def _rows(r: torch.Tensor | None, idx: Any, device: torch.device) -> torch.Tensor | None:
     return None if r is None else r[idx].to(device, non_blocking=True)
 
@@ -199,7 +226,6 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return {"loss": loss, "accuracy": float(np.mean(pred == y.numpy())) if len(y) else float("nan"), "nfe": nfe}
 
 
-# ------------------------------------------------------------------------------------------------- checkpoints
 # ------------------------------------------------------------------------------------------------------- fit
 def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
         config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = True,
@@ -211,11 +237,13 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
 
     r_train, r_val: (n, k) raw rhythm features of the beats, for a model with a rhythm input (standardise them with
     ``model.set_rhythm_stats(r_train)`` first). ``config.class_weight`` weights the loss, ``config.sampler``
-    draws the batches (see TrainConfig).
+    draws the batches (see TrainConfig). With ``config.ema``, the moving average of the weights
+    (:class:`WeightAverage`) is what is validated and kept as best.pt, and ``model`` ends holding it.
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
     per training batch, validation NFE per batch, seconds of the epoch and the last learning rate. With a
-    ``run_dir``, a checkpoint is written after every epoch, the best-on-validation weights go to best.pt, and an
+    ``run_dir``, a checkpoint is written after every epoch, the best-on-validation weights (the last epoch's with
+    ``config.keep`` "last") go to best.pt, and an
     existing checkpoint there is resumed when ``resume`` is true.
 
     Hooks for measurements (the benchmark): ``on_step`` is called after every optimizer step with a dict of
@@ -239,6 +267,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     weight = weight.to(device) if weight is not None else None
     optimizer = _make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch * config.epochs))
+    average = WeightAverage(model, config.ema) if config.ema else None
     history: list[dict[str, Any]] = []
     best_acc, start_epoch = -1.0, 0
 
@@ -253,6 +282,9 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
+                if average is not None:
+                    average.model.load_state_dict(state["average"]["model"])
+                    average.updates = int(state["average"]["updates"])
                 history, best_acc, start_epoch = list(state["history"]), float(state["best_val_accuracy"]), \
                     int(state["epoch"])
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -296,6 +328,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                     raise (_solver_advice(exc) or exc) from None
                 optimizer.step()
                 scheduler.step()
+                if average is not None:
+                    average.update(model)
                 total_steps += 1
                 f_calls, b_calls = model.nfe()
                 nfe_f, nfe_b = nfe_f + f_calls, nfe_b + b_calls
@@ -314,7 +348,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                     bar.set_postfix(post, refresh=False)
         finally:
             bar.close()
-        val = evaluate(model, x_val, y_val, rhythm=r_val) if len(x_val) else {"loss": float("nan"), "accuracy": float("nan"),
+        judged = model if average is None else average.model
+        val = evaluate(judged, x_val, y_val, rhythm=r_val) if len(x_val) else {"loss": float("nan"), "accuracy": float("nan"),
                                                                  "nfe": 0.0}
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_loss": val["loss"], "val_accuracy": val["accuracy"], "nfe_forward": nfe_f / steps_per_epoch,
@@ -326,18 +361,23 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                        f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} | {row['seconds']:.0f} s")
         if run is not None:
             # A run without validation keeps its last epoch as "best".
-            improved = not math.isfinite(val["accuracy"]) or val["accuracy"] > best_acc
+            improved = config.keep == "last" or not math.isfinite(val["accuracy"]) or val["accuracy"] > best_acc
             if improved:
                 best_acc = val["accuracy"] if math.isfinite(val["accuracy"]) else best_acc
-                save_checkpoint({"model_config": model.config, "model": model.state_dict(), "epoch": epoch + 1,
+                save_checkpoint({"model_config": model.config, "model": judged.state_dict(), "epoch": epoch + 1,
                                  "val_accuracy": val["accuracy"]}, run.best)
             save_checkpoint({"model_config": model.config, "model": model.state_dict(),
                              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                              "train_config": asdict(config), "epoch": epoch + 1, "history": history,
-                             "best_val_accuracy": best_acc, **(checkpoint_extra or {})}, run.checkpoint)
+                             "best_val_accuracy": best_acc,
+                             **({} if average is None else
+                                {"average": {"model": average.model.state_dict(), "updates": average.updates}}),
+                             **(checkpoint_extra or {})}, run.checkpoint)
             write_history(history, run.file("history.csv"))
         if on_epoch is not None:
             on_epoch(row)
+    if average is not None:
+        model.load_state_dict(average.model.state_dict())
     return history
 
 

@@ -133,6 +133,7 @@ model = "resnet"
 features = "beat+rhythm"
 template = false
 class_weight = "none"
+keep = "best"
 """))
     plain, rhythm, told = s.trials
     assert (plain.context, plain.template, plain.train["class_weight"]) == (False, False, "none")
@@ -140,6 +141,7 @@ class_weight = "none"
     assert (rhythm.context, rhythm.template, rhythm.train["class_weight"]) == (r["context"], r["template"],
                                                                               r["class_weight"])
     assert (told.context, told.template, told.train["class_weight"]) == (r["context"], False, "none")
+    assert (plain.train["keep"], rhythm.train["keep"], told.train["keep"]) == ("best", r["keep"], "best")
     expected = _expected_config(rhythm)
     assert expected["context"] is r["context"] and expected.get("template", False) is r["template"]
     assert expected["model"]["in_channels"] == 1 + 2 * r["context"] + r["template"]

@@ -109,9 +109,10 @@ def test_template_run_and_evaluate(tmp_path, capsys, synthetic_records, syntheti
 def test_recipes_of_the_feature_sets():
     from ecglib.config import RECIPES, recipe
 
-    assert recipe("beat") == {"context": False, "template": False, "class_weight": "none"}
+    assert recipe("beat") == {"context": False, "template": False, "class_weight": "none", "keep": "best"}
     assert recipe("beat+rhythm") == RECIPES["beat+rhythm"]
     assert recipe("beat+rhythm", template=False, context=None) == {**RECIPES["beat+rhythm"], "template": False}
+    assert recipe("beat+rhythm", keep="best")["keep"] == "best" and recipe("beat", keep="last")["keep"] == "last"
     with pytest.raises(InputError, match="unknown features 'rhythm'"):
         recipe("rhythm")
     with pytest.raises(InputError, match="no recipe option 'sampler'"):
@@ -127,15 +128,18 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
     saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm")
     assert saved["context"] is rhythm["context"] and saved["template"] is rhythm["template"]
     assert saved["config"]["train"]["class_weight"] == rhythm["class_weight"]
+    assert saved["config"]["train"]["keep"] == rhythm["keep"]
     assert saved["config"]["model"]["in_channels"] == data.input_channels(rhythm["context"], rhythm["template"])
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     saved, _ = train_then_evaluate(capsys, tmp_path / "plain", synthetic_records)
     assert saved["context"] is False and saved["template"] is False
     assert saved["config"]["train"]["class_weight"] == "none" and "in_channels" not in saved["config"]["model"]
+    assert saved["config"]["train"]["keep"] == "best"
+    other = "best" if rhythm["keep"] == "last" else "last"
     saved, _ = train_then_evaluate(capsys, tmp_path / "told", synthetic_records, "--features", "beat+rhythm",
-                                   "--no-template", "--no-context", "--class-weight", "balanced")
+                                   "--no-template", "--no-context", "--class-weight", "balanced", "--keep", other)
     assert saved["context"] is False and saved["template"] is False
-    assert saved["config"]["train"]["class_weight"] == "balanced"
+    assert saved["config"]["train"]["class_weight"] == "balanced" and saved["config"]["train"]["keep"] == other
 
 
 def test_noise_augmentation_shares_the_beats_noise_with_its_template_difference():
@@ -167,4 +171,17 @@ def test_noise_run_records_its_level(tmp_path, capsys, synthetic_records):
                  tmp_path / "bad")
     assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
         "ecglib: error: train: argument --noise: must lie in [0, 1): '2'")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_weight_average_run_records_its_decay(tmp_path, capsys, synthetic_records):
+    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
+                                       "--ema", "0.99")
+    assert saved["config"]["train"]["ema"] == 0.99
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])
+    with pytest.raises(SystemExit) as exc:
+        run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", "--ema", "1", "--out",
+                 tmp_path / "bad")
+    assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
+        "ecglib: error: train: argument --ema: must lie in [0, 1): '1'")
     assert not (tmp_path / "bad").exists()

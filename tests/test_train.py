@@ -99,6 +99,85 @@ def test_fit_writes_the_run_folder(tensors, tmp_path):
         assert torch.equal(best.state_dict()[k], v.cpu()), k
 
 
+def test_weight_average_follows_its_formula():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    model.register_buffer("scale", torch.ones(2))
+    average = train.WeightAverage(model, 0.3)
+    expected = {k: v.detach().clone() for k, v in model.named_parameters()}
+    for t in range(1, 5):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model.scale.fill_(t)
+        live = {k: v.detach().clone() for k, v in model.named_parameters()}
+        average.update(model)
+        d = min(0.3, (1 + t) / (10 + t))  # 0.18, 0.25, then the decay itself
+        expected = {k: d * expected[k] + (1 - d) * live[k] for k in expected}
+        for k, v in average.model.named_parameters():
+            torch.testing.assert_close(v, expected[k])
+            assert torch.equal(dict(model.named_parameters())[k], live[k])  # the live weights are not touched
+        assert torch.equal(average.model.scale, model.scale)  # buffers are copied, not averaged
+    assert average.updates == 4 and not any(p.requires_grad for p in average.model.parameters())
+    for bad in (0.0, 1.0):
+        with pytest.raises(InputError, match="decay"):
+            train.WeightAverage(model, bad)
+    with pytest.raises(InputError, match="ema 1.0 is out of range"):
+        TrainConfig(ema=1.0)
+
+
+def test_fit_validates_keeps_and_resumes_the_weight_average(tensors, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=64, lr=0.05, ema=0.9)
+
+    class Stop(Exception):
+        pass
+
+    def run(folder, on_epoch=None):
+        torch.manual_seed(0)
+        model = build_model("resnet", blocks=2, width=16)
+        return model, train.fit(model, *tensors["train"], *tensors["val"], config, run_dir=folder, progress=False,
+                                on_epoch=on_epoch)
+
+    model, history = run(tmp_path / "a")
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    steps = 2 * -(-len(tensors["train"][0]) // 64)
+    assert state["average"]["updates"] == steps
+    for k, v in state["average"]["model"].items():  # the model ends holding the average, not its last step
+        assert torch.equal(model.state_dict()[k], v), k
+    assert any(not torch.equal(state["model"][k], v) for k, v in state["average"]["model"].items())
+    best, best_state = runs.load_checkpoint(tmp_path / "a", expect_model="resnet")
+    # what was validated is what best.pt keeps: the average of that epoch
+    again = train.evaluate(best, *tensors["val"])
+    assert again["accuracy"] == pytest.approx(history[best_state["epoch"] - 1]["val_accuracy"])
+    # interrupted after epoch 1 and resumed: the same average as a run straight through
+    with pytest.raises(Stop):
+        run(tmp_path / "b", on_epoch=lambda row: (_ for _ in ()).throw(Stop()))
+    resumed, _ = run(tmp_path / "b")
+    for k, v in model.state_dict().items():
+        assert torch.equal(resumed.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("keep, kept", [("best", 1), ("last", 3)])
+def test_fit_keeps_the_best_or_the_last_epoch(keep, kept, tensors, tmp_path, monkeypatch):
+    real = train.evaluate
+
+    def worse_each_epoch(*args, **kwargs):  # validation accuracy 1/2, 1/3, 1/4: the first epoch is the best
+        calls.append(1)
+        return {**real(*args, **kwargs), "accuracy": 1 / (1 + len(calls))}
+
+    calls = []
+    monkeypatch.setattr(train, "evaluate", worse_each_epoch)
+    torch.manual_seed(0)
+    model = build_model("resnet", blocks=2, width=16)
+    history = train.fit(model, *tensors["train"], *tensors["val"], TrainConfig(epochs=3, batch_size=64, keep=keep),
+                        run_dir=tmp_path / "run", progress=False)
+    best, state = runs.load_checkpoint(tmp_path / "run")
+    assert state["epoch"] == kept and state["val_accuracy"] == history[kept - 1]["val_accuracy"]
+    assert all(torch.equal(best.state_dict()[k], v) for k, v in model.state_dict().items()) is (keep == "last")
+    with pytest.raises(InputError, match="unknown epoch to keep 'first'"):
+        TrainConfig(keep="first")
+
+
 def test_fit_resumes_where_it_stopped(tensors, tmp_path):
     config = TrainConfig(epochs=3, batch_size=64, lr=0.05)
 
