@@ -285,8 +285,7 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch size must be at least 1")
         for name, low, high in (("lr", 0.0, math.inf), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, math.inf),
-                                ("warmup", 0.0, 1.0), ("noise", 0.0, 1.0),
-                                ("ema", 0.0, 1.0)):
+                                ("warmup", 0.0, 1.0), ("noise", 0.0, 1.0), ("ema", 0.0, 1.0)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high) \
                     or (name == "lr" and value == 0) or (name in ("momentum", "ema") and value >= 1):

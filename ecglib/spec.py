@@ -137,8 +137,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "epochs": lambda v: _int(v, 1), "batch_size": lambda v: _int(v, 1), "optimizer": _choice("sgd", "adam"),
     "lr": _pos, "momentum": _nonneg, "weight_decay": _nonneg, "schedule": _choice("cosine", "onecycle", "none"),
     "warmup": _fraction, "device": lambda v: _device(v), "class_weight": _choice(*CLASS_WEIGHTS),
-    "sampler": _choice(*SAMPLERS), "noise": _fraction, "ema": _fraction,
-    "keep": _choice(*KEEPS),
+    "sampler": _choice(*SAMPLERS), "noise": _fraction, "ema": _fraction, "keep": _choice(*KEEPS),
 }
 
 

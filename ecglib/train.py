@@ -243,8 +243,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
     per training batch, validation NFE per batch, seconds of the epoch and the last learning rate. With a
     ``run_dir``, a checkpoint is written after every epoch, the best-on-validation weights (the last epoch's with
-    ``config.keep`` "last") go to best.pt, and an
-    existing checkpoint there is resumed when ``resume`` is true.
+    ``config.keep`` "last") go to best.pt, and an existing checkpoint there is resumed when ``resume`` is true.
 
     Hooks for measurements (the benchmark): ``on_step`` is called after every optimizer step with a dict of
     epoch, step (counted from the start of training), loss, nfe_forward, nfe_backward and seconds (of that step,

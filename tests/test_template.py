@@ -161,27 +161,15 @@ def test_noise_augmentation_shares_the_beats_noise_with_its_template_difference(
         TrainConfig(noise=1.5)
 
 
-def test_noise_run_records_its_level(tmp_path, capsys, synthetic_records):
+@pytest.mark.parametrize("option, value, bad", [("noise", 0.05, "2"), ("ema", 0.99, "1")])
+def test_noise_and_weight_average_runs_record_their_setting(option, value, bad, tmp_path, capsys, synthetic_records):
     saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
-                                       "--noise", "0.05")
-    assert saved["config"]["train"]["noise"] == 0.05
+                                       f"--{option}", str(value))
+    assert saved["config"]["train"][option] == value
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     with pytest.raises(SystemExit) as exc:
-        run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", "--noise", "2", "--out",
+        run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", f"--{option}", bad, "--out",
                  tmp_path / "bad")
     assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
-        "ecglib: error: train: argument --noise: must lie in [0, 1): '2'")
-    assert not (tmp_path / "bad").exists()
-
-
-def test_weight_average_run_records_its_decay(tmp_path, capsys, synthetic_records):
-    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
-                                       "--ema", "0.99")
-    assert saved["config"]["train"]["ema"] == 0.99
-    assert again["accuracy"] == pytest.approx(saved["accuracy"])
-    with pytest.raises(SystemExit) as exc:
-        run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", "--ema", "1", "--out",
-                 tmp_path / "bad")
-    assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
-        "ecglib: error: train: argument --ema: must lie in [0, 1): '1'")
+        f"ecglib: error: train: argument --{option}: must lie in [0, 1): '{bad}'")
     assert not (tmp_path / "bad").exists()
