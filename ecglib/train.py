@@ -386,7 +386,7 @@ def run_training(model_name: str, beats: Any, split: Any, out: str | os.PathLike
                  resume: bool = True, progress: bool = True, data_config: dict[str, Any] | None = None,
                  fresh: bool = False, features: str = "beat", context: bool = False, template: bool = False
                  ) -> dict[str, Any]:
-    """Train ``model_name`` on ``split`` of ``beats``, test the best-on-validation weights, and write the run folder.
+    """Train ``model_name`` on ``split`` of ``beats``, test the kept weights (``config.keep``), write the run folder.
 
     model_kwargs: for :func:`ecglib.models.build_model` (width, blocks, ode). features: "beat" (the beat's samples
     only: the original study) or "beat+rhythm" (also the beat's rhythm features, ``beats.rhythm``, standardised
