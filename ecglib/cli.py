@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from .config import BACKENDS, CLASS_WEIGHTS, KEEPS, MAX_BLOCKS, MAX_REGULARISATION, MAX_SYNTHETIC_SECONDS, \
     MAX_THREADS, MAX_WIDTH, RECIPES, SAMPLERS, SOLVERS, TORCHODE_SOLVERS, ODEConfig, TrainConfig, \
-    model_size_problem, parse_step_size, recipe
+    model_size_problem, parse_step_size, recipe, recipe_default
 from .errors import EcgError
 
 # Defaults shown in --help come from the configuration objects, never retyped here.
@@ -317,9 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="beat: the beat's samples only (the original study); beat+rhythm: also its RR-interval "
                    "features (WFDB sources only)")
     p.add_argument("--context", action=argparse.BooleanOptionalAction, help="feed each beat with its neighbours "
-                   "(3 input channels; default: on with beat+rhythm, see ecglib.config.RECIPES)")
+                   f"(3 input channels; default: {recipe_default('context')}, see ecglib.config.RECIPES)")
     p.add_argument("--template", action=argparse.BooleanOptionalAction, help="one more input channel: the beat "
-                   "minus its record's median beat (WFDB sources only; default: on with beat+rhythm)")
+                   f"minus its record's median beat (WFDB sources only; default: {recipe_default('template')})")
     p.add_argument("--limit", type=_positive_int, help="use a stratified subset of this many beats (quick runs)")
     t = p.add_argument_group("training recipe (defaults: ecglib.config.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, help=f"default {_TRAIN.epochs}")
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"learning-rate schedule after a warm-up (none: the original constant rate), "
                         f"default {_TRAIN.schedule}")
     t.add_argument("--class-weight", choices=CLASS_WEIGHTS, help="loss weights against class imbalance: none, "
-                   "balanced (n / (K n_c)) or sqrt of that (default: none; sqrt with beat+rhythm)")
+                   f"balanced (n / (K n_c)) or sqrt of that (default: {recipe_default('class_weight')})")
     t.add_argument("--sampler", choices=SAMPLERS, help="batches: every beat once per epoch (shuffle), or drawn "
                    f"class-balanced with replacement (default {_TRAIN.sampler})")
     t.add_argument("--noise", type=_fraction, help="augment training beats with white noise and baseline drift of "
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=_fraction, help="validate, keep and test a moving average of the weights with this "
                    f"decay per step (default {_TRAIN.ema:g}: off)")
     t.add_argument("--keep", choices=KEEPS, help="the weights tested: the epoch of best validation accuracy, or the "
-                   "last (default: best; last with beat+rhythm)")
+                   f"last (default: {recipe_default('keep')})")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
     t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
     t.add_argument("--threads", type=_int(1, MAX_THREADS), help="torch CPU threads (default: torch's choice)")

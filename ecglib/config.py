@@ -231,6 +231,12 @@ def recipe(features: str, **given: Any) -> dict[str, Any]:
     return {**RECIPES[features], **{k: v for k, v in given.items() if v is not None}}
 
 
+def recipe_default(key: str) -> str:
+    """A recipe option's defaults as --help shows them, "none; sqrt with beat+rhythm" (inputs as off / on)."""
+    shown = {f: {False: "off", True: "on"}.get(r[key], r[key]) for f, r in RECIPES.items()}
+    return f"{shown['beat']}; {shown['beat+rhythm']} with beat+rhythm"
+
+
 @dataclass
 class TrainConfig:
     """The training recipe. Defaults: the original study's (SGD, lr 0.1, momentum 0.9, batch 128, 5 epochs), with
