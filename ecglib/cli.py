@@ -267,8 +267,6 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from . import score
 
-    if args.learning_period < 0:
-        raise EcgError(f"--learning-period {args.learning_period:g}: must be 0 or more seconds")
     comparisons, summary = score.score_records(args.record_dir, args.ref, args.test, args.records,
                                                learning_period=args.learning_period, test_dir=args.test_dir)
     if args.csv is not None:
@@ -420,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("record_dir", type=Path, help="folder of the WFDB records")
     p.add_argument("records", nargs="*", metavar="RECORD",
                    help="record names in RECORD_DIR (default: its RECORDS file, else every record with REF)")
-    p.add_argument("--learning-period", type=float, default=300.0,
+    p.add_argument("--learning-period", type=_real(0.0, math.inf), default=300.0,
                    help="seconds at the start of each record that are not scored (default 300, as bxb)")
     p.add_argument("--test-dir", type=Path, help="folder of the TEST annotation files (default: RECORD_DIR)")
     p.add_argument("--csv", type=Path, help="also write the table (per record, gross, average) to this CSV file")

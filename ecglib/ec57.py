@@ -269,6 +269,9 @@ def compare(ref_samples: Sequence[int] | np.ndarray, ref_symbols: Sequence[str],
     """
     if not (fs > 0 and math.isfinite(fs)):
         raise InputError(f"{record or 'record'}: sampling rate {fs!r} is not a positive number")
+    for value, what in ((learning_period, "learning period"), (match_window, "match window")):
+        if not (math.isfinite(value) and value >= 0):
+            raise InputError(f"{record or 'record'}: {what} {value!r} s is not a number of seconds >= 0")
     ref_samples, ref_symbols = _check_annotations(ref_samples, ref_symbols, f"{record} reference".strip())
     test_samples, test_symbols = _check_annotations(test_samples, test_symbols, f"{record} test".strip())
     for subtypes, samples, what in ((ref_subtypes, ref_samples, "reference"), (test_subtypes, test_samples, "test")):

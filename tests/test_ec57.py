@@ -125,6 +125,13 @@ def test_record_shorter_than_the_learning_period_is_refused():
         ec57.compare([100], ["N"], [100], ["N"], FS, sig_len=2500)  # 25 s against the default 300 s
 
 
+@pytest.mark.parametrize("window", [{"learning_period": float("nan")}, {"learning_period": -1.0},
+                                    {"match_window": float("inf")}, {"match_window": -0.1}])
+def test_windows_that_are_not_seconds_are_refused(window):
+    with pytest.raises(InputError, match="213: (learning period|match window) .* not a number of seconds"):
+        ec57.compare([100], ["N"], [100], ["N"], FS, record="213", **window)
+
+
 def test_ventricular_flutter_episode_is_skipped():
     # Reference beats between [ and ] are ignored, and test beats there are not counted ('*' in bxb).
     ref = beats((100, "N"), (200, "["), (250, "!"), (300, "!"), (400, "]"), (500, "N"))
