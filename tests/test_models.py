@@ -214,7 +214,7 @@ def test_the_default_odenet_takes_exactly_three_midpoint_steps():
 
 @pytest.mark.parametrize("text, value", [("1/3", 1 / 3), ("0.25", 0.25), (" 1/4 ", 0.25), ("1", 1.0)])
 def test_step_size_option_takes_numbers_and_fractions(text, value):
-    from ecglib.cli import _step_size
+    from ecglib.arguments import _step_size
 
     assert _step_size(text) == value
     model = odenet(solver="rk4", step_size=_step_size(text), adjoint=False)
@@ -227,7 +227,7 @@ def test_step_size_option_takes_numbers_and_fractions(text, value):
 def test_step_size_option_rejects_what_is_not_a_step(text):
     import argparse
 
-    from ecglib.cli import _step_size
+    from ecglib.arguments import _step_size
 
     with pytest.raises(argparse.ArgumentTypeError):
         _step_size(text)

@@ -63,7 +63,7 @@ def test_importing_a_module_does_not_load_the_command_line(module):
     assert "ecglib.cli" not in out, out
 
 
-@pytest.mark.parametrize("module", ["config", "data", "files", "errors"])
+@pytest.mark.parametrize("module", ["config", "data", "files", "errors", "arguments"])
 def test_torch_free_modules_do_not_import_torch(module):
     """`ecglib prepare` and the command line's defaults must not pay for importing torch."""
     code = f"import sys, ecglib.{module}; print('torch' in sys.modules)"
