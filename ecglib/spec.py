@@ -55,7 +55,9 @@ TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_dec
               "class_weight", "sampler", "noise", "ema", "keep")
 # What a trial is made of; each may be fixed ([train]), swept ([axes]) or set by a named configuration.
 INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
-SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + TRAIN_KEYS
+# val_records: a validation fold of whole DS1 records (inter), as `ecglib train --val-records`; an axis of folds
+# makes a selection sweep (ecglib.rhythm.fold_selection_scores pools each seed's folds).
+SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + TRAIN_KEYS + ("val_records",)
 
 
 class _Bad(Exception):
@@ -128,6 +130,25 @@ def _device(v: Any) -> str:
     return v
 
 
+def _records(v: Any) -> str:
+    """DS1 record names, as "101,112,114" or ["101", "112", "114"]: the canonical comma-joined string."""
+    from .beats import DS1
+
+    names = v.split(",") if isinstance(v, str) else v if isinstance(v, list) else None
+    if not names or not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names):
+        raise _Bad(f"must be DS1 record names, as \"101,112\" or [\"101\", \"112\"], not {v!r}")
+    names = [str(n).strip() for n in names]
+    if not all(names):
+        raise _Bad(f"an empty record name in {v!r}")
+    bad = [n for n in names if n not in DS1]
+    if bad:
+        raise _Bad(f"not DS1 records: {', '.join(bad)} (a validation fold is whole records of DS1, the inter "
+                   "protocol's training records)")
+    if len(set(names)) != len(names):
+        raise _Bad(f"a record is repeated: {v!r}")
+    return ",".join(names)
+
+
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "model": _choice(*MODEL_NAMES), "split": _choice(*SPLITS), "features": _choice(*FEATURE_SETS), "seed": _int,
     "context": _bool, "template": _bool,
@@ -138,6 +159,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "lr": _pos, "momentum": _nonneg, "weight_decay": _nonneg, "schedule": _choice("cosine", "onecycle", "none"),
     "warmup": _fraction, "device": lambda v: _device(v), "class_weight": _choice(*CLASS_WEIGHTS),
     "sampler": _choice(*SAMPLERS), "noise": _fraction, "ema": _fraction, "keep": _choice(*KEEPS),
+    "val_records": _records,
 }
 
 
@@ -157,6 +179,7 @@ class Trial:
     features: str = "beat"  # "beat" or "beat+rhythm" (ecglib.train.run_training)
     context: bool = False  # with their defaults from ecglib.config.RECIPES for the features
     template: bool = False
+    val_records: list[str] | None = None  # a fixed validation fold of DS1 records (inter); None: a seeded draw
 
     def run_dir(self, out: str | os.PathLike) -> Path:
         return Path(out) / "runs" / self.id
@@ -363,8 +386,13 @@ def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings:
     except (InputError, TypeError) as exc:
         raise InputError(f"{path}: [train]: {exc}") from None
     split = settings.get("split", "intra")
+    val_records = settings.get("val_records")
+    if val_records and split != "inter":
+        raise InputError(f"{path}: {configuration}: val_records names a validation fold of DS1 records, which "
+                         f"needs split = \"inter\" (this trial's split is {split})")
     return Trial(id=f"{configuration}_seed-{seed}", configuration=configuration, model=model, seed=seed,
                  split=split, model_kwargs=kwargs, train=train, data=data, settings=point, features=features,
-                 context=chosen["context"], template=chosen["template"])
+                 context=chosen["context"], template=chosen["template"],
+                 val_records=val_records.split(",") if val_records else None)
 
 

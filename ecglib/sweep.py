@@ -40,9 +40,12 @@ from typing import Any, Callable, Mapping
 from .errors import EcgError, InputError
 from .spec import MODEL_KEYS, TRAIN_KEYS, SweepSpec, Trial, load_spec
 
+# Validation counts of S and V beats (true positives, missed, false positives), so that a selection sweep can pool a
+# seed's folds (ecglib.rhythm.fold_selection_scores).
+VAL_COUNT_COLUMNS = tuple(f"val_{c}_{k}" for c in "SV" for k in ("tp", "fn", "fp"))
 # Metrics that results.csv carries for every run (AAMI Se and +P of S and V beats among them).
 METRIC_COLUMNS = ("accuracy", "macro_f1", "baseline_accuracy", "S_se", "S_ppv", "V_se", "V_ppv", "params",
-                  "seconds", "seconds_per_epoch", "nfe_forward", "best_epoch")
+                  "seconds", "seconds_per_epoch", "nfe_forward", "best_epoch") + VAL_COUNT_COLUMNS
 STATE_COLUMNS = ("status", "error", "attempts", "resumed_from", "wall_seconds", "run_dir")
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
@@ -57,7 +60,7 @@ def _data_config(trial: Trial) -> dict[str, Any]:
 
     d = trial.data
     return data_config(d["source"], d["mitdb_dir"], d["kaggle_dir"], trial.split, d["limit"], d["val_fraction"],
-                       d["synthetic_seconds"])
+                       d["synthetic_seconds"], val_records=trial.val_records)
 
 
 def _expected_config(trial: Trial) -> dict[str, Any]:
@@ -140,7 +143,8 @@ def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None, 
         d = trial.data
         beats, split = load_split(d["source"], d["mitdb_dir"], d["kaggle_dir"], split=trial.split, limit=d["limit"],
                                   seed=trial.seed, val_fraction=d["val_fraction"],
-                                  synthetic_seconds=d["synthetic_seconds"], download=d["download"])
+                                  synthetic_seconds=d["synthetic_seconds"], download=d["download"],
+                                  val_records=trial.val_records)
         config = TrainConfig(**trial.train, threads=threads)
         run_training(trial.model, beats, split, run_dir, config, trial.model_kwargs, progress=False,
                      data_config=_data_config(trial), features=trial.features, context=trial.context,
@@ -174,7 +178,7 @@ def _row(trial: Trial, out: Path, spec: SweepSpec) -> dict[str, Any]:
     row: dict[str, Any] = {"id": trial.id, "configuration": trial.configuration,
                            "sweep_point": json.dumps(trial.settings, sort_keys=True)}
     row.update(model=trial.model, seed=trial.seed, split=trial.split, source=trial.data["source"],
-               limit=trial.data["limit"] or "")
+               limit=trial.data["limit"] or "", val_records=",".join(trial.val_records or []))
     for key in MODEL_KEYS:
         row[key] = trial.model_kwargs.get(key, "")
     from .config import TrainConfig
@@ -194,6 +198,8 @@ def _row(trial: Trial, out: Path, spec: SweepSpec) -> dict[str, Any]:
                    params=metrics["params"], seconds=round(sum(epochs), 3),
                    seconds_per_epoch=round(sum(epochs) / max(1, len(epochs)), 3),
                    nfe_forward=metrics.get("nfe_forward"), best_epoch=metrics.get("best_epoch"))
+        gross = (metrics.get("validation") or {}).get("gross") or {}
+        row.update({f"val_{c}_{k}": (gross.get(c) or {}).get(k, "") for c in "SV" for k in ("tp", "fn", "fp")})
         status = "ok"
     else:
         row.update({k: "" for k in METRIC_COLUMNS})
@@ -216,13 +222,14 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 def write_results(spec: SweepSpec, out: str | os.PathLike) -> Any:
     """Write DIR/results.csv and DIR/summary.md from the run folders (atomically); return the results table."""
     from .compare import summary_markdown
+    from .rhythm import fold_selection_markdown
     from .files import atomic_write_text
 
     out = Path(out)
     rows = [_row(t, out, spec) for t in spec.trials]
     atomic_write_text(out / "results.csv", _csv_text(rows))
     table = load_sweep(out)
-    atomic_write_text(out / "summary.md", summary_markdown(table, spec))
+    atomic_write_text(out / "summary.md", summary_markdown(table, spec) + fold_selection_markdown(table))
     return table
 
 

@@ -60,6 +60,14 @@ BAD_SPECS = {
                                    "resnet only"),
     "no model": ("[axes]\nseed = [0]\n", "train.model", "no model"),
     "not TOML": ("[train\nlr = 1\n", "not valid TOML", ""),
+    "fold of a test record": ("[train]\nsplit = 'inter'\nval_records = '101,100'\n[configs.a]\nmodel = 'resnet'\n",
+                              "train.val_records", "not DS1 records: 100"),
+    "fold with the intra protocol": ("[axes]\nval_records = ['101', '106,108']\n[configs.a]\nmodel = 'resnet'\n",
+                                     "val_records", 'needs split = "inter"'),
+    "fold with an empty name": ("[train]\nsplit = 'inter'\nval_records = '101,,112'\n[configs.a]\nmodel = 'resnet'\n",
+                                "train.val_records", "empty record name"),
+    "fold repeating a record": ("[axes]\nval_records = [['101', '101']]\n[configs.a]\nmodel = 'resnet'\n",
+                                "axes.val_records[0]", "repeated"),
 }
 
 
@@ -147,6 +155,98 @@ keep = "best"
     assert expected["model"]["in_channels"] == 1 + 2 * r["context"] + r["template"]
     with pytest.raises(InputError, match="template"):
         load_spec(write_spec(tmp_path / "bad.toml", "[configs.x]\nmodel = 'resnet'\ntemplate = 'yes'\n"))
+
+
+def test_spec_folds_name_validation_records_of_ds1(tmp_path):
+    from ecglib.spec import load_spec
+    from ecglib.sweep import _expected_config
+
+    s = load_spec(write_spec(tmp_path / "folds.toml", """
+[data]
+source = "synthetic"
+[train]
+model = "resnet"
+split = "inter"
+[axes]
+val_records = ["101, 112", ["106", 108]]
+seed = [0, 1]
+"""))
+    assert [t.id for t in s.trials] == [f"val_records-{f}_seed-{k}" for f in ("101-112", "106-108") for k in (0, 1)]
+    assert [t.val_records for t in s.trials] == [["101", "112"]] * 2 + [["106", "108"]] * 2
+    assert json.loads(json.dumps(s.trials[2].settings)) == {"val_records": "106,108"}
+    assert _expected_config(s.trials[0])["data"]["val_records"] == ["101", "112"]
+    plain = load_spec(write_spec(tmp_path / "plain.toml", "[configs.a]\nmodel = 'resnet'\n")).trials[0]
+    assert plain.val_records is None and "val_records" not in _expected_config(plain)["data"]
+
+
+def _fold_row(config: str, fold: str, seed: int, s: tuple[int, int, int], v: tuple[int, int, int],
+              status: str = "ok") -> dict:
+    point = {"config": config, "val_records": fold}
+    return {"configuration": f"{config}_val_records-{fold.replace(',', '-')}", "sweep_point": json.dumps(point),
+            "seed": seed, "status": status, "val_records": fold, "params": 100, "seconds_per_epoch": 2.0,
+            **{f"val_S_{k}": n for k, n in zip(("tp", "fn", "fp"), s)},
+            **{f"val_V_{k}": n for k, n in zip(("tp", "fn", "fp"), v)}}
+
+
+def test_fold_selection_pools_each_seeds_folds():
+    import pandas as pd
+
+    from ecglib.rhythm import fold_selection_markdown, fold_selection_scores
+
+    rows = [_fold_row("a", "101,112", 0, (3, 1, 2), (8, 2, 0)), _fold_row("a", "106", 0, (1, 3, 0), (2, 0, 2)),
+            _fold_row("a", "101,112", 1, (4, 0, 4), (9, 1, 1)), _fold_row("a", "106", 1, (0, 4, 0), (2, 0, 0)),
+            _fold_row("b", "101,112", 0, (2, 2, 0), (5, 5, 0)), _fold_row("b", "106", 0, (2, 2, 2), (1, 1, 1)),
+            _fold_row("b", "101,112", 1, (1, 3, 0), (6, 4, 0)),
+            _fold_row("b", "106", 1, (9, 9, 9), (9, 9, 9), status="failed")]
+    table = pd.DataFrame(rows)
+    scores = fold_selection_scores(table)
+    # b's seed 1 lacks a finished fold: it does not count
+    assert [(r.configuration, r.seed, r.folds) for r in scores.itertuples()] == [("a", 0, 2), ("a", 1, 2),
+                                                                                ("b", 0, 2)]
+    a0 = scores.iloc[0]
+    # S pooled: tp 4, fn 4, fp 2; V: tp 10, fn 2, fp 2
+    assert (a0["S_se"], a0["S_ppv"], a0["V_se"], a0["V_ppv"]) == pytest.approx((0.5, 4 / 6, 10 / 12, 10 / 12))
+    assert a0["f1_S"] == pytest.approx(8 / 14) and a0["f1_V"] == pytest.approx(20 / 24)
+    assert a0["score"] == pytest.approx((8 / 14 + 20 / 24) / 2)
+    text = fold_selection_markdown(table)
+    assert "## Selection on the validation folds" in text and "| a | 2 | 2 |" in text and "| b | 2 | 1 |" in text
+    assert "| a | b | 1 |" in text  # paired over the one seed both finished
+    assert fold_selection_markdown(table.drop(columns="val_records")) == ""
+
+
+def test_a_fold_trial_trains_on_the_other_records_and_reports_its_validation_counts(tmp_path):
+    from ecglib.spec import load_spec
+    from ecglib.sweep import _row, is_finished, run_trial, write_results
+
+    spec = load_spec(write_spec(tmp_path / "f.toml", """
+[data]
+source = "synthetic"
+synthetic_seconds = 12
+[train]
+model = "resnet"
+blocks = 1
+width = 8
+split = "inter"
+epochs = 1
+optimizer = "adam"
+lr = 3e-3
+[axes]
+val_records = ["101,112", "106"]
+"""))
+    out = tmp_path / "sweep"
+    for trial in spec.trials:
+        assert run_trial(trial, out, threads=1)["status"] == "ok"
+        m = json.loads((trial.run_dir(out) / "metrics.json").read_text())
+        assert m["split"]["val_records"] == trial.val_records
+        assert not set(m["split"]["val_records"]) & set(m["split"]["train_records"])
+        assert is_finished(trial, out)
+        row = _row(trial, out, spec)
+        assert row["val_records"] == ",".join(trial.val_records)
+        assert [row[f"val_V_{k}"] for k in ("tp", "fn", "fp")] == [m["validation"]["gross"]["V"][k]
+                                                                   for k in ("tp", "fn", "fp")]
+    write_results(spec, out)
+    summary = (out / "summary.md").read_text()
+    assert "## Selection on the validation folds" in summary and "| run | 2 | 1 |" in summary
 
 
 def test_statistics_are_t_intervals_and_pairs_share_seeds():
