@@ -56,7 +56,7 @@ TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_dec
 # What a trial is made of; each may be fixed ([train]), swept ([axes]) or set by a named configuration.
 INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
 # val_records: a validation fold of whole DS1 records (inter), as `ecglib train --val-records`; an axis of folds
-# makes a selection sweep (ecglib.rhythm.fold_selection_scores pools each seed's folds).
+# makes a selection sweep (ecglib.sweep.fold_selection_scores pools each seed's folds).
 SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + TRAIN_KEYS + ("val_records",)
 
 

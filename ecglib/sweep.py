@@ -21,7 +21,8 @@ Outputs, rewritten atomically after every run: ``DIR/results.csv`` (one row per 
 the metrics, the time, status and error) and ``DIR/summary.md`` (per configuration: n, mean, standard deviation
 and a 95 % t confidence interval over seeds; paired differences between configurations over the same seeds).
 For notebooks: :func:`load_sweep`, then :func:`ecglib.compare.sweep_summary_table`,
-:func:`ecglib.compare.paired_differences` and :func:`ecglib.plots.plot_sweep_results`.
+:func:`ecglib.compare.paired_differences` and :func:`ecglib.plots.plot_sweep_results`; for a sweep over folds of
+DS1 records (``val_records``), :func:`fold_selection_scores`.
 """
 from __future__ import annotations
 
@@ -41,11 +42,14 @@ from .errors import EcgError, InputError
 from .spec import MODEL_KEYS, TRAIN_KEYS, SweepSpec, Trial, load_spec
 
 # Validation counts of S and V beats (true positives, missed, false positives), so that a selection sweep can pool a
-# seed's folds (ecglib.rhythm.fold_selection_scores).
+# seed's folds (fold_selection_scores).
 VAL_COUNT_COLUMNS = tuple(f"val_{c}_{k}" for c in "SV" for k in ("tp", "fn", "fp"))
 # Metrics that results.csv carries for every run (AAMI Se and +P of S and V beats among them).
 METRIC_COLUMNS = ("accuracy", "macro_f1", "baseline_accuracy", "S_se", "S_ppv", "V_se", "V_ppv", "params",
                   "seconds", "seconds_per_epoch", "nfe_forward", "best_epoch") + VAL_COUNT_COLUMNS
+# A selection sweep's score: the mean of the S and V F1 of the pooled validation folds (README, "How the recipe
+# was chosen").
+SELECTION_METRICS = (("score", "(F1 S + F1 V) / 2"), ("f1_S", "F1 S"), ("f1_V", "F1 V"))
 STATE_COLUMNS = ("status", "error", "attempts", "resumed_from", "wall_seconds", "run_dir")
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
@@ -222,7 +226,6 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 def write_results(spec: SweepSpec, out: str | os.PathLike) -> Any:
     """Write DIR/results.csv and DIR/summary.md from the run folders (atomically); return the results table."""
     from .compare import summary_markdown
-    from .rhythm import fold_selection_markdown
     from .files import atomic_write_text
 
     out = Path(out)
@@ -244,6 +247,86 @@ def load_sweep(out: str | os.PathLike) -> Any:
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: unreadable results ({exc})") from None
+
+
+# ------------------------------------------------------------------------------ choosing options on DS1 folds
+def fold_selection_scores(results: Any) -> Any:
+    """Each seed of each configuration of a selection sweep, with its validation folds pooled.
+
+    results: :func:`ecglib.sweep.load_sweep`'s table of a sweep whose trials name their validation fold (the
+    ``val_records`` setting, usually an axis of folds of whole DS1 records). A configuration is every setting but
+    the fold and the seed. For each seed that finished every fold of its configuration, the validation counts of S
+    and V beats are summed over the folds (no DS2 beat enters), giving the pooled S and V sensitivity (se),
+    positive predictivity (ppv), F1, and ``score`` = (F1 S + F1 V) / 2.
+
+    Returns a DataFrame, one row per (configuration, seed), with the columns that
+    :func:`ecglib.compare.sweep_summary_table` and :func:`ecglib.compare.paired_differences` read (configuration,
+    sweep_point, seed, status, params, seconds_per_epoch) and ``folds``; empty when no trial names a fold.
+    """
+    import re
+
+    import pandas as pd
+
+    columns = ["configuration", "sweep_point", "seed", "status", "folds", "score", "f1_S", "f1_V", "S_se", "S_ppv",
+               "V_se", "V_ppv", "params", "seconds_per_epoch"]
+    if "val_records" not in results:
+        return pd.DataFrame(columns=columns)
+    named = results[results["val_records"].fillna("").astype(str) != ""].copy()
+    # The fold's part of the configuration's name and point ("..._val_records-101-112-..."), removed to group.
+    named["group"] = [re.sub(r"(^|_)val_records-[A-Za-z0-9.+-]*", "", c).strip("_") or "run"
+                      for c in named["configuration"]]
+    named["point"] = [json.dumps({k: v for k, v in json.loads(p).items() if k != "val_records"}, sort_keys=True)
+                      for p in named["sweep_point"]]
+    rows = []
+    for (group, point), part in named.groupby(["group", "point"], sort=False):
+        folds = set(part["val_records"])
+        for seed, runs in part[part["status"] == "ok"].groupby("seed"):
+            if set(runs["val_records"]) != folds:
+                continue  # a seed counts once every fold of its configuration has finished
+            row: dict[str, Any] = {"configuration": group, "sweep_point": point, "seed": seed, "status": "ok",
+                                   "folds": len(folds)}
+            for c in "SV":
+                tp, fn, fp = (float(runs[f"val_{c}_{k}"].astype(float).sum()) for k in ("tp", "fn", "fp"))
+                row[f"{c}_se"] = tp / (tp + fn) if tp + fn else float("nan")
+                row[f"{c}_ppv"] = tp / (tp + fp) if tp + fp else float("nan")
+                row[f"f1_{c}"] = 2 * tp / (2 * tp + fn + fp) if tp else 0.0
+            row["score"] = (row["f1_S"] + row["f1_V"]) / 2
+            row["params"] = int(runs["params"].iloc[0])
+            row["seconds_per_epoch"] = float(runs["seconds_per_epoch"].astype(float).mean())
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def fold_selection_markdown(results: Any) -> str:
+    """The selection section of a sweep's summary.md: per configuration, the pooled-fold score, F1 S and F1 V as
+    mean ± sd [95 % CI] over seeds (percent), and the paired differences of the score between configurations that
+    differ in one setting, over the seeds both finished. "" when no trial names a validation fold."""
+    from .compare import _fmt, paired_differences, sweep_summary_table
+
+    scores = fold_selection_scores(results)
+    if scores.empty:
+        return ""
+    names = [m for m, _ in SELECTION_METRICS]
+    table = sweep_summary_table(scores, names)
+    folds = scores.groupby("configuration")["folds"].max()
+    lines = ["", "## Selection on the validation folds", "",
+             "Each seed's validation folds (whole DS1 records, `val_records`) pooled: S and V counts summed over the "
+             "folds, then F1 per class; percent, mean ± sd over the seeds that finished every fold [95 % CI]. "
+             "No test (DS2) beat enters.", "",
+             "| configuration | folds | seeds | " + " | ".join(f"{label}" for _, label in SELECTION_METRICS) + " |",
+             "|---|---:|---:|" + "---|" * len(names)]
+    for _, r in table.iterrows():
+        cells = [f"{_fmt(r[f'{m}_mean'])} ± {_fmt(r[f'{m}_sd'])} [{_fmt(r[f'{m}_ci_low'])}, "
+                 f"{_fmt(r[f'{m}_ci_high'])}]" for m in names]
+        lines.append(f"| {r['configuration']} | {folds[r['configuration']]} | {r['n']} | " + " | ".join(cells) + " |")
+    diffs = paired_differences(scores, "score")
+    diffs = diffs[diffs["n"] > 0]
+    if not diffs.empty:
+        lines += ["", "Paired differences of the score (A - B, points, same seeds):", "",
+                  "| A | B | n | mean | sd | 95 % CI |", "|---|---|---:|---:|---:|---|"]
+        lines += [f"| {d['a']} | {d['b']} | {d['n']} | {_fmt(d['mean'])} | {_fmt(d['sd'])} | "
+                  f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}] |" for _, d in diffs.iterrows()]
+    return "\n".join(lines) + "\n"
 
 
 def _describe(state: Mapping[str, Any], trial: Trial, out: Path) -> str:

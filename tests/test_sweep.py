@@ -191,7 +191,7 @@ def _fold_row(config: str, fold: str, seed: int, s: tuple[int, int, int], v: tup
 def test_fold_selection_pools_each_seeds_folds():
     import pandas as pd
 
-    from ecglib.rhythm import fold_selection_markdown, fold_selection_scores
+    from ecglib.sweep import fold_selection_markdown, fold_selection_scores
 
     rows = [_fold_row("a", "101,112", 0, (3, 1, 2), (8, 2, 0)), _fold_row("a", "106", 0, (1, 3, 0), (2, 0, 2)),
             _fold_row("a", "101,112", 1, (4, 0, 4), (9, 1, 1)), _fold_row("a", "106", 1, (0, 4, 0), (2, 0, 0)),
