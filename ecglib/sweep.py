@@ -253,7 +253,7 @@ def load_sweep(out: str | os.PathLike) -> Any:
 def fold_selection_scores(results: Any) -> Any:
     """Each seed of each configuration of a selection sweep, with its validation folds pooled.
 
-    results: :func:`ecglib.sweep.load_sweep`'s table of a sweep whose trials name their validation fold (the
+    results: :func:`load_sweep`'s table of a sweep whose trials name their validation fold (the
     ``val_records`` setting, usually an axis of folds of whole DS1 records). A configuration is every setting but
     the fold and the seed. For each seed that finished every fold of its configuration, the validation counts of S
     and V beats are summed over the folds (no DS2 beat enters), giving the pooled S and V sensitivity (se),
