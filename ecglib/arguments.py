@@ -128,7 +128,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, help=f"default {_TRAIN.batch_size}")
     t.add_argument("--optimizer", choices=("sgd", "adam"), help=f"default {_TRAIN.optimizer}")
     t.add_argument("--lr", type=_real(0.0, math.inf, low_open=True), help=f"default {_TRAIN.lr:g}")
-    t.add_argument("--momentum", type=_real(0.0, 1.0, high_open=True), help=f"SGD, default {_TRAIN.momentum:g}")
+    t.add_argument("--momentum", type=_real(0.0, 1.0, high_open=True),
+                   help=f"SGD momentum, default {_TRAIN.momentum:g}")
     t.add_argument("--weight-decay", type=_real(0.0, math.inf), help=f"default {_TRAIN.weight_decay:g}")
     t.add_argument("--schedule", choices=("cosine", "onecycle", "none"),
                    help=f"learning-rate schedule after a warm-up (none: the original constant rate), "

@@ -452,6 +452,20 @@ def _fmt(v: float, pct: bool = True) -> str:
     return f"{100 * v:.2f}" if pct else f"{v:.3g}"
 
 
+def ci_cells(row: Any, metrics: Sequence[str]) -> list[str]:
+    """Markdown cells "mean ± sd [low, high]" (percent) of one :func:`sweep_summary_table` row, one per metric."""
+    return [f"{_fmt(row[f'{m}_mean'])} ± {_fmt(row[f'{m}_sd'])} [{_fmt(row[f'{m}_ci_low'])}, "
+            f"{_fmt(row[f'{m}_ci_high'])}]" for m in metrics]
+
+
+def paired_markdown(diffs: Any) -> list[str]:
+    """:func:`paired_differences` as markdown table lines (points); [] when no two configurations share a seed."""
+    diffs = diffs[diffs["n"] > 0]  # configurations with no common finished seed have nothing to compare
+    return [] if diffs.empty else ["| A | B | n | mean | sd | 95 % CI |", "|---|---|---:|---:|---:|---|"] + [
+        f"| {d['a']} | {d['b']} | {d['n']} | {_fmt(d['mean'])} | {_fmt(d['sd'])} | [{_fmt(d['ci_low'])}, "
+        f"{_fmt(d['ci_high'])}] |" for _, d in diffs.iterrows()]
+
+
 def summary_markdown(results: Any, spec: Any = None) -> str:
     """The text of a sweep's summary.md (``spec``: its :class:`ecglib.spec.SweepSpec`, for the heading): the
     per-configuration table and the paired differences (percentage points)."""
@@ -468,8 +482,7 @@ def summary_markdown(results: Any, spec: Any = None) -> str:
     lines += [head + " | majority baseline | parameters | s / epoch |",
               "|---|---:|" + "---|" * len(names) + "---:|---:|---:|"]
     for _, r in table.iterrows():
-        cells = [f"{_fmt(r[f'{m}_mean'])} ± {_fmt(r[f'{m}_sd'])} [{_fmt(r[f'{m}_ci_low'])}, "
-                 f"{_fmt(r[f'{m}_ci_high'])}]" for m in names]
+        cells = ci_cells(r, names)
         params = f"{int(r['params']):,}" if "params" in r and not _isnan(r.get("params")) else ""
         sec = f"{r['seconds_per_epoch']:.1f}" if "seconds_per_epoch" in r and not _isnan(
             r.get("seconds_per_epoch")) else ""
@@ -478,15 +491,9 @@ def summary_markdown(results: Any, spec: Any = None) -> str:
         lines.append(f"| {r['configuration']} | {r['n']} | " + " | ".join(cells)
                      + f" | {_fmt(base.mean()) if len(base) else ''} | {params} | {sec} |")
     for metric, label in SUMMARY_METRICS[:2]:
-        diffs = paired_differences(results, metric)
-        diffs = diffs[diffs["n"] > 0]  # configurations with no common finished seed have nothing to compare
-        if diffs.empty:
-            continue
-        lines += ["", f"## Paired differences of {label} (A - B, points, same seeds)", "",
-                  "| A | B | n | mean | sd | 95 % CI |", "|---|---|---:|---:|---:|---|"]
-        for _, d in diffs.iterrows():
-            lines.append(f"| {d['a']} | {d['b']} | {d['n']} | {_fmt(d['mean'])} | {_fmt(d['sd'])} | "
-                         f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}] |")
+        pairs = paired_markdown(paired_differences(results, metric))
+        if pairs:
+            lines += ["", f"## Paired differences of {label} (A - B, points, same seeds)", ""] + pairs
     failed = results[results["status"] == "failed"]
     if len(failed):
         lines += ["", "## Failed runs", ""] + [f"- {r['id']}: {r['error']}" for _, r in failed.iterrows()]

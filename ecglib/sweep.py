@@ -301,7 +301,7 @@ def fold_selection_markdown(results: Any) -> str:
     """The selection section of a sweep's summary.md: per configuration, the pooled-fold score, F1 S and F1 V as
     mean ± sd [95 % CI] over seeds (percent), and the paired differences of the score between configurations that
     differ in one setting, over the seeds both finished. "" when no trial names a validation fold."""
-    from .compare import _fmt, paired_differences, sweep_summary_table
+    from .compare import ci_cells, paired_differences, paired_markdown, sweep_summary_table
 
     scores = fold_selection_scores(results)
     if scores.empty:
@@ -313,19 +313,14 @@ def fold_selection_markdown(results: Any) -> str:
              "Each seed's validation folds (whole DS1 records, `val_records`) pooled: S and V counts summed over the "
              "folds, then F1 per class; percent, mean ± sd over the seeds that finished every fold [95 % CI]. "
              "No test (DS2) beat enters.", "",
-             "| configuration | folds | seeds | " + " | ".join(f"{label}" for _, label in SELECTION_METRICS) + " |",
+             "| configuration | folds | seeds | " + " | ".join(label for _, label in SELECTION_METRICS) + " |",
              "|---|---:|---:|" + "---|" * len(names)]
     for _, r in table.iterrows():
-        cells = [f"{_fmt(r[f'{m}_mean'])} ± {_fmt(r[f'{m}_sd'])} [{_fmt(r[f'{m}_ci_low'])}, "
-                 f"{_fmt(r[f'{m}_ci_high'])}]" for m in names]
-        lines.append(f"| {r['configuration']} | {folds[r['configuration']]} | {r['n']} | " + " | ".join(cells) + " |")
-    diffs = paired_differences(scores, "score")
-    diffs = diffs[diffs["n"] > 0]
-    if not diffs.empty:
-        lines += ["", "Paired differences of the score (A - B, points, same seeds):", "",
-                  "| A | B | n | mean | sd | 95 % CI |", "|---|---|---:|---:|---:|---|"]
-        lines += [f"| {d['a']} | {d['b']} | {d['n']} | {_fmt(d['mean'])} | {_fmt(d['sd'])} | "
-                  f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}] |" for _, d in diffs.iterrows()]
+        lines.append(f"| {r['configuration']} | {folds[r['configuration']]} | {r['n']} | "
+                     + " | ".join(ci_cells(r, names)) + " |")
+    pairs = paired_markdown(paired_differences(scores, "score"))
+    if pairs:
+        lines += ["", "Paired differences of the score (A - B, points, same seeds):", ""] + pairs
     return "\n".join(lines) + "\n"
 
 
