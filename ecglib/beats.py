@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,10 @@ RHYTHM_FEATURES: tuple[tuple[str, str], ...] = (
     ("local_irregularity", "1"),
 )
 RHYTHM_NAMES: tuple[str, ...] = tuple(name for name, _ in RHYTHM_FEATURES)
+# The rhythm features a rhythm-aware model takes: the unitless ones. The four intervals in seconds are a patient's
+# heart rate, which a network can learn per training patient and which does not carry over to new patients:
+# without them the recipe's pooled score on the DS1 folds rose for every seed (README, "Rhythm inputs").
+RHYTHM_INPUTS: tuple[str, ...] = tuple(name for name, unit in RHYTHM_FEATURES if unit == "1")
 LOCAL_RR_INTERVALS = 10
 FEATURE_SETS = ("beat", "beat+rhythm")
 
@@ -335,39 +340,49 @@ class BeatTensors:
         return self.x[i], self.y[i], None if self.rhythm is None else self.rhythm[i]
 
 
+def rhythm_columns(beats: Beats, names: Sequence[str], name: str = "beats") -> np.ndarray:
+    """The beats' rhythm features ``names`` in that order, (n, len(names)). InputError naming ``name`` when the
+    beats carry no rhythm features or not one of these (an npz prepared before that feature existed)."""
+    rhythm = require_rhythm(beats, name)
+    stored = (beats.meta.get("rhythm_features") or {}).get("names") or list(RHYTHM_NAMES[:rhythm.shape[1]])
+    missing = [n for n in names if n not in stored]
+    if missing:
+        raise InputError(f"{name}: these beats carry no rhythm feature {missing[0]!r} (prepare them again from "
+                         "WFDB records)")
+    return rhythm[:, [stored.index(n) for n in names]]
+
+
 def beat_tensors(beats: Any, features: str = "beat", context: bool = False, name: str = "beats",
-                 template: bool = False) -> BeatTensors:
-    """The inputs a model takes for ``features`` ("beat" or "beat+rhythm"), ``context`` and ``template``, for the
-    whole table (neighbours and record templates need the whole records, so build them before taking parts).
-    InputError naming ``name`` when the beats lack rhythm features, neighbours or records (the Kaggle source)."""
+                 template: bool = False, rhythm_inputs: Sequence[str] = RHYTHM_INPUTS) -> BeatTensors:
+    """The inputs a model takes for ``features`` ("beat" or "beat+rhythm": the rhythm features ``rhythm_inputs``),
+    ``context`` and ``template``, for the whole table (neighbours and record templates need the whole records, so
+    build them before taking parts). InputError naming ``name`` when the beats lack rhythm features, neighbours or
+    records (the Kaggle source)."""
     import torch
 
     x = context_beats(beats) if context else np.ascontiguousarray(beats.x)[:, None, :]
     if template:
         x = np.concatenate([x, template_difference(beats, name)[:, None, :]], axis=1)
-    rhythm = torch.from_numpy(np.ascontiguousarray(require_rhythm(beats, name))) if features == "beat+rhythm" else None
+    rhythm = (torch.from_numpy(np.ascontiguousarray(rhythm_columns(beats, rhythm_inputs, name), dtype=np.float32))
+              if features == "beat+rhythm" else None)
     return BeatTensors(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
                        torch.from_numpy(beats.y.astype(np.int64)), rhythm)
 
 
 def model_inputs(beats: Beats, model_config: dict[str, Any], name: str = "beats") -> BeatTensors:
-    """The tensors a model built with ``model_config`` (``Classifier.config``) takes: the rhythm features when it
-    has a rhythm input (the first k of RHYTHM_FEATURES for a model of k, so that models trained before a feature
-    was added still evaluate), the neighbouring beats and the template difference as its channels say
+    """The tensors a model built with ``model_config`` (``Classifier.config``) takes: the rhythm features its
+    ``rhythm_inputs`` name when it has a rhythm input (a model saved before they were named took the first k of
+    RHYTHM_FEATURES), the neighbouring beats and the template difference as its channels say
     (:func:`input_layout`)."""
     k = int(model_config.get("rhythm_features") or 0)
+    names = model_config.get("rhythm_inputs") or RHYTHM_NAMES[:k]
+    if len(names) != k:
+        raise InputError(f"{name}: the model takes {k} rhythm features per beat, of which {len(names)} are named")
     try:
         layout = input_layout(model_config.get("in_channels", 1))
     except ValueError as exc:
         raise InputError(f"{name}: {exc}") from None
-    tensors = beat_tensors(beats, "beat+rhythm" if k else "beat", name=name, **layout)
-    if tensors.rhythm is not None and k != tensors.rhythm.shape[1]:
-        # RHYTHM_FEATURES only ever grows at its end, so a model trained on fewer takes the leading columns.
-        if k > tensors.rhythm.shape[1]:
-            raise InputError(f"{name}: the model takes {k} rhythm features per beat, the beats carry "
-                             f"{tensors.rhythm.shape[1]}")
-        tensors.rhythm = tensors.rhythm[:, :k].contiguous()
-    return tensors
+    return beat_tensors(beats, "beat+rhythm" if k else "beat", name=name, rhythm_inputs=names, **layout)
 
 
 def make_loader(beats: Beats, index: np.ndarray | None = None, batch_size: int = 128, shuffle: bool = False,

@@ -9,6 +9,7 @@ choose how many steps to take between t = 0 and t = 1 (:class:`ecglib.config.ODE
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -294,11 +295,14 @@ class Classifier(nn.Module):
 
 
 def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5, ode: ODEConfig | None = None,
-                rhythm_features: int = 0, in_channels: int = 1) -> Classifier:
+                rhythm_features: int = 0, in_channels: int = 1, rhythm_inputs: Sequence[str] | None = None
+                ) -> Classifier:
     """A ResNet ("resnet", ``blocks`` residual blocks: 182,853 parameters by default) or an ODE-Net ("odenet",
     one ODE block integrated as ``ode`` says, the project default when None: 59,333 parameters by default).
 
     rhythm_features: k > 0 adds the rhythm input (k features per beat, see Classifier; 16 k + 96 more parameters).
+    rhythm_inputs: the names of those k features (data.RHYTHM_INPUTS), kept in the config so that whoever
+      evaluates the model gives it the same columns; k is their number when ``rhythm_features`` is 0.
     in_channels: channels of the input beat (data.input_layout says which: 2 adds the beat minus its record's
     template, 3 the predecessor and successor, 4 both); 192 more parameters per channel beyond the first.
     """
@@ -306,6 +310,10 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if width < 1 or blocks < 1 or n_classes < 2:
         raise ValueError(f"width {width} and blocks {blocks} must be at least 1, classes {n_classes} at least 2")
+    if rhythm_inputs is not None:
+        rhythm_features = rhythm_features or len(rhythm_inputs)
+        if len(rhythm_inputs) != rhythm_features or not all(isinstance(n, str) for n in rhythm_inputs):
+            raise ValueError(f"rhythm_inputs {list(rhythm_inputs)!r} are not {rhythm_features} feature names")
     problem = model_size_problem(name, width, blocks, n_classes)
     if problem is not None:  # refused before any memory is taken
         raise InputError(f"{name} of width {width}, {blocks} blocks and {n_classes} classes: {problem}")
@@ -320,6 +328,8 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
     # Only non-default options enter the config, so that the original models' checkpoints stay as they were.
     if rhythm_features:
         config["rhythm_features"] = rhythm_features
+    if rhythm_inputs is not None and rhythm_features:
+        config["rhythm_inputs"] = list(rhythm_inputs)
     if in_channels != 1:
         config["in_channels"] = in_channels
     return Classifier(name, features, width, n_classes, config, rhythm_features, in_channels)

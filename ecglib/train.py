@@ -422,7 +422,7 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
                          model_kwargs: dict[str, Any] | None, resume: bool, progress: bool,
                          data_config: dict[str, Any] | None, fresh: bool, features: str, context: bool,
                          template: bool = False) -> dict[str, Any]:
-    from .data import FEATURE_SETS, beat_tensors, split_records
+    from .data import FEATURE_SETS, RHYTHM_INPUTS, beat_tensors, split_records
     from .files import atomic_write_text
     from .metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 
@@ -435,7 +435,7 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
     tensors = beat_tensors(beats, features, context, template=template)
     model_kwargs = dict(model_kwargs or {})
     if tensors.rhythm is not None:
-        model_kwargs["rhythm_features"] = tensors.rhythm.shape[1]
+        model_kwargs["rhythm_inputs"] = RHYTHM_INPUTS
     if context or template:
         model_kwargs["in_channels"] = tensors.x.shape[1]
     model = build_model(model_name, **model_kwargs)

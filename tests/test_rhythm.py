@@ -11,7 +11,7 @@ import torch
 from conftest import DS1_RECORDS, assert_one_line_error, run_main, train_then_evaluate
 from ecglib import data, runs, train
 from ecglib.config import ODEConfig, TrainConfig
-from ecglib.data import CLASSES, RHYTHM_NAMES
+from ecglib.data import CLASSES, RHYTHM_INPUTS, RHYTHM_NAMES
 from ecglib.errors import InputError
 from ecglib.metrics import cohen_kappa, count_parameters, gross_statistics
 from ecglib.models import build_model
@@ -244,16 +244,49 @@ def test_rhythm_run_records_split_and_gross_statistics(tmp_path, synthetic_beats
                            {"width": 8, "blocks": 1}, progress=False, features="beat+rhythm")
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["config"]["features"] == "beat+rhythm" and saved["config"]["train"]["class_weight"] == "sqrt"
-    assert saved["config"]["model"]["rhythm_features"] == K
+    assert saved["config"]["model"]["rhythm_features"] == len(RHYTHM_INPUTS) < K
+    assert saved["config"]["model"]["rhythm_inputs"] == list(RHYTHM_INPUTS)
     recs = [set(saved["split"][f"{p}_records"]) for p in ("train", "val", "test")]
     assert recs[1] and not (recs[0] & recs[1]) and not (recs[0] & recs[2]) and not (recs[1] & recs[2])
     assert set(saved["gross"]) == set(CLASSES) and -1 <= saved["kappa"] <= 1
     assert "validation" in saved and saved["validation"]["n_test"] == len(split.val)
     best, _ = train.load_checkpoint(tmp_path / "run")
     # The checkpoint carries the training split's standardisation.
-    expected = torch.from_numpy(synthetic_beats.rhythm[split.train]).double().mean(0).float()
+    columns = [col(name) for name in RHYTHM_INPUTS]
+    expected = torch.from_numpy(synthetic_beats.rhythm[split.train][:, columns]).double().mean(0).float()
     torch.testing.assert_close(best.rhythm_mean, expected)
     assert m["accuracy"] == saved["accuracy"]
+    # What the model is given when it is evaluated: its named columns only, so a beat's RR intervals in seconds
+    # (its patient's heart rate) change nothing, and a ratio does.
+    beats = synthetic_beats.subset(np.arange(200))
+    base = data.model_inputs(beats, best.config).rhythm
+    assert base.shape == (200, len(RHYTHM_INPUTS))
+    seconds = beats.subset(np.arange(200))
+    seconds.rhythm = seconds.rhythm.copy()
+    seconds.rhythm[:, [col(n) for n in ("pre_rr", "post_rr", "local_rr", "record_rr")]] *= 1.7
+    torch.testing.assert_close(data.model_inputs(seconds, best.config).rhythm, base)
+    seconds.rhythm[:, col("pre_over_local")] *= 0.5
+    assert not torch.equal(data.model_inputs(seconds, best.config).rhythm, base)
+
+
+def test_models_saved_before_named_rhythm_inputs_take_the_leading_columns(synthetic_beats):
+    beats = synthetic_beats.subset(np.arange(50))
+    old = build_model("resnet", width=8, blocks=1, rhythm_features=10).config  # before the irregularity existed
+    assert "rhythm_inputs" not in old
+    torch.testing.assert_close(data.model_inputs(beats, old).rhythm, torch.from_numpy(beats.rhythm[:, :10]))
+    named = build_model("resnet", width=8, blocks=1, rhythm_inputs=["post_over_pre", "pre_rr"]).config
+    assert named["rhythm_features"] == 2
+    torch.testing.assert_close(data.model_inputs(beats, named).rhythm,
+                               torch.from_numpy(beats.rhythm[:, [col("post_over_pre"), col("pre_rr")]]))
+    with pytest.raises(ValueError, match="feature names"):
+        build_model("resnet", width=8, blocks=1, rhythm_features=3, rhythm_inputs=["pre_rr"])
+    # beats prepared before a feature the model takes existed: one clear error naming the beats and the feature
+    older = beats.subset(np.arange(50))
+    older.rhythm = older.rhythm[:, :10]
+    older.meta = {**older.meta, "rhythm_features": {"names": list(RHYTHM_NAMES[:10])}}
+    with pytest.raises(InputError, match="old.npz: these beats carry no rhythm feature 'local_irregularity'"):
+        data.model_inputs(older, {"model": "resnet", "rhythm_features": 1,
+                                  "rhythm_inputs": ["local_irregularity"]}, "old.npz")
 
 
 def test_kaggle_with_rhythm_is_one_clear_error(tmp_path, capsys):
