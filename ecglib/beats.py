@@ -375,9 +375,11 @@ def model_inputs(beats: Beats, model_config: dict[str, Any], name: str = "beats"
     RHYTHM_FEATURES), the neighbouring beats and the template difference as its channels say
     (:func:`input_layout`)."""
     k = int(model_config.get("rhythm_features") or 0)
-    names = model_config.get("rhythm_inputs") or RHYTHM_NAMES[:k]
+    named = model_config.get("rhythm_inputs")
+    names = named or RHYTHM_NAMES[:k]
     if len(names) != k:
-        raise InputError(f"{name}: the model takes {k} rhythm features per beat, of which {len(names)} are named")
+        raise InputError(f"{name}: the model takes {k} rhythm features per beat, " +
+                         (f"but names {len(names)}" if named else f"the beats carry {len(RHYTHM_NAMES)}"))
     try:
         layout = input_layout(model_config.get("in_channels", 1))
     except ValueError as exc:

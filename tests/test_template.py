@@ -54,7 +54,7 @@ def test_beat_tensors_with_template(synthetic_beats):
     both = data.beat_tensors(synthetic_beats, "beat+rhythm", context=True, template=True)
     one = data.beat_tensors(synthetic_beats, template=True)
     assert plain.x.shape == (n, 1, length) and one.x.shape == (n, 2, length) and both.x.shape == (n, 4, length)
-    assert one.x.dtype == torch.float32 and both.rhythm.shape == (n, len(data.RHYTHM_NAMES))
+    assert one.x.dtype == torch.float32 and both.rhythm.shape == (n, len(data.RHYTHM_INPUTS))
     torch.testing.assert_close(one.x[:, 0], plain.x[:, 0])
     torch.testing.assert_close(both.x[:, :3], torch.from_numpy(data.context_beats(synthetic_beats)))
     expected = torch.from_numpy(data.template_difference(synthetic_beats))
@@ -68,10 +68,13 @@ def test_beat_tensors_with_template(synthetic_beats):
     # A model trained when there were fewer rhythm features takes the leading columns; more than exist is refused.
     k = len(data.RHYTHM_NAMES)
     older = data.model_inputs(synthetic_beats, {"rhythm_features": k - 1})
-    torch.testing.assert_close(older.rhythm, both.rhythm[:, :k - 1])
+    torch.testing.assert_close(older.rhythm, torch.from_numpy(synthetic_beats.rhythm[:, :k - 1]))
     with pytest.raises(InputError, match=f"run.json: the model takes {k + 1} rhythm features per beat, the beats "
                                          f"carry {k}"):
         data.model_inputs(synthetic_beats, {"rhythm_features": k + 1}, name="run.json")
+    with pytest.raises(InputError, match="run.json: the model takes 3 rhythm features per beat, but names 2"):
+        data.model_inputs(synthetic_beats, {"rhythm_features": 3, "rhythm_inputs": ["pre_rr", "post_rr"]},
+                          name="run.json")
 
 
 def test_template_model_parameters():
