@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from ecglib.data import DS1, RHYTHM_INPUTS, RHYTHM_NAMES, load_beats, rhythm_col
 from ecglib.errors import EcgError
 from ecglib.files import atomic_write_text
 
-FOLDS = ("101,112,114,115,119,209,230", "109,116,122,124,201,205,207", "106,108,118,203,215,220,223")
+# The README's folds A, B, C, defined once: the selection sweep's axis.
+with open(Path(__file__).parent / "sweeps" / "select-ds1.toml", "rb") as f:
+    FOLDS: tuple[str, ...] = tuple(tomllib.load(f)["axes"]["val_records"])
 
 
 def pooled_scores(rhythm: np.ndarray, y: np.ndarray, record: np.ndarray, weighting: str, seed: int = 0
@@ -31,6 +34,7 @@ def pooled_scores(rhythm: np.ndarray, y: np.ndarray, record: np.ndarray, weighti
     """Score, (S Se, +P) and (V Se, +P) of trees trained fold by fold; rhythm (n, k), y (n,), record (n,)."""
     import torch
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import precision_recall_fscore_support
 
     from ecglib.train import class_weights
 
@@ -44,14 +48,9 @@ def pooled_scores(rhythm: np.ndarray, y: np.ndarray, record: np.ndarray, weighti
         trees.fit(rhythm[train], y[train], sample_weight=w)
         predicted.append(trees.predict(rhythm[val]))
         truth.append(y[val])
-    p, t = np.concatenate(predicted), np.concatenate(truth)
-    out, f1 = [], []
-    for c in (1, 2):  # S, V
-        tp = int(((p == c) & (t == c)).sum())
-        se, ppv = tp / max(int((t == c).sum()), 1), tp / max(int((p == c).sum()), 1)
-        out.append((se, ppv))
-        f1.append(2 * se * ppv / (se + ppv) if se + ppv else 0.0)
-    return float(np.mean(f1)), out[0], out[1]
+    ppv, se, f1, _ = precision_recall_fscore_support(np.concatenate(truth), np.concatenate(predicted),
+                                                     labels=[1, 2], zero_division=0)  # S, V
+    return float(f1.mean()), (float(se[0]), float(ppv[0])), (float(se[1]), float(ppv[1]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,8 @@ from .spec import MODEL_KEYS, TRAIN_KEYS, SweepSpec, Trial, load_spec
 
 # Validation counts of S and V beats (true positives, missed, false positives), so that a selection sweep can pool a
 # seed's folds (fold_selection_scores).
-VAL_COUNT_COLUMNS = tuple(f"val_{c}_{k}" for c in "SV" for k in ("tp", "fn", "fp"))
+COUNTS = ("tp", "fn", "fp")
+VAL_COUNT_COLUMNS = tuple(f"val_{c}_{k}" for c in "SV" for k in COUNTS)
 # Metrics that results.csv carries for every run (AAMI Se and +P of S and V beats among them).
 METRIC_COLUMNS = ("accuracy", "macro_f1", "baseline_accuracy", "S_se", "S_ppv", "V_se", "V_ppv", "params",
                   "seconds", "seconds_per_epoch", "nfe_forward", "best_epoch") + VAL_COUNT_COLUMNS
@@ -203,7 +204,7 @@ def _row(trial: Trial, out: Path, spec: SweepSpec) -> dict[str, Any]:
                    seconds_per_epoch=round(sum(epochs) / max(1, len(epochs)), 3),
                    nfe_forward=metrics.get("nfe_forward"), best_epoch=metrics.get("best_epoch"))
         gross = (metrics.get("validation") or {}).get("gross") or {}
-        row.update({f"val_{c}_{k}": (gross.get(c) or {}).get(k, "") for c in "SV" for k in ("tp", "fn", "fp")})
+        row.update({f"val_{c}_{k}": (gross.get(c) or {}).get(k, "") for c in "SV" for k in COUNTS})
         status = "ok"
     else:
         row.update({k: "" for k in METRIC_COLUMNS})
@@ -286,7 +287,7 @@ def fold_selection_scores(results: Any) -> Any:
             row: dict[str, Any] = {"configuration": group, "sweep_point": point, "seed": seed, "status": "ok",
                                    "folds": len(folds)}
             for c in "SV":
-                tp, fn, fp = (float(runs[f"val_{c}_{k}"].astype(float).sum()) for k in ("tp", "fn", "fp"))
+                tp, fn, fp = (float(runs[f"val_{c}_{k}"].astype(float).sum()) for k in COUNTS)
                 row[f"{c}_se"] = tp / (tp + fn) if tp + fn else float("nan")
                 row[f"{c}_ppv"] = tp / (tp + fp) if tp + fp else float("nan")
                 row[f"f1_{c}"] = 2 * tp / (2 * tp + fn + fp) if tp else 0.0

@@ -432,7 +432,7 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
     if fresh:
         run.clear()
     seed_everything(config.seed)
-    tensors = beat_tensors(beats, features, context, template=template)
+    tensors = beat_tensors(beats, features, context, template=template, rhythm_inputs=RHYTHM_INPUTS)
     model_kwargs = dict(model_kwargs or {})
     if tensors.rhythm is not None:
         model_kwargs["rhythm_inputs"] = RHYTHM_INPUTS
