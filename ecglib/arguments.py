@@ -142,6 +142,9 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                    f"up to this level, in the beats' [0, 1] units (default {_TRAIN.noise:g}: off)")
     t.add_argument("--ema", type=_fraction, help="validate, keep and test a moving average of the weights with this "
                    f"decay per step (default {_TRAIN.ema:g}: off)")
+    t.add_argument("--morphology-dropout", type=_fraction, metavar="P", help="with the rhythm input: zero the "
+                   "pooled morphology features of this fraction of each training batch's beats, so that the rhythm "
+                   f"alone must name them (default {_TRAIN.morphology_dropout:g}: off)")
     t.add_argument("--keep", choices=KEEPS, help="the weights tested: the epoch of best validation accuracy, or the "
                    f"last (default: {recipe_default('keep')})")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")

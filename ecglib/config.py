@@ -269,6 +269,13 @@ class TrainConfig:
     # step fit the training patients' beats; their average lies in a flatter region that carries better to
     # patients never seen (SWAD, Cha et al. 2021) and varies less from seed to seed.
     ema: float = 0.0
+    # Morphology dropout (rhythm-aware models only): in each training batch this fraction of the beats has its
+    # pooled morphology features zeroed, so the classifier must name them from their rhythm alone; 0 is off. Why:
+    # on the training patients morphology separates S from V by itself, so the rhythm weights stay small, and a new
+    # patient's V beat whose shape looks like a training S beat is called S although its compensatory pause says V
+    # (DS1 folds, README). Modality dropout in the manner of ModDrop (Neverova et al. 2015); kept beats are not
+    # rescaled, so the model sees its morphology at one scale in training and test.
+    morphology_dropout: float = 0.0
     # Which epoch's weights are kept (best.pt) and tested: "best", the highest validation accuracy (the original
     # study's), or "last", the end of the cosine decay.
     keep: str = "best"
@@ -291,10 +298,11 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch size must be at least 1")
         for name, low, high in (("lr", 0.0, math.inf), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, math.inf),
-                                ("warmup", 0.0, 1.0), ("noise", 0.0, 1.0), ("ema", 0.0, 1.0)):
+                                ("warmup", 0.0, 1.0), ("noise", 0.0, 1.0), ("ema", 0.0, 1.0),
+                                ("morphology_dropout", 0.0, 1.0)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high) \
-                    or (name == "lr" and value == 0) or (name in ("momentum", "ema") and value >= 1):
+                    or (name == "lr" and value == 0) or (name in ("momentum", "ema", "morphology_dropout") and value >= 1):
                 raise InputError(f"{name} {value!r} is out of range")
         if self.seed < 0:
             raise InputError(f"seed {self.seed} must be zero or positive")

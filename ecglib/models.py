@@ -237,21 +237,30 @@ class Classifier(nn.Module):
         else:
             self.head = head(width, n_classes)
 
-    def forward(self, x: torch.Tensor, rhythm: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rhythm: torch.Tensor | None = None,
+                keep_morphology: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, in_channels, 187) beats in [0, 1] and, by channel, their neighbours or their difference to the
         record template (in_channels 1 to 4, see data.input_layout);
-        rhythm: (B, k) raw rhythm features, required exactly when the model was built with k > 0.
+        rhythm: (B, k) raw rhythm features, required exactly when the model was built with k > 0;
+        keep_morphology: (B,) bool, for a model with a rhythm input in training (morphology dropout): where False,
+        the beat's pooled morphology features are zeroed and its logits come from its rhythm alone.
         Returns (B, n_classes) logits."""
         h = self.features(self.stem(x))
         if not self.rhythm_features:
             if rhythm is not None:
                 raise ValueError("this model takes no rhythm features")
+            if keep_morphology is not None:
+                raise ValueError("morphology dropout needs a model with a rhythm input")
             return self.head(h)
         if rhythm is None or rhythm.shape != (x.shape[0], self.rhythm_features):
             raise ValueError(f"this model needs rhythm features shaped ({x.shape[0]}, {self.rhythm_features}), got "
                              f"{None if rhythm is None else tuple(rhythm.shape)}")
         r = self.rhythm((rhythm.to(self.rhythm_mean.dtype) - self.rhythm_mean) / self.rhythm_std)
         pooled = self.head[:-1](h)
+        if keep_morphology is not None:
+            if keep_morphology.shape != (x.shape[0],):
+                raise ValueError(f"keep_morphology must be shaped ({x.shape[0]},), got {tuple(keep_morphology.shape)}")
+            pooled = pooled * keep_morphology.to(pooled.dtype).unsqueeze(1)
         return self.head[-1](torch.cat([pooled, r], dim=1))
 
     @torch.no_grad()

@@ -237,7 +237,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
 
     r_train, r_val: (n, k) raw rhythm features of the beats, for a model with a rhythm input (standardise them with
     ``model.set_rhythm_stats(r_train)`` first). ``config.class_weight`` weights the loss, ``config.sampler``
-    draws the batches (see TrainConfig). With ``config.ema``, the moving average of the weights
+    draws the batches, ``config.morphology_dropout`` zeroes the morphology of that fraction of each batch's beats
+    (a rhythm-aware model only; see TrainConfig). With ``config.ema``, the moving average of the weights
     (:class:`WeightAverage`) is what is validated and kept as best.pt, and ``model`` ends holding it.
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
@@ -262,6 +263,9 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     if n == 0:
         raise InputError("no training beats")
     steps_per_epoch = math.ceil(n / config.batch_size)
+    if config.morphology_dropout and r_train is None:
+        raise InputError(f"morphology dropout {config.morphology_dropout:g} needs the rhythm input "
+                         "(--features beat+rhythm): without it a dropped beat has nothing left to be named by")
     weight = class_weights(y_train, config.class_weight)
     weight = weight.to(device) if weight is not None else None
     optimizer = _make_optimizer(model, config)
@@ -300,6 +304,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
         model.train()
         order = _epoch_order(y_train, config, epoch)
         noise_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_021)  # resumes repeat it
+        drop_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 70_019)
         loss_sum, correct, seen, nfe_f, nfe_b = 0.0, 0, 0, 0, 0
         bar = tqdm(total=n, desc=f"{model.name} epoch {epoch + 1}/{config.epochs}", unit="beat", unit_scale=True,
                    disable=not progress, dynamic_ncols=True, leave=True)
@@ -313,7 +318,10 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 xb = add_noise(xb, config.noise, layout, noise_gen)
                 model.reset_nfe()
                 try:
-                    logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device))
+                    keep = None
+                    if config.morphology_dropout:
+                        keep = (torch.rand(len(idx), generator=drop_gen) >= config.morphology_dropout).to(device)
+                    logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device), keep)
                     loss = F.cross_entropy(logits, yb, weight=weight)
                     # An RNODE-regularised ODE-Net adds its penalty; the history reports the classification loss.
                     penalty = model.penalty()

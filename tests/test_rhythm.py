@@ -353,3 +353,69 @@ def test_checkpoints_from_before_class_weighting_still_resume(tmp_path):
     runs.check_resumable(state, model, TrainConfig(), tmp_path / "checkpoint.pt")
     with pytest.raises(InputError, match="class_weight"):
         runs.check_resumable(state, model, TrainConfig(class_weight="sqrt"), tmp_path / "checkpoint.pt")
+
+
+# ------------------------------------------------------------------------------------------- morphology dropout
+@pytest.mark.parametrize("name", ["resnet", "odenet"])
+def test_morphology_dropout_leaves_a_dropped_beat_its_rhythm_alone(name):
+    kwargs = {"width": 8, "blocks": 1, **(FAST_ODE if name == "odenet" else {})}
+    model = build_model(name, rhythm_inputs=RHYTHM_INPUTS, in_channels=4, **kwargs).eval()
+    x, r = torch.rand(6, 4, data.BEAT_LENGTH), torch.rand(6, len(RHYTHM_INPUTS))
+    other = torch.rand(6, 4, data.BEAT_LENGTH)
+    keep = torch.tensor([True, False, True, False, False, True])
+    with torch.no_grad():
+        plain, dropped = model(x, r), model(x, r, keep)
+        torch.testing.assert_close(model(x, r, torch.ones(6, dtype=torch.bool)), plain)
+        torch.testing.assert_close(dropped[keep], plain[keep])
+        # A dropped beat's logits do not depend on its shape: they are the head's bias plus its rhythm's share.
+        torch.testing.assert_close(model(other, r, keep)[~keep], dropped[~keep])
+        rhythm_part = model.rhythm((r - model.rhythm_mean) / model.rhythm_std)
+        alone = model.head[-1](torch.cat([torch.zeros(6, 8), rhythm_part], dim=1))
+        torch.testing.assert_close(dropped[~keep], alone[~keep])
+        assert not torch.allclose(dropped[~keep], plain[~keep])
+    with pytest.raises(ValueError, match="keep_morphology must be shaped"):
+        model(x, r, keep[:3])
+    with pytest.raises(ValueError, match="needs a model with a rhythm input"):
+        build_model(name, **kwargs)(x[:, :1], None, keep)
+
+
+def _fit_with_dropout(p: float, rhythm: bool = True) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model("resnet", width=8, blocks=1, rhythm_features=3 if rhythm else 0)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.rand(96, 1, data.BEAT_LENGTH, generator=gen), torch.randint(0, 3, (96,), generator=gen)
+    r = torch.rand(96, 3, generator=gen) if rhythm else None
+    if rhythm:
+        model.set_rhythm_stats(r)
+    config = TrainConfig(epochs=2, batch_size=32, optimizer="adam", lr=1e-2, morphology_dropout=p, threads=1)
+    train.fit(model, x, y, x[:16], y[:16], config, progress=False, r_train=r, r_val=r[:16] if rhythm else None)
+    return model
+
+
+def test_morphology_dropout_trains_reproducibly_and_needs_the_rhythm_input():
+    state = _fit_with_dropout(0.5).state_dict()
+    again, off = _fit_with_dropout(0.5).state_dict(), _fit_with_dropout(0.0).state_dict()
+    assert all(torch.equal(state[k], again[k]) for k in state)
+    assert not all(torch.equal(state[k], off[k]) for k in state)
+    with pytest.raises(InputError, match="morphology dropout 0.5 needs the rhythm input"):
+        _fit_with_dropout(0.5, rhythm=False)
+    for bad in (1.0, -0.1):
+        with pytest.raises(InputError, match="morphology_dropout .* is out of range"):
+            TrainConfig(morphology_dropout=bad)
+
+
+def test_cli_morphology_dropout(tmp_path, capsys, synthetic_records):
+    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
+                                       "--morphology-dropout", "0.3")
+    assert saved["config"]["train"]["morphology_dropout"] == 0.3
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])  # a tested model drops nothing
+    result = run_main(capsys, "train", "--model", "resnet", "--data", tmp_path / "beats.npz",
+                      "--morphology-dropout", "0.3", "--out", tmp_path / "plain")
+    assert_one_line_error(result, "morphology dropout 0.3 needs the rhythm input", "--features beat+rhythm")
+    assert not (tmp_path / "plain").exists()
+    with pytest.raises(SystemExit) as exc:  # argparse's own refusal
+        run_main(capsys, "train", "--model", "resnet", "--data", tmp_path / "beats.npz", "--features",
+                 "beat+rhythm", "--morphology-dropout", "1", "--out", tmp_path / "all")
+    assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
+        "ecglib: error: train: argument --morphology-dropout: must lie in [0, 1): '1'")
+    assert not (tmp_path / "all").exists()
