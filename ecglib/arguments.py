@@ -144,7 +144,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                    f"decay per step (default {_TRAIN.ema:g}: off)")
     t.add_argument("--morphology-dropout", type=_fraction, metavar="P", help="with the rhythm input: zero the "
                    "pooled morphology features of this fraction of each training batch's beats, so that the rhythm "
-                   f"alone must name them (default {_TRAIN.morphology_dropout:g}: off)")
+                   f"alone must name them (default: {recipe_default('morphology_dropout')})")
     t.add_argument("--keep", choices=KEEPS, help="the weights tested: the epoch of best validation accuracy, or the "
                    f"last (default: {recipe_default('keep')})")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")

@@ -207,17 +207,20 @@ SAMPLERS = ("shuffle", "balanced")
 KEEPS = ("best", "last")
 
 # What a model with the rhythm input trains on and with when these options are not given: the beat with its
-# predecessor and successor (context), its difference to the record's median beat (template), and the loss
-# weighted by the square root of inverse class frequency; the last epoch's weights are tested, since on new patients
-# the epoch of best validation accuracy over three held-out records is mostly chance. Chosen on validation over
-# three folds of whole DS1 records (README, "Beats in their rhythm"); the morphology-only model keeps the original
-# study's recipe, so that `--features beat` trains exactly as before.
+# predecessor and successor (context), its difference to the record's median beat (template), the loss weighted by
+# the square root of inverse class frequency, and half of each batch's beats named by their rhythm alone
+# (morphology dropout); the last epoch's weights are tested, since on new patients the epoch of best validation
+# accuracy over three held-out records is mostly chance. Chosen on validation over three folds of whole DS1 records
+# (README, "Beats in their rhythm"); the morphology-only model keeps the original study's recipe, so that
+# `--features beat` trains exactly as before.
 RECIPES: dict[str, dict[str, Any]] = {
-    "beat": {"context": False, "template": False, "class_weight": "none", "keep": "best"},
-    "beat+rhythm": {"context": True, "template": True, "class_weight": "sqrt", "keep": "last"},
+    "beat": {"context": False, "template": False, "class_weight": "none", "morphology_dropout": 0.0,
+             "keep": "best"},
+    "beat+rhythm": {"context": True, "template": True, "class_weight": "sqrt", "morphology_dropout": 0.5,
+                    "keep": "last"},
 }
 # The recipe's entries that are TrainConfig fields; the others choose the model's inputs.
-RECIPE_TRAIN_KEYS = ("class_weight", "keep")
+RECIPE_TRAIN_KEYS = ("class_weight", "morphology_dropout", "keep")
 
 
 def recipe(features: str, **given: Any) -> dict[str, Any]:

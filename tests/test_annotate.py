@@ -263,7 +263,8 @@ def test_reference_detector_gives_a_rhythm_recipe_model_its_training_inputs(synt
     split = split_beats(synthetic_beats, "inter", seed=0)
     run_training("resnet", synthetic_beats, split, tmp_path / "run",
                  TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, threads=1,
-                             class_weight=recipe["class_weight"], keep=recipe["keep"]),
+                             class_weight=recipe["class_weight"], keep=recipe["keep"],
+                             morphology_dropout=recipe["morphology_dropout"]),
                  {"width": 8, "blocks": 1}, progress=False, data_config={"source": "synthetic"},
                  features="beat+rhythm", context=recipe["context"], template=recipe["template"])
     trained = annotate.load_run(tmp_path / "run")

@@ -155,8 +155,10 @@ def test_study_sets_both_splits_with_and_without_rhythm_side_by_side(study):
             m = json.loads((study / name / "metrics.json").read_text())
             assert (m["model"], m["split"]["protocol"], m["features"]) == (model, split, features), name
             recipe = RECIPES[features]
-            assert (m["context"], m["template"], m["config"]["train"]["class_weight"], m["config"]["train"]["keep"]) \
-                == (recipe["context"], recipe["template"], recipe["class_weight"], recipe["keep"]), name
+            train = m["config"]["train"]
+            assert (m["context"], m["template"], train["class_weight"], train["morphology_dropout"], train["keep"]) \
+                == (recipe["context"], recipe["template"], recipe["class_weight"], recipe["morphology_dropout"],
+                    recipe["keep"]), name
             if split == "inter":
                 assert set(m["split"]["train_records"]).isdisjoint(m["split"]["test_records"]), name
     compare = nbformat.read(study / "03_compare.ipynb", as_version=4)

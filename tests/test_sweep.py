@@ -141,6 +141,7 @@ model = "resnet"
 features = "beat+rhythm"
 template = false
 class_weight = "none"
+morphology_dropout = 0.0
 keep = "best"
 """))
     plain, rhythm, told = s.trials
@@ -150,6 +151,7 @@ keep = "best"
                                                                               r["class_weight"])
     assert (told.context, told.template, told.train["class_weight"]) == (r["context"], False, "none")
     assert (plain.train["keep"], rhythm.train["keep"], told.train["keep"]) == ("best", r["keep"], "best")
+    assert [t.train["morphology_dropout"] for t in (plain, rhythm, told)] == [0.0, r["morphology_dropout"], 0.0]
     expected = _expected_config(rhythm)
     assert expected["context"] is r["context"] and expected.get("template", False) is r["template"]
     assert expected["model"]["in_channels"] == 1 + 2 * r["context"] + r["template"]

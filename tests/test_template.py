@@ -112,7 +112,9 @@ def test_template_run_and_evaluate(tmp_path, capsys, synthetic_records, syntheti
 def test_recipes_of_the_feature_sets():
     from ecglib.config import RECIPES, recipe
 
-    assert recipe("beat") == {"context": False, "template": False, "class_weight": "none", "keep": "best"}
+    assert recipe("beat") == {"context": False, "template": False, "class_weight": "none", "morphology_dropout": 0.0,
+                              "keep": "best"}
+    assert RECIPES["beat+rhythm"]["morphology_dropout"] == 0.5
     assert recipe("beat+rhythm") == RECIPES["beat+rhythm"]
     assert recipe("beat+rhythm", template=False, context=None) == {**RECIPES["beat+rhythm"], "template": False}
     assert recipe("beat+rhythm", keep="best")["keep"] == "best" and recipe("beat", keep="last")["keep"] == "last"
@@ -132,12 +134,13 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
     assert saved["context"] is rhythm["context"] and saved["template"] is rhythm["template"]
     assert saved["config"]["train"]["class_weight"] == rhythm["class_weight"]
     assert saved["config"]["train"]["keep"] == rhythm["keep"]
+    assert saved["config"]["train"]["morphology_dropout"] == rhythm["morphology_dropout"] > 0
     assert saved["config"]["model"]["in_channels"] == data.input_channels(rhythm["context"], rhythm["template"])
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     saved, _ = train_then_evaluate(capsys, tmp_path / "plain", synthetic_records)
     assert saved["context"] is False and saved["template"] is False
     assert saved["config"]["train"]["class_weight"] == "none" and "in_channels" not in saved["config"]["model"]
-    assert saved["config"]["train"]["keep"] == "best"
+    assert saved["config"]["train"]["keep"] == "best" and saved["config"]["train"]["morphology_dropout"] == 0
     other = "best" if rhythm["keep"] == "last" else "last"
     saved, _ = train_then_evaluate(capsys, tmp_path / "told", synthetic_records, "--features", "beat+rhythm",
                                    "--no-template", "--no-context", "--class-weight", "balanced", "--keep", other)
