@@ -300,12 +300,13 @@ class TrainConfig:
             raise InputError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch size must be at least 1")
+        below_one = ("momentum", "ema", "morphology_dropout")  # in [0, 1): 1 would stop learning or drop every beat
         for name, low, high in (("lr", 0.0, math.inf), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, math.inf),
                                 ("warmup", 0.0, 1.0), ("noise", 0.0, 1.0), ("ema", 0.0, 1.0),
                                 ("morphology_dropout", 0.0, 1.0)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high) \
-                    or (name == "lr" and value == 0) or (name in ("momentum", "ema", "morphology_dropout") and value >= 1):
+                    or (name == "lr" and value == 0) or (name in below_one and value >= 1):
                 raise InputError(f"{name} {value!r} is out of range")
         if self.seed < 0:
             raise InputError(f"seed {self.seed} must be zero or positive")
