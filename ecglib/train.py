@@ -236,9 +236,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     """Train ``model`` on (x_train (n, C, 187), y_train (n,)) and return the per-epoch history.
 
     r_train, r_val: (n, k) raw rhythm features of the beats, for a model with a rhythm input (standardise them with
-    ``model.set_rhythm_stats(r_train)`` first). ``config.class_weight`` weights the loss, ``config.sampler``
-    draws the batches, ``config.morphology_dropout`` zeroes the morphology of that fraction of each batch's beats
-    (a rhythm-aware model only; see TrainConfig). With ``config.ema``, the moving average of the weights
+    ``model.set_rhythm_stats(r_train)`` first). TrainConfig says how class_weight, sampler, noise and
+    morphology_dropout shape the training. With ``config.ema``, the moving average of the weights
     (:class:`WeightAverage`) is what is validated and kept as best.pt, and ``model`` ends holding it.
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
@@ -264,8 +263,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
         raise InputError("no training beats")
     steps_per_epoch = math.ceil(n / config.batch_size)
     if config.morphology_dropout and r_train is None:
-        raise InputError(f"morphology dropout {config.morphology_dropout:g} needs the rhythm input "
-                         "(--features beat+rhythm): without it a dropped beat has nothing left to be named by")
+        raise InputError(f"morphology dropout {config.morphology_dropout:g} needs the rhythm input (--features "
+                         "beat+rhythm): without it a dropped beat has nothing left to be named by")
     weight = class_weights(y_train, config.class_weight)
     weight = weight.to(device) if weight is not None else None
     optimizer = _make_optimizer(model, config)
@@ -318,9 +317,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 xb = add_noise(xb, config.noise, layout, noise_gen)
                 model.reset_nfe()
                 try:
-                    keep = None
-                    if config.morphology_dropout:
-                        keep = (torch.rand(len(idx), generator=drop_gen) >= config.morphology_dropout).to(device)
+                    keep = (torch.rand(len(idx), generator=drop_gen) >= config.morphology_dropout).to(device) \
+                        if config.morphology_dropout else None
                     logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device), keep)
                     loss = F.cross_entropy(logits, yb, weight=weight)
                     # An RNODE-regularised ODE-Net adds its penalty; the history reports the classification loss.
@@ -499,11 +497,8 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         "best_epoch": int(best_state["epoch"]),
         "split_sizes": split.sizes(),
         "split": {"protocol": split.protocol, **split_records(beats, split)},
-        "features": features,
-        "context": context,
-        "template": template,
-        "device": str(device),
-        "machine": machine_description(device),
+        "features": features, "context": context, "template": template,
+        "device": str(device), "machine": machine_description(device),
         "config": {"model": best.config, "train": asdict(config), "data": data_config or {},
                    "split": split.protocol, "features": features, "context": context,
                    # only when on: sweeps recognise their finished runs by this config, written before the option
