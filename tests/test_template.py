@@ -167,15 +167,19 @@ def test_noise_augmentation_shares_the_beats_noise_with_its_template_difference(
         TrainConfig(noise=1.5)
 
 
-@pytest.mark.parametrize("option, value, bad", [("noise", 0.05, "2"), ("ema", 0.99, "1")])
-def test_noise_and_weight_average_runs_record_their_setting(option, value, bad, tmp_path, capsys, synthetic_records):
+@pytest.mark.parametrize("option, value, bad", [("noise", 0.05, "2"), ("ema", 0.99, "1"),
+                                               ("morphology_dropout", 0.3, "1")])
+def test_training_options_record_their_setting(option, value, bad, tmp_path, capsys, synthetic_records):
+    """A run records the option; its evaluation (which drops, averages and perturbs nothing) gives its accuracy."""
+    flag = "--" + option.replace("_", "-")
     saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
-                                       f"--{option}", str(value))
+                                       flag, str(value))
     assert saved["config"]["train"][option] == value
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     with pytest.raises(SystemExit) as exc:
-        run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", f"--{option}", bad, "--out",
+        run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", flag, bad, "--out",
                  tmp_path / "bad")
     assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
-        f"ecglib: error: train: argument --{option}: must lie in [0, 1): '{bad}'")
+        f"ecglib: error: train: argument {flag}: must lie in [0, 1): '{bad}'")
+    assert not (tmp_path / "bad").exists()
     assert not (tmp_path / "bad").exists()
