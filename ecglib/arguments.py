@@ -147,6 +147,9 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                    f"alone must name them (default: {recipe_default('morphology_dropout')})")
     t.add_argument("--keep", choices=KEEPS, help="the weights tested: the epoch of best validation accuracy, or the "
                    f"last (default: {recipe_default('keep')})")
+    t.add_argument("--s-offset", type=_real(-math.inf, math.inf, low_open=True), metavar="B",
+                   help="add B to the S logit whenever the model decides (validation, test, evaluate, annotate; not "
+                   f"the loss): B > 0 finds more S beats at a lower S precision (default: {recipe_default('s_offset')})")
     t.add_argument("--seed", type=_nonnegative_int, help=f"default {_TRAIN.seed}")
     t.add_argument("--device", type=_device, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps (default auto)")
     t.add_argument("--threads", type=_int(1, MAX_THREADS), help="torch CPU threads (default: torch's choice)")

@@ -315,6 +315,12 @@ def input_channels(context: bool, template: bool) -> int:
     return 1 + 2 * bool(context) + bool(template)
 
 
+def class_offsets(s_offset: float) -> list[float] | None:
+    """The models' per-class logit offsets (``build_model(logit_offsets=...)``) for a decision offset of S, in the
+    order of CLASSES; None for 0 (the plain argmax)."""
+    return [s_offset if c == "S" else 0.0 for c in CLASSES] if s_offset else None
+
+
 def to_tensors(beats: Beats, index: np.ndarray | None = None):
     """(x, y) torch tensors, x shaped (n, 1, 187) float32 for Conv1d, y (n,) int64."""
     import torch

@@ -18,9 +18,10 @@ import numpy as np
 
 from .beats import (AAMI, BEAT_LENGTH, CLASS_NAMES, CLASSES, DS1, DS2, EXTRACTION_VERSION, FEATURE_SETS,  # noqa: F401
                     MITDB_RECORDS, PACED_RECORDS, RHYTHM_FEATURES, RHYTHM_INPUTS, RHYTHM_NAMES, SOURCES, SPLITS,
-                    TARGET_FS, Beats, BeatTensors, _first_line, beat_tensors, context_beats, input_channels,
-                    input_layout, load_npz, make_loader, model_inputs, record_templates, require_records,
-                    require_rhythm, rhythm_columns, save_npz, template_difference, to_tensors, validate)
+                    TARGET_FS, Beats, BeatTensors, _first_line, beat_tensors, class_offsets, context_beats,
+                    input_channels, input_layout, load_npz, make_loader, model_inputs, record_templates,
+                    require_records, require_rhythm, rhythm_columns, save_npz, template_difference, to_tensors,
+                    validate)
 from .cache import cache_root  # noqa: F401
 from .checks import read_record_list
 from .errors import InputError

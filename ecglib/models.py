@@ -9,6 +9,7 @@ choose how many steps to take between t = 0 and t = 1 (:class:`ecglib.config.ODE
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -217,10 +218,14 @@ class Classifier(nn.Module):
     ``rhythm_mean``/``rhythm_std`` (set from the training split by :meth:`set_rhythm_stats`, saved with the weights),
     projected by Linear(k, 16) + ReLU, and concatenated to the pooled morphology features before the head's final
     Linear. With k = 0 the model is exactly the original one.
+
+    ``logit_offsets`` (n_classes,) are added to the logits in evaluation mode only (a decision threshold: the
+    training loss never sees them); they live in the config, not in the weights.
     """
 
     def __init__(self, name: str, features: nn.Module, width: int, n_classes: int, config: dict[str, Any],
-                 rhythm_features: int = 0, in_channels: int = 1) -> None:
+                 rhythm_features: int = 0, in_channels: int = 1,
+                 logit_offsets: Sequence[float] | None = None) -> None:
         super().__init__()
         self.name = name
         self.config = config
@@ -236,6 +241,8 @@ class Classifier(nn.Module):
                                       nn.Linear(width + RHYTHM_PROJECTION, n_classes))
         else:
             self.head = head(width, n_classes)
+        offsets = torch.zeros(n_classes) if logit_offsets is None else torch.tensor(logit_offsets, dtype=torch.float)
+        self.register_buffer("logit_offsets", offsets, persistent=False)  # state_dicts stay those of the weights
 
     def forward(self, x: torch.Tensor, rhythm: torch.Tensor | None = None,
                 keep_morphology: torch.Tensor | None = None) -> torch.Tensor:
@@ -244,7 +251,12 @@ class Classifier(nn.Module):
         rhythm: (B, k) raw rhythm features, required exactly when the model was built with k > 0;
         keep_morphology: (B,) bool, for a model with a rhythm input in training (morphology dropout): where False,
         the beat's pooled morphology features are zeroed and its logits come from its rhythm alone.
-        Returns (B, n_classes) logits."""
+        Returns (B, n_classes) logits, plus ``logit_offsets`` in evaluation mode."""
+        logits = self._logits(x, rhythm, keep_morphology)
+        return logits if self.training else logits + self.logit_offsets.to(logits.dtype)
+
+    def _logits(self, x: torch.Tensor, rhythm: torch.Tensor | None,
+                keep_morphology: torch.Tensor | None) -> torch.Tensor:
         h = self.features(self.stem(x))
         if not self.rhythm_features:
             if rhythm is not None:
@@ -304,8 +316,8 @@ class Classifier(nn.Module):
 
 
 def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5, ode: ODEConfig | None = None,
-                rhythm_features: int = 0, in_channels: int = 1, rhythm_inputs: Sequence[str] | None = None
-                ) -> Classifier:
+                rhythm_features: int = 0, in_channels: int = 1, rhythm_inputs: Sequence[str] | None = None,
+                logit_offsets: Sequence[float] | None = None) -> Classifier:
     """A ResNet ("resnet", ``blocks`` residual blocks: 182,853 parameters by default) or an ODE-Net ("odenet",
     one ODE block integrated as ``ode`` says, the project default when None: 59,333 parameters by default).
 
@@ -314,6 +326,8 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
       evaluates the model gives it the same columns; k is their number when ``rhythm_features`` is 0.
     in_channels: channels of the input beat (data.input_layout says which: 2 adds the beat minus its record's
     template, 3 the predecessor and successor, 4 both); 192 more parameters per channel beyond the first.
+    logit_offsets: n_classes finite numbers added to the logits when the model decides (evaluation mode), e.g. to
+    favour a rare class; none or all zero: the plain argmax. No parameters.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -323,6 +337,10 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
         rhythm_features = rhythm_features or len(rhythm_inputs)
         if len(rhythm_inputs) != rhythm_features or not all(isinstance(n, str) for n in rhythm_inputs):
             raise ValueError(f"rhythm_inputs {list(rhythm_inputs)!r} are not {rhythm_features} feature names")
+    if logit_offsets is not None:
+        logit_offsets = [float(v) for v in logit_offsets]
+        if len(logit_offsets) != n_classes or not all(math.isfinite(v) for v in logit_offsets):
+            raise ValueError(f"logit_offsets {logit_offsets!r} are not {n_classes} finite numbers")
     problem = model_size_problem(name, width, blocks, n_classes)
     if problem is not None:  # refused before any memory is taken
         raise InputError(f"{name} of width {width}, {blocks} blocks and {n_classes} classes: {problem}")
@@ -341,7 +359,9 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
         config["rhythm_inputs"] = list(rhythm_inputs)
     if in_channels != 1:
         config["in_channels"] = in_channels
-    return Classifier(name, features, width, n_classes, config, rhythm_features, in_channels)
+    if logit_offsets is not None and any(logit_offsets):
+        config["logit_offsets"] = logit_offsets
+    return Classifier(name, features, width, n_classes, config, rhythm_features, in_channels, logit_offsets)
 
 
 def model_from_config(config: dict[str, Any]) -> Classifier:

@@ -70,15 +70,17 @@ def _data_config(trial: Trial) -> dict[str, Any]:
 
 def _expected_config(trial: Trial) -> dict[str, Any]:
     """What metrics.json["config"] of the finished trial holds, but the device and thread count."""
-    from .beats import RHYTHM_INPUTS, input_channels
+    from .beats import RHYTHM_INPUTS, class_offsets, input_channels
     from .config import TrainConfig
     from .models import build_model
     from .runs import RESUME_FREE
 
-    train = {k: v for k, v in asdict(TrainConfig(**trial.train)).items() if k not in RESUME_FREE or k == "epochs"}
+    config = TrainConfig(**trial.train)
+    train = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE or k == "epochs"}
     model = build_model(trial.model, **trial.model_kwargs,
                         rhythm_inputs=RHYTHM_INPUTS if trial.features == "beat+rhythm" else None,
-                        in_channels=input_channels(trial.context, trial.template))
+                        in_channels=input_channels(trial.context, trial.template),
+                        logit_offsets=class_offsets(config.s_offset))
     return {"model": model.config, "train": train, "data": _data_config(trial), "split": trial.split,
             "features": trial.features, "context": trial.context, **({"template": True} if trial.template else {})}
 

@@ -428,7 +428,7 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
                          model_kwargs: dict[str, Any] | None, resume: bool, progress: bool,
                          data_config: dict[str, Any] | None, fresh: bool, features: str, context: bool,
                          template: bool = False) -> dict[str, Any]:
-    from .data import FEATURE_SETS, RHYTHM_INPUTS, beat_tensors, split_records
+    from .data import FEATURE_SETS, RHYTHM_INPUTS, beat_tensors, class_offsets, split_records
     from .files import atomic_write_text
     from .metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 
@@ -444,7 +444,7 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
         model_kwargs["rhythm_inputs"] = RHYTHM_INPUTS
     if context or template:
         model_kwargs["in_channels"] = tensors.x.shape[1]
-    model = build_model(model_name, **model_kwargs)
+    model = build_model(model_name, **model_kwargs, logit_offsets=class_offsets(config.s_offset))
     x_tr, y_tr, r_tr = tensors.part(split.train)
     x_va, y_va, r_va = tensors.part(split.val)
     x_te, y_te, r_te = tensors.part(split.test)

@@ -255,7 +255,7 @@ def test_reference_detector_gives_a_rhythm_recipe_model_its_training_inputs(synt
                                                                              tmp_path):
     """A model on the rhythm recipe (rhythm features, neighbours, template difference) labels a record from its R
     peaks exactly as it labels the training pipeline's beats of that record."""
-    from ecglib.config import RECIPES
+    from ecglib.config import RECIPE_TRAIN_KEYS, RECIPES
     from ecglib.data import model_inputs
     from ecglib.train import TrainConfig, predict, run_training
 
@@ -263,8 +263,7 @@ def test_reference_detector_gives_a_rhythm_recipe_model_its_training_inputs(synt
     split = split_beats(synthetic_beats, "inter", seed=0)
     run_training("resnet", synthetic_beats, split, tmp_path / "run",
                  TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, threads=1,
-                             class_weight=recipe["class_weight"], keep=recipe["keep"],
-                             morphology_dropout=recipe["morphology_dropout"]),
+                             **{k: recipe[k] for k in RECIPE_TRAIN_KEYS}),
                  {"width": 8, "blocks": 1}, progress=False, data_config={"source": "synthetic"},
                  features="beat+rhythm", context=recipe["context"], template=recipe["template"])
     trained = annotate.load_run(tmp_path / "run")

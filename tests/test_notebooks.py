@@ -147,7 +147,8 @@ def test_study_executes_every_notebook_and_writes_the_run_folders(study):
 def test_study_sets_both_splits_with_and_without_rhythm_side_by_side(study):
     """Both models on intra and inter, each with and without the rhythm features (the rhythm runs on their
     recipe), in one table of 03_compare next to the anchors."""
-    from ecglib.config import RECIPES
+    from ecglib import data
+    from ecglib.config import RECIPE_TRAIN_KEYS, RECIPES
 
     for model in ("resnet", "odenet"):
         for split, features in study_module.PROTOCOLS[1:]:
@@ -156,9 +157,9 @@ def test_study_sets_both_splits_with_and_without_rhythm_side_by_side(study):
             assert (m["model"], m["split"]["protocol"], m["features"]) == (model, split, features), name
             recipe = RECIPES[features]
             train = m["config"]["train"]
-            assert (m["context"], m["template"], train["class_weight"], train["morphology_dropout"], train["keep"]) \
-                == (recipe["context"], recipe["template"], recipe["class_weight"], recipe["morphology_dropout"],
-                    recipe["keep"]), name
+            assert (m["context"], m["template"]) == (recipe["context"], recipe["template"]), name
+            assert {k: train[k] for k in RECIPE_TRAIN_KEYS} == {k: recipe[k] for k in RECIPE_TRAIN_KEYS}, name
+            assert m["config"]["model"].get("logit_offsets") == data.class_offsets(recipe["s_offset"]), name
             if split == "inter":
                 assert set(m["split"]["train_records"]).isdisjoint(m["split"]["test_records"]), name
     compare = nbformat.read(study / "03_compare.ipynb", as_version=4)

@@ -14,7 +14,7 @@ from ecglib.config import ODEConfig, TrainConfig
 from ecglib.data import CLASSES, RHYTHM_INPUTS, RHYTHM_NAMES
 from ecglib.errors import InputError
 from ecglib.metrics import cohen_kappa, count_parameters, gross_statistics
-from ecglib.models import build_model
+from ecglib.models import build_model, model_from_config
 from test_data import kaggle_rows, write_kaggle
 
 FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
@@ -411,3 +411,53 @@ def test_cli_morphology_dropout_without_the_rhythm_input(tmp_path, capsys, synth
                       "--no-download", "--morphology-dropout", "0.3", "--out", tmp_path / "plain")
     assert_one_line_error(result, "morphology dropout 0.3 needs the rhythm input", "--features beat+rhythm")
     assert not (tmp_path / "plain").exists()
+
+
+# ------------------------------------------------------------------------------------------- S decision offset
+@pytest.mark.parametrize("name", ["resnet", "odenet"])
+def test_logit_offsets_move_decisions_not_training(name):
+    kwargs = {"width": 8, "blocks": 1, **(FAST_ODE if name == "odenet" else {})}
+    torch.manual_seed(0)
+    plain = build_model(name, rhythm_inputs=RHYTHM_INPUTS, **kwargs)
+    offsets = data.class_offsets(0.7)
+    assert offsets == [0.0, 0.7, 0.0, 0.0, 0.0] and data.class_offsets(0.0) is None
+    shifted = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=offsets, **kwargs)
+    shifted.load_state_dict(plain.state_dict())  # the offsets are no weights: the same state_dict fits both
+    assert shifted.config["logit_offsets"] == offsets and "logit_offsets" not in plain.config
+    assert count_parameters(shifted) == count_parameters(plain)
+    x, r = torch.rand(5, 1, data.BEAT_LENGTH), torch.rand(5, len(RHYTHM_INPUTS))
+    with torch.no_grad():
+        torch.testing.assert_close(shifted.train()(x, r), plain.train()(x, r))  # the loss never sees them
+        torch.testing.assert_close(shifted.eval()(x, r), plain.eval()(x, r) + torch.tensor(offsets))
+        rebuilt = model_from_config(shifted.config)
+        rebuilt.load_state_dict(plain.state_dict())
+        torch.testing.assert_close(rebuilt.eval()(x, r), shifted(x, r))
+    # A large enough offset calls every beat S; the plain model did not.
+    huge = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=data.class_offsets(1e3), **kwargs)
+    huge.load_state_dict(plain.state_dict())
+    assert (train.predict(huge, x, rhythm=r)[0] == CLASSES.index("S")).all()
+    assert not (train.predict(plain, x, rhythm=r)[0] == CLASSES.index("S")).all()
+    for bad in ([0.0, 1.0], [0.0, float("nan"), 0.0, 0.0, 0.0]):
+        with pytest.raises(ValueError, match="are not 5 finite numbers"):
+            build_model(name, logit_offsets=bad, **kwargs)
+    with pytest.raises(InputError, match="s_offset inf is out of range"):
+        TrainConfig(s_offset=float("inf"))
+
+
+def test_s_offset_trains_the_same_weights_and_moves_the_test_decisions(tmp_path, capsys, synthetic_records):
+    """The offset changes what the run's model calls S, never what it learns: the same seed gives the same
+    weights and training losses, and the offset run's test finds at least as many S beats."""
+    runs_ = {}
+    for b in ("0", "2"):
+        saved, again = train_then_evaluate(capsys, tmp_path / b, synthetic_records, "--features", "beat+rhythm",
+                                           "--s-offset", b)
+        assert again["accuracy"] == pytest.approx(saved["accuracy"])  # evaluate decides with the saved offset
+        runs_[b] = saved
+    assert runs_["0"]["config"]["train"]["s_offset"] == 0 and "logit_offsets" not in runs_["0"]["config"]["model"]
+    assert runs_["2"]["config"]["model"]["logit_offsets"] == [0.0, 2.0, 0.0, 0.0, 0.0]
+    w0, w2 = (torch.load(tmp_path / b / "cli" / "best.pt", weights_only=False)["model"] for b in ("0", "2"))
+    assert w0.keys() == w2.keys() and all(torch.equal(w0[k], w2[k]) for k in w0)
+    h0, h2 = (np.genfromtxt(tmp_path / b / "cli" / "history.csv", delimiter=",", names=True) for b in ("0", "2"))
+    np.testing.assert_array_equal(h0["train_loss"], h2["train_loss"])
+    called_s = [np.asarray(runs_[b]["confusion_matrix"])[:, CLASSES.index("S")].sum() for b in ("0", "2")]
+    assert called_s[1] > called_s[0]

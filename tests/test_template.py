@@ -113,8 +113,8 @@ def test_recipes_of_the_feature_sets():
     from ecglib.config import RECIPES, recipe
 
     assert recipe("beat") == {"context": False, "template": False, "class_weight": "none", "morphology_dropout": 0.0,
-                              "keep": "best"}
-    assert RECIPES["beat+rhythm"]["morphology_dropout"] == 0.5
+                              "keep": "best", "s_offset": 0.0}
+    assert RECIPES["beat+rhythm"]["morphology_dropout"] == 0.5 and RECIPES["beat+rhythm"]["s_offset"] == 0.25
     assert recipe("beat+rhythm") == RECIPES["beat+rhythm"]
     assert recipe("beat+rhythm", template=False, context=None) == {**RECIPES["beat+rhythm"], "template": False}
     assert recipe("beat+rhythm", keep="best")["keep"] == "best" and recipe("beat", keep="last")["keep"] == "last"
@@ -135,12 +135,15 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
     assert saved["config"]["train"]["class_weight"] == rhythm["class_weight"]
     assert saved["config"]["train"]["keep"] == rhythm["keep"]
     assert saved["config"]["train"]["morphology_dropout"] == rhythm["morphology_dropout"] > 0
+    assert saved["config"]["train"]["s_offset"] == rhythm["s_offset"] > 0
+    assert saved["config"]["model"]["logit_offsets"] == data.class_offsets(rhythm["s_offset"])
     assert saved["config"]["model"]["in_channels"] == data.input_channels(rhythm["context"], rhythm["template"])
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     saved, _ = train_then_evaluate(capsys, tmp_path / "plain", synthetic_records)
     assert saved["context"] is False and saved["template"] is False
     assert saved["config"]["train"]["class_weight"] == "none" and "in_channels" not in saved["config"]["model"]
     assert saved["config"]["train"]["keep"] == "best" and saved["config"]["train"]["morphology_dropout"] == 0
+    assert saved["config"]["train"]["s_offset"] == 0 and "logit_offsets" not in saved["config"]["model"]
     other = "best" if rhythm["keep"] == "last" else "last"
     saved, _ = train_then_evaluate(capsys, tmp_path / "told", synthetic_records, "--features", "beat+rhythm",
                                    "--no-template", "--no-context", "--class-weight", "balanced", "--keep", other)
@@ -167,10 +170,12 @@ def test_noise_augmentation_shares_the_beats_noise_with_its_template_difference(
         TrainConfig(noise=1.5)
 
 
-@pytest.mark.parametrize("option, value, bad", [("noise", 0.05, "2"), ("ema", 0.99, "1"),
-                                               ("morphology_dropout", 0.3, "1")])
-def test_training_options_record_their_setting(option, value, bad, tmp_path, capsys, synthetic_records):
-    """A run records the option; its evaluation (which drops, averages and perturbs nothing) gives its accuracy."""
+@pytest.mark.parametrize("option, value, bad, interval", [("noise", 0.05, "2", "[0, 1)"), ("ema", 0.99, "1", "[0, 1)"),
+                                                         ("morphology_dropout", 0.3, "1", "[0, 1)"),
+                                                         ("s_offset", -0.5, "inf", "(-inf, inf)")])
+def test_training_options_record_their_setting(option, value, bad, interval, tmp_path, capsys, synthetic_records):
+    """A run records the option; its evaluation (which drops, averages and perturbs nothing, and decides with the
+    run's S offset) gives its accuracy."""
     flag = "--" + option.replace("_", "-")
     saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
                                        flag, str(value))
@@ -180,6 +185,5 @@ def test_training_options_record_their_setting(option, value, bad, tmp_path, cap
         run_main(capsys, "train", "--model", "resnet", "--source", "synthetic", flag, bad, "--out",
                  tmp_path / "bad")
     assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
-        f"ecglib: error: train: argument {flag}: must lie in [0, 1): '{bad}'")
-    assert not (tmp_path / "bad").exists()
+        f"ecglib: error: train: argument {flag}: must lie in {interval}: '{bad}'")
     assert not (tmp_path / "bad").exists()
