@@ -145,6 +145,9 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     t.add_argument("--morphology-dropout", type=_fraction, metavar="P", help="with the rhythm input: zero the "
                    "pooled morphology features of this fraction of each training batch's beats, so that the rhythm "
                    f"alone must name them (default: {recipe_default('morphology_dropout')})")
+    t.add_argument("--synthetic-s", type=_fraction, metavar="P", help="with the rhythm input: each training N beat "
+                   "is, with this probability per batch, an S beat with the rhythm of a training S beat (default "
+                   f"{_TRAIN.synthetic_s:g}: off)")
     t.add_argument("--keep", choices=KEEPS, help="the weights tested: the epoch of best validation accuracy, or the "
                    f"last (default: {recipe_default('keep')})")
     t.add_argument("--s-offset", type=_real(-math.inf, math.inf, low_open=True), metavar="B",
@@ -188,6 +191,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=_step_size, help="e.g. 1/4 or 0.25")
     p.add_argument("--rtol", type=_tolerance)
     p.add_argument("--atol", type=_tolerance)
+    p.add_argument("--s-offset", type=_real(-math.inf, math.inf, low_open=True), metavar="B",
+                   help="decide with this S logit offset instead of the run's own (ecglib train --s-offset)")
     p.add_argument("--batch-size", type=_positive_int, default=512)
     p.add_argument("--out", type=Path, help="write the metrics to this JSON file")
 

@@ -116,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import input_layout, model_inputs
+    from .data import class_offsets, input_layout, model_inputs
     from .files import atomic_write_text
     from .metrics import beats_per_second, classification_metrics, count_parameters
     from .runs import RunFolder, beats_of_run, load_checkpoint
@@ -139,6 +139,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                 limit=args.limit, seed=args.seed,
                                 synthetic_seconds=args.synthetic_seconds if args.source else None)
     # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
+    if args.s_offset is not None:  # another operating point of the same weights
+        model.set_logit_offsets(class_offsets(args.s_offset))
     x, y, r = model_inputs(beats, model.config, name=_data_name(args)).part(split.test)
     # A long evaluation (an adaptive solver at a tight tolerance) shows how far it got, on a terminal only.
     pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty(), rhythm=r)

@@ -280,6 +280,10 @@ class TrainConfig:
     # (DS1 folds, README). Modality dropout in the manner of ModDrop (Neverova et al. 2015); kept beats are not
     # rescaled, so the model sees its morphology at one scale in training and test.
     morphology_dropout: float = 0.0
+    # Synthetic S beats (rhythm-aware models only; batches.synthetic_s): each training N beat is, with this
+    # probability per batch, an S beat with a training S beat's rhythm; 0 is off. Why: an S beat has its patient's
+    # normal shape and comes early, and DS1's S beats come from few patients.
+    synthetic_s: float = 0.0
     # Which epoch's weights are kept (best.pt) and tested: "best", the highest validation accuracy (the original
     # study's), or "last", the end of the cosine decay.
     keep: str = "best"
@@ -306,10 +310,12 @@ class TrainConfig:
             raise InputError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch size must be at least 1")
-        below_one = ("momentum", "ema", "morphology_dropout")  # in [0, 1): 1 would stop learning or drop every beat
+        below_one = ("momentum", "ema", "morphology_dropout", "synthetic_s")  # in [0, 1): 1 would stop learning,
+        # drop every beat or leave no N beat
         for name, low, high in (("lr", 0.0, math.inf), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, math.inf),
                                 ("warmup", 0.0, 1.0), ("noise", 0.0, 1.0), ("ema", 0.0, 1.0),
-                                ("morphology_dropout", 0.0, 1.0), ("s_offset", -math.inf, math.inf)):
+                                ("morphology_dropout", 0.0, 1.0), ("synthetic_s", 0.0, 1.0),
+                                ("s_offset", -math.inf, math.inf)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high) \
                     or (name == "lr" and value == 0) or (name in below_one and value >= 1):

@@ -283,6 +283,15 @@ class Classifier(nn.Module):
         self.rhythm_mean.copy_(rhythm.double().mean(0).to(self.rhythm_mean.dtype))
         self.rhythm_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)).to(self.rhythm_std.dtype))
 
+    def set_logit_offsets(self, offsets: Sequence[float] | None) -> None:
+        """Decide with other logit offsets from now on (None or zeros: the plain argmax); the config follows, so a
+        checkpoint saved afterwards keeps them. The weights are untouched."""
+        values = _offsets(offsets, self.logit_offsets.numel())
+        self.logit_offsets.copy_(torch.tensor(values or [0.0] * self.logit_offsets.numel()))
+        self.config.pop("logit_offsets", None)
+        if values is not None:
+            self.config["logit_offsets"] = values
+
     def penalty(self) -> torch.Tensor | None:
         """The ODE block's RNODE penalty of the last training-mode forward pass (a scalar in the graph), else None."""
         return self.ode.penalty if self.ode is not None else None
@@ -315,6 +324,16 @@ class Classifier(nn.Module):
         self.config.update(self.ode.config.to_dict())
 
 
+def _offsets(offsets: Sequence[float] | None, n_classes: int) -> list[float] | None:
+    """``offsets`` as floats, checked; None when absent or all zero (the plain argmax)."""
+    if offsets is None:
+        return None
+    values = [float(v) for v in offsets]
+    if len(values) != n_classes or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"logit_offsets {list(offsets)!r} are not {n_classes} finite numbers")
+    return values if any(values) else None
+
+
 def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5, ode: ODEConfig | None = None,
                 rhythm_features: int = 0, in_channels: int = 1, rhythm_inputs: Sequence[str] | None = None,
                 logit_offsets: Sequence[float] | None = None) -> Classifier:
@@ -337,10 +356,7 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
         rhythm_features = rhythm_features or len(rhythm_inputs)
         if len(rhythm_inputs) != rhythm_features or not all(isinstance(n, str) for n in rhythm_inputs):
             raise ValueError(f"rhythm_inputs {list(rhythm_inputs)!r} are not {rhythm_features} feature names")
-    if logit_offsets is not None:
-        logit_offsets = [float(v) for v in logit_offsets]
-        if len(logit_offsets) != n_classes or not all(math.isfinite(v) for v in logit_offsets):
-            raise ValueError(f"logit_offsets {logit_offsets!r} are not {n_classes} finite numbers")
+    logit_offsets = _offsets(logit_offsets, n_classes)
     problem = model_size_problem(name, width, blocks, n_classes)
     if problem is not None:  # refused before any memory is taken
         raise InputError(f"{name} of width {width}, {blocks} blocks and {n_classes} classes: {problem}")
@@ -359,7 +375,7 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
         config["rhythm_inputs"] = list(rhythm_inputs)
     if in_channels != 1:
         config["in_channels"] = in_channels
-    if logit_offsets is not None and any(logit_offsets):
+    if logit_offsets is not None:
         config["logit_offsets"] = logit_offsets
     return Classifier(name, features, width, n_classes, config, rhythm_features, in_channels, logit_offsets)
 

@@ -52,7 +52,8 @@ RESNET_KEYS = ("blocks",)
 ODE_KEYS = ("solver", "step_size", "rtol", "atol", "adjoint", "seminorm", "backend", "kinetic", "jacobian")
 MODEL_KEYS = ("width",) + RESNET_KEYS + ODE_KEYS
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup", "device",
-              "class_weight", "sampler", "noise", "ema", "morphology_dropout", "keep", "s_offset")
+              "class_weight", "sampler", "noise", "ema", "morphology_dropout", "synthetic_s", "keep",
+              "s_offset")
 # What a trial is made of; each may be fixed ([train]), swept ([axes]) or set by a named configuration.
 INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
 # val_records: a validation fold of whole DS1 records (inter), as `ecglib train --val-records`; an axis of folds
@@ -165,7 +166,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "lr": _pos, "momentum": _nonneg, "weight_decay": _nonneg, "schedule": _choice("cosine", "onecycle", "none"),
     "warmup": _fraction, "device": lambda v: _device(v), "class_weight": _choice(*CLASS_WEIGHTS),
     "sampler": _choice(*SAMPLERS), "noise": _fraction, "ema": _fraction,
-    "morphology_dropout": _fraction, "keep": _choice(*KEEPS), "s_offset": _real,
+    "morphology_dropout": _fraction, "synthetic_s": _fraction, "keep": _choice(*KEEPS), "s_offset": _real,
     "val_records": _records,
 }
 

@@ -18,16 +18,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .beats import input_layout
-from .config import CLASS_WEIGHTS, TrainConfig
+from .batches import (WEIGHT_COUNT_FLOOR, WeightAverage, add_noise, class_weights, epoch_order,  # noqa: F401
+                      synthetic_s)
+from .beats import CLASSES, input_layout
+from .config import TrainConfig
 from .errors import InputError, TrainingError
 from .models import Classifier, build_model
 from .runs import RunFolder, beats_digest, check_best, check_resumable, check_resumable_data, check_training_state, \
     load_checkpoint, machine_description, nfe_per_batch, read_checkpoint, save_checkpoint, write_history
 
-# Class counts are floored at this share of the training beats before weighting: DS1 holds 8 Q beats among 45,000,
-# whose balanced weight (about 1,100) would let a single Q beat dominate a batch and derail SGD.
-WEIGHT_COUNT_FLOOR = 0.01
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -96,86 +95,6 @@ def _solver_advice(exc: BaseException) -> TrainingError | None:
     return None
 
 
-def class_weights(y: np.ndarray | torch.Tensor, mode: str = "none", n_classes: int = 5) -> torch.Tensor | None:
-    """Loss weights (n_classes,) from training labels y (n,): None for "none"; "balanced" n / (K n_c) (each class
-    weighs as much as any other in the loss; K the classes present); "sqrt" the square root of that (a milder
-    correction). n_c is floored at WEIGHT_COUNT_FLOOR n, so that a class of a handful of beats gets a large but
-    bounded weight. A class absent from y gets weight 1."""
-    if mode == "none":
-        return None
-    if mode not in CLASS_WEIGHTS:
-        raise InputError(f"unknown class weighting {mode!r}; choose {', '.join(CLASS_WEIGHTS)}")
-    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    w = np.ones(n_classes)
-    floored = np.maximum(counts[present], WEIGHT_COUNT_FLOOR * counts.sum())
-    w[present] = counts.sum() / (present.sum() * floored)
-    if mode == "sqrt":
-        w = np.sqrt(w)
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def _epoch_order(y: torch.Tensor, config: TrainConfig, epoch: int) -> torch.Tensor:
-    """The beat indices of one epoch, from (seed, epoch) alone so that a resumed run repeats them."""
-    gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    n = len(y)
-    if config.sampler == "shuffle":
-        return torch.randperm(n, generator=gen)
-    counts = torch.bincount(y, minlength=int(y.max()) + 1).double()
-    p = (1.0 / counts)[y]
-    return torch.multinomial(p, n, replacement=True, generator=gen)
-
-
-def add_noise(x: torch.Tensor, level: float, layout: dict[str, bool], generator: torch.Generator
-              ) -> torch.Tensor:
-    """Training beats x (B, C, 187) with noise: per beat, white noise of a standard deviation drawn uniformly in
-    [0, level] and a linear baseline drift with ends drawn uniformly in [-level, level], in the beats' [0, 1]
-    units. The beat's difference to its record template (``template`` in the layout, the last channel) gets the
-    beat's own noise, since the template, a median over the record, has almost none; a neighbour (``context``)
-    gets noise of its own. ``level`` 0 returns x unchanged."""
-    if level <= 0:
-        return x
-    b, c, t = x.shape
-    ramp = torch.linspace(0.0, 1.0, t)
-
-    def draw(n: int) -> torch.Tensor:
-        sd, ends = torch.rand(n, 1, generator=generator) * level, (torch.rand(n, 2, generator=generator) * 2 - 1) * level
-        white = torch.randn(n, t, generator=generator) * sd
-        return white + ends[:, :1] + (ends[:, 1:] - ends[:, :1]) * ramp
-
-    noise = draw(b * c).reshape(b, c, t)
-    if layout["template"]:
-        noise[:, -1] = noise[:, 1 if layout["context"] else 0]
-    return x + noise.to(x.device, x.dtype)
-
-
-class WeightAverage:
-    """An exponential moving average of a model's weights (Polyak averaging), kept in a copy of the model.
-
-    After the t-th update (t from 1) the average is avg <- d avg + (1 - d) w with d = min(decay, (1 + t) / (10 + t)):
-    the smaller decay early on (the TensorFlow and timm convention) keeps the random initial weights from lingering
-    in the average for thousands of steps. Buffers (the rhythm input's standardisation) are copied, not averaged.
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        import copy
-
-        if not 0.0 < decay < 1.0:
-            raise InputError(f"weight-average decay {decay!r} must lie in (0, 1)")
-        self.decay, self.updates = decay, 0
-        self.model = copy.deepcopy(model).eval()
-        self.model.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for avg, new in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(new.detach(), 1.0 - d)
-        for avg, new in zip(self.model.buffers(), model.buffers()):
-            avg.copy_(new)
-
-
 def _rows(r: torch.Tensor | None, idx: Any, device: torch.device) -> torch.Tensor | None:
     return None if r is None else r[idx].to(device, non_blocking=True)
 
@@ -236,8 +155,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     """Train ``model`` on (x_train (n, C, 187), y_train (n,)) and return the per-epoch history.
 
     r_train, r_val: (n, k) raw rhythm features of the beats, for a model with a rhythm input (standardise them with
-    ``model.set_rhythm_stats(r_train)`` first). TrainConfig says how class_weight, sampler, noise and
-    morphology_dropout shape the training. With ``config.ema``, the moving average of the weights
+    ``model.set_rhythm_stats(r_train)`` first). TrainConfig says how class_weight, sampler, noise,
+    morphology_dropout and synthetic_s shape the training. With ``config.ema``, the moving average of the weights
     (:class:`WeightAverage`) is what is validated and kept as best.pt, and ``model`` ends holding it.
 
     Each history row: epoch, train loss and accuracy, validation loss and accuracy, mean forward and backward NFE
@@ -265,6 +184,12 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     if config.morphology_dropout and r_train is None:
         raise InputError(f"morphology dropout {config.morphology_dropout:g} needs the rhythm input (--features "
                          "beat+rhythm): without it a dropped beat has nothing left to be named by")
+    if config.synthetic_s and r_train is None:
+        raise InputError(f"synthetic S beats ({config.synthetic_s:g}) need the rhythm input (--features beat+rhythm): "
+                         "an S beat is made of an N beat's shape and an S beat's rhythm")
+    s_rhythm = None if r_train is None else r_train[y_train == CLASSES.index("S")].to(device)
+    if config.synthetic_s and not len(s_rhythm):
+        raise InputError("synthetic S beats need S beats in the training split, whose rhythm they borrow")
     weight = class_weights(y_train, config.class_weight)
     weight = weight.to(device) if weight is not None else None
     optimizer = _make_optimizer(model, config)
@@ -301,9 +226,10 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        order = _epoch_order(y_train, config, epoch)
+        order = epoch_order(y_train, config, epoch)
         noise_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_021)  # resumes repeat it
         drop_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 70_019)
+        s_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 90_011)
         loss_sum, correct, seen, nfe_f, nfe_b = 0.0, 0, 0, 0, 0
         bar = tqdm(total=n, desc=f"{model.name} epoch {epoch + 1}/{config.epochs}", unit="beat", unit_scale=True,
                    disable=not progress, dynamic_ncols=True, leave=True)
@@ -319,7 +245,11 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                 try:
                     keep = (torch.rand(len(idx), generator=drop_gen) >= config.morphology_dropout).to(device) \
                         if config.morphology_dropout else None
-                    logits = model(xb) if r_train is None else model(xb, _rows(r_train, idx, device), keep)
+                    if r_train is None:
+                        logits = model(xb)
+                    else:
+                        yb, rb = synthetic_s(yb, _rows(r_train, idx, device), s_rhythm, config.synthetic_s, s_gen)
+                        logits = model(xb, rb, keep)
                     loss = F.cross_entropy(logits, yb, weight=weight)
                     # An RNODE-regularised ODE-Net adds its penalty; the history reports the classification loss.
                     penalty = model.penalty()

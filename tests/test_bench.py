@@ -89,3 +89,31 @@ def test_bench_rejects_an_unknown_config(tmp_path, cache_dir):
     proc = _bench("--configs", "odenet-fast", "--out", str(tmp_path / "b"), cache=cache_dir)
     assert proc.returncode == 2 and "unknown config 'odenet-fast'" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "b").exists()
+
+
+def test_s_offset_selection_scores_and_rule():
+    """benchmarks/select_s_offset.py: the offset moves S decisions as counted by hand, and the rule keeps the best
+    mean F2 S among offsets that win every seed without costing more than a point of V F1."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("select_s_offset", ROOT / "benchmarks" / "select_s_offset.py")
+    sel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sel)
+    # Four S beats, two V, four N; the S logit trails N by 0.1, 0.3, 0.6 and 2.0 for the S beats.
+    logits = np.zeros((10, 5))
+    logits[:4, 0], logits[4:6, 2], logits[6:, 0] = [0.1, 0.3, 0.6, 2.0], 1.0, 1.0
+    logits[6, 1] = 0.8  # an N beat 0.2 from being called S
+    y = np.array([1, 1, 1, 1, 2, 2, 0, 0, 0, 0])
+    at0, at05 = sel.class_scores(logits, y, 0.0), sel.class_scores(logits, y, 0.5)
+    assert at0["s_se"] == 0 and at0["s_f2"] == 0 and at0["v_se"] == at0["v_ppv"] == 1
+    assert (at05["s_se"], at05["s_ppv"]) == (0.5, 2 / 3)  # two S found, the N beat at 0.2 called S too
+    assert at05["s_f2"] == pytest.approx(5 * 0.5 * (2 / 3) / (4 * 2 / 3 + 0.5))
+    flat = {"s_f2": 0.1, "v_f1": 0.8}
+    scores = {("m", s, b): dict(flat) for s in (0, 1) for b in sel.GRID}
+    scores[("m", 0, 0.5)] = scores[("m", 1, 0.5)] = {"s_f2": 0.3, "v_f1": 0.8}
+    scores[("m", 0, 1.0)] = scores[("m", 1, 1.0)] = {"s_f2": 0.4, "v_f1": 0.78}  # costs 2 points of V F1
+    scores[("m", 0, 0.25)], scores[("m", 1, 0.25)] = {"s_f2": 0.5, "v_f1": 0.8}, {"s_f2": 0.1, "v_f1": 0.8}
+    assert sel.choose(scores, "m", [0, 1]) == 0.5  # 0.25 loses seed 1, 1.0 costs V
+    assert sel.choose({k: dict(flat) for k in scores}, "m", [0, 1]) == 0.0

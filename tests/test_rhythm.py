@@ -231,10 +231,10 @@ def test_class_weights():
 def test_balanced_sampler_draws_classes_evenly():
     y = torch.tensor([0] * 900 + [1] * 100)
     config = TrainConfig(sampler="balanced", seed=0)
-    order = train._epoch_order(y, config, epoch=0)
+    order = train.epoch_order(y, config, epoch=0)
     assert len(order) == 1000
     assert 0.4 < (y[order] == 1).float().mean() < 0.6
-    torch.testing.assert_close(order, train._epoch_order(y, config, epoch=0))
+    torch.testing.assert_close(order, train.epoch_order(y, config, epoch=0))
 
 
 def test_rhythm_run_records_split_and_gross_statistics(tmp_path, synthetic_beats):
@@ -432,6 +432,9 @@ def test_logit_offsets_move_decisions_not_training(name):
         rebuilt = model_from_config(shifted.config)
         rebuilt.load_state_dict(plain.state_dict())
         torch.testing.assert_close(rebuilt.eval()(x, r), shifted(x, r))
+        shifted.set_logit_offsets([0.0] * 5)
+        torch.testing.assert_close(shifted(x, r), plain(x, r))
+        assert "logit_offsets" not in shifted.config
     # A large enough offset calls every beat S; the plain model did not.
     huge = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=data.class_offsets(1e3), **kwargs)
     huge.load_state_dict(plain.state_dict())
@@ -461,3 +464,48 @@ def test_s_offset_trains_the_same_weights_and_moves_the_test_decisions(tmp_path,
     np.testing.assert_array_equal(h0["train_loss"], h2["train_loss"])
     called_s = [np.asarray(runs_[b]["confusion_matrix"])[:, CLASSES.index("S")].sum() for b in ("0", "2")]
     assert called_s[1] > called_s[0]
+    # `evaluate --s-offset` decides with another offset: the offset run's weights at 0 are the plain run.
+    assert run_main(capsys, "evaluate", tmp_path / "2" / "cli", "--s-offset", "0", "--out", tmp_path / "e.json").rc == 0
+    again = json.loads((tmp_path / "e.json").read_text())
+    assert again["accuracy"] == pytest.approx(runs_["0"]["accuracy"]) and "logit_offsets" not in again["solver"]
+
+
+# ---------------------------------------------------------------------------------------------- synthetic S beats
+def test_synthetic_s_gives_n_beats_an_s_rhythm_and_label():
+    from ecglib.batches import synthetic_s
+
+    n, s = CLASSES.index("N"), CLASSES.index("S")
+    y = torch.tensor([n, CLASSES.index("V"), n, s, n, CLASSES.index("F")] * 50)
+    r = torch.rand(len(y), 3)
+    s_rhythm = torch.tensor([[0.7, 1.0, 1.4], [0.6, 1.1, 1.8]])
+    assert synthetic_s(y, r, s_rhythm, 0.0, torch.Generator().manual_seed(0)) == (y, r)
+    every_y, every_r = synthetic_s(y, r, s_rhythm, 0.99999, torch.Generator().manual_seed(0))
+    assert (every_y[y == n] == s).all() and torch.equal(every_y[y != n], y[y != n])
+    assert torch.equal(every_r[y != n], r[y != n])  # V, F and real S beats keep their own rhythm
+    assert all(any(torch.equal(row, t) for t in s_rhythm) for row in every_r[y == n])
+    some_y, some_r = synthetic_s(y, r, s_rhythm, 0.3, torch.Generator().manual_seed(1))
+    turned = (some_y != y)
+    assert 0.15 < turned.sum().item() / (y == n).sum().item() < 0.45 and (y[turned] == n).all()
+    again = synthetic_s(y, r, s_rhythm, 0.3, torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], some_y) and torch.equal(again[1], some_r)
+    assert torch.equal(y, torch.tensor([n, CLASSES.index("V"), n, s, n, CLASSES.index("F")] * 50))  # not in place
+
+
+def test_synthetic_s_needs_the_rhythm_input_and_s_beats(tmp_path, capsys, synthetic_records):
+    torch.manual_seed(0)
+    model = build_model("resnet", width=8, blocks=1, rhythm_features=3)
+    gen = torch.Generator().manual_seed(1)
+    x, r = torch.rand(64, 1, data.BEAT_LENGTH, generator=gen), torch.rand(64, 3, generator=gen)
+    no_s = torch.tensor([0, 2] * 32)
+    model.set_rhythm_stats(r)
+    config = TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-2, synthetic_s=0.1, threads=1)
+    with pytest.raises(InputError, match="need S beats in the training split"):
+        train.fit(model, x, no_s, x[:8], no_s[:8], config, progress=False, r_train=r, r_val=r[:8])
+    with_s = no_s.clone()
+    with_s[:4] = CLASSES.index("S")
+    history = train.fit(model, x, with_s, x[:8], with_s[:8], config, progress=False, r_train=r, r_val=r[:8])
+    assert len(history) == 1
+    result = run_main(capsys, "train", "--model", "resnet", "--source", "mitdb", "--mitdb-dir", synthetic_records,
+                      "--no-download", "--synthetic-s", "0.02", "--out", tmp_path / "plain")
+    assert_one_line_error(result, "synthetic S beats (0.02) need the rhythm input", "--features beat+rhythm")
+    assert not (tmp_path / "plain").exists()

@@ -172,6 +172,7 @@ def test_noise_augmentation_shares_the_beats_noise_with_its_template_difference(
 
 @pytest.mark.parametrize("option, value, bad, interval", [("noise", 0.05, "2", "[0, 1)"), ("ema", 0.99, "1", "[0, 1)"),
                                                          ("morphology_dropout", 0.3, "1", "[0, 1)"),
+                                                         ("synthetic_s", 0.2, "1", "[0, 1)"),
                                                          ("s_offset", -0.5, "inf", "(-inf, inf)")])
 def test_training_options_record_their_setting(option, value, bad, interval, tmp_path, capsys, synthetic_records):
     """A run records the option; its evaluation (which drops, averages and perturbs nothing, and decides with the
