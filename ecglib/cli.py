@@ -138,9 +138,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                 mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir, split=args.split,
                                 limit=args.limit, seed=args.seed,
                                 synthetic_seconds=args.synthetic_seconds if args.source else None)
-    # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
     if args.s_offset is not None:  # another operating point of the same weights
         model.set_logit_offsets(class_offsets(args.s_offset))
+    # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
     x, y, r = model_inputs(beats, model.config, name=_data_name(args)).part(split.test)
     # A long evaluation (an adaptive solver at a tight tolerance) shows how far it got, on a terminal only.
     pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty(), rhythm=r)

@@ -28,7 +28,6 @@ from .runs import RunFolder, beats_digest, check_best, check_resumable, check_re
     load_checkpoint, machine_description, nfe_per_batch, read_checkpoint, save_checkpoint, write_history
 
 
-
 def pick_device(name: str = "auto") -> torch.device:
     """'auto' takes cuda, then mps, then cpu."""
     if name == "auto":
