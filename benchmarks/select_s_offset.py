@@ -12,7 +12,8 @@ models' b*. No DS2 beat is read.
     ecglib sweep benchmarks/sweeps/select-morphology-dropout.toml --out runs/select-mdrop --mitdb-dir DIR
     python benchmarks/select_s_offset.py runs/select-mdrop --mitdb-dir DIR
 
-Writes OUT/s-offset.md and prints it. Measured on the README's machine: 2 min 22 s for the 18 fold models (one thread, beside a sweep).
+Writes OUT/s-offset.md and prints it. Measured on the README's machine: 2 min 22 s for the 18 fold models (one
+thread, beside a sweep).
 """
 from __future__ import annotations
 
