@@ -124,6 +124,7 @@ def test_spec_trials_take_the_recipe_of_their_features(tmp_path):
     """A sweep trains what `ecglib train` trains for the same features: the rhythm recipe's inputs and weights
     unless the spec sets them."""
     from ecglib.config import RECIPES
+    from ecglib.data import class_offsets
     from ecglib.errors import InputError
     from ecglib.spec import load_spec
     from ecglib.sweep import _expected_config
@@ -143,6 +144,7 @@ template = false
 class_weight = "none"
 morphology_dropout = 0.0
 keep = "best"
+s_offset = 0.0
 """))
     plain, rhythm, told = s.trials
     assert (plain.context, plain.template, plain.train["class_weight"]) == (False, False, "none")
@@ -152,7 +154,10 @@ keep = "best"
     assert (told.context, told.template, told.train["class_weight"]) == (r["context"], False, "none")
     assert (plain.train["keep"], rhythm.train["keep"], told.train["keep"]) == ("best", r["keep"], "best")
     assert [t.train["morphology_dropout"] for t in (plain, rhythm, told)] == [0.0, r["morphology_dropout"], 0.0]
+    assert [t.train["s_offset"] for t in (plain, rhythm, told)] == [0.0, r["s_offset"], 0.0]
     expected = _expected_config(rhythm)
+    assert expected["model"].get("logit_offsets") == class_offsets(r["s_offset"])
+    assert "logit_offsets" not in _expected_config(told)["model"]
     assert expected["context"] is r["context"] and expected.get("template", False) is r["template"]
     assert expected["model"]["in_channels"] == 1 + 2 * r["context"] + r["template"]
     with pytest.raises(InputError, match="template"):
