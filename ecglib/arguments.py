@@ -146,8 +146,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                    "pooled morphology features of this fraction of each training batch's beats, so that the rhythm "
                    f"alone must name them (default: {recipe_default('morphology_dropout')})")
     t.add_argument("--synthetic-s", type=_fraction, metavar="P", help="with the rhythm input: each training N beat "
-                   "is, with this probability per batch, an S beat with the rhythm of a training S beat (default "
-                   f"{_TRAIN.synthetic_s:g}: off)")
+                   "is, with this probability per batch, an S beat with the rhythm of a training S beat (default: "
+                   f"{recipe_default('synthetic_s')})")
     t.add_argument("--keep", choices=KEEPS, help="the weights tested: the epoch of best validation accuracy, or the "
                    f"last (default: {recipe_default('keep')})")
     t.add_argument("--s-offset", type=_real(-math.inf, math.inf, low_open=True), metavar="B",

@@ -188,7 +188,8 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
                          "an S beat is made of an N beat's shape and an S beat's rhythm")
     s_rhythm = None if r_train is None else r_train[y_train == CLASSES.index("S")].to(device)
     if config.synthetic_s and not len(s_rhythm):
-        raise InputError("synthetic S beats need S beats in the training split, whose rhythm they borrow")
+        raise InputError("synthetic S beats need S beats in the training split, whose rhythm they borrow; without "
+                         "any, give --synthetic-s 0")
     weight = class_weights(y_train, config.class_weight)
     weight = weight.to(device) if weight is not None else None
     optimizer = _make_optimizer(model, config)

@@ -113,8 +113,9 @@ def test_recipes_of_the_feature_sets():
     from ecglib.config import RECIPES, recipe
 
     assert recipe("beat") == {"context": False, "template": False, "class_weight": "none", "morphology_dropout": 0.0,
-                              "keep": "best", "s_offset": 0.0}
+                              "synthetic_s": 0.0, "keep": "best", "s_offset": 0.0}
     assert RECIPES["beat+rhythm"]["morphology_dropout"] == 0.5 and RECIPES["beat+rhythm"]["s_offset"] == 0.25
+    assert RECIPES["beat+rhythm"]["synthetic_s"] == 0.02
     assert recipe("beat+rhythm") == RECIPES["beat+rhythm"]
     assert recipe("beat+rhythm", template=False, context=None) == {**RECIPES["beat+rhythm"], "template": False}
     assert recipe("beat+rhythm", keep="best")["keep"] == "best" and recipe("beat", keep="last")["keep"] == "last"
@@ -136,6 +137,7 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
     assert saved["config"]["train"]["keep"] == rhythm["keep"]
     assert saved["config"]["train"]["morphology_dropout"] == rhythm["morphology_dropout"] > 0
     assert saved["config"]["train"]["s_offset"] == rhythm["s_offset"] > 0
+    assert saved["config"]["train"]["synthetic_s"] == rhythm["synthetic_s"] > 0
     assert saved["config"]["model"]["logit_offsets"] == data.class_offsets(rhythm["s_offset"])
     assert saved["config"]["model"]["in_channels"] == data.input_channels(rhythm["context"], rhythm["template"])
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
@@ -144,6 +146,7 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
     assert saved["config"]["train"]["class_weight"] == "none" and "in_channels" not in saved["config"]["model"]
     assert saved["config"]["train"]["keep"] == "best" and saved["config"]["train"]["morphology_dropout"] == 0
     assert saved["config"]["train"]["s_offset"] == 0 and "logit_offsets" not in saved["config"]["model"]
+    assert saved["config"]["train"]["synthetic_s"] == 0
     other = "best" if rhythm["keep"] == "last" else "last"
     saved, _ = train_then_evaluate(capsys, tmp_path / "told", synthetic_records, "--features", "beat+rhythm",
                                    "--no-template", "--no-context", "--class-weight", "balanced", "--keep", other)
