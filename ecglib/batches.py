@@ -1,7 +1,7 @@
 """What one training batch is made of: the order of the beats, the class weights of the loss, and the changes a batch
-goes through on its way into the model (noise, morphology dropout, synthetic S beats), plus the weight average
-that is validated in place of the weights. Every random draw comes from a generator seeded by (seed, epoch), so
-that a resumed run repeats it. :func:`ecglib.train.fit` uses them in that order.
+goes through on its way into the model (noise, synthetic S beats; the morphology-dropout mask is one line in
+:func:`ecglib.train.fit`), plus the weight average that is validated in place of the weights. Every random draw
+comes from a generator seeded by (seed, epoch), so that a resumed run repeats it.
 """
 from __future__ import annotations
 
