@@ -28,21 +28,21 @@ from ecglib.errors import EcgError
 from ecglib.files import atomic_write_text
 
 GRID = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2))
-S, V = 1, 2  # ecglib.data.CLASSES
+S = 1  # ecglib.data.CLASSES
 
 
 def class_scores(logits: np.ndarray, y: np.ndarray, offset: float) -> dict[str, float]:
     """S Se, +P, F1, F2 and V Se, +P, F1 of the decisions with ``offset`` added to the S logit; logits (n, 5)."""
+    from ecglib.metrics import gross_statistics
+
     shifted = logits.copy()
     shifted[:, S] += offset
-    pred = shifted.argmax(1)
+    gross = gross_statistics(y, shifted.argmax(1))
     out: dict[str, float] = {}
-    for name, c in (("s", S), ("v", V)):
-        tp = float(np.sum((pred == c) & (y == c)))
-        se, ppv = tp / max(1, np.sum(y == c)), tp / max(1, np.sum(pred == c))
-        out.update({f"{name}_se": se, f"{name}_ppv": ppv, f"{name}_f1": 2 * se * ppv / (se + ppv) if tp else 0.0})
-        if c == S:
-            out["s_f2"] = 5 * se * ppv / (4 * ppv + se) if tp else 0.0
+    for name, c in (("s", "S"), ("v", "V")):
+        se, ppv, found = gross[c]["se"], gross[c]["ppv"], gross[c]["tp"] > 0
+        out.update({f"{name}_se": se, f"{name}_ppv": ppv, f"{name}_f1": 2 * se * ppv / (se + ppv) if found else 0.0})
+    out["s_f2"] = 5 * out["s_se"] * out["s_ppv"] / (4 * out["s_ppv"] + out["s_se"]) if gross["S"]["tp"] else 0.0
     return out
 
 
@@ -50,6 +50,7 @@ def fold_logits(run_dirs: list[Path], beats) -> tuple[np.ndarray, np.ndarray]:
     """The runs' logits on their own validation records (offsets off), pooled; checks that they reproduce each
     run's recorded validation confusion matrix."""
     from ecglib.data import model_inputs
+    from ecglib.metrics import confusion
     from ecglib.runs import load_checkpoint
     from ecglib.train import predict
 
@@ -62,10 +63,8 @@ def fold_logits(run_dirs: list[Path], beats) -> tuple[np.ndarray, np.ndarray]:
         model.set_logit_offsets(None)
         x, y, r = model_inputs(beats, model.config).part(rows)
         pred, lg = predict(model, x, rhythm=r)
-        matrix = np.zeros((5, 5), int)
-        np.add.at(matrix, (y.numpy(), pred), 1)
         if "logit_offsets" not in metrics["config"]["model"] and \
-                not np.array_equal(matrix, np.asarray(metrics["validation"]["confusion_matrix"])):
+                not np.array_equal(confusion(y.numpy(), pred), np.asarray(metrics["validation"]["confusion_matrix"])):
             raise EcgError(f"{run}: its validation predictions differ from its metrics.json")
         logits.append(np.asarray(lg))
         labels.append(y.numpy())

@@ -208,8 +208,8 @@ KEEPS = ("best", "last")
 
 # What a model with the rhythm input trains on and with when these options are not given: the beat with its
 # predecessor and successor (context), its difference to the record's median beat (template), the loss weighted by
-# the square root of inverse class frequency, and half of each batch's beats named by their rhythm alone
-# (morphology dropout), and 2 % of its N beats turned into S beats with a training S beat's rhythm (synthetic S,
+# the square root of inverse class frequency, half of each batch's beats named by their rhythm alone
+# (morphology dropout) and 2 % of its N beats turned into S beats with a training S beat's rhythm (synthetic S,
 # ninth round); the last epoch's weights are tested, since on new patients the epoch of best validation
 # accuracy over three held-out records is mostly chance; and the S logit is raised by 0.25 when the model decides
 # (s_offset), an operating point that trades S precision for S sensitivity as the field's targets ask. Chosen on

@@ -186,7 +186,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     if config.synthetic_s and r_train is None:
         raise InputError(f"synthetic S beats ({config.synthetic_s:g}) need the rhythm input (--features beat+rhythm): "
                          "an S beat is made of an N beat's shape and an S beat's rhythm")
-    s_rhythm = None if r_train is None else r_train[y_train == CLASSES.index("S")].to(device)
+    s_rhythm = r_train[y_train == CLASSES.index("S")].to(device) if config.synthetic_s else None
     if config.synthetic_s and not len(s_rhythm):
         raise InputError("synthetic S beats need S beats in the training split, whose rhythm they borrow; without "
                          "any, give --synthetic-s 0")

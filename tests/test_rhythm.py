@@ -404,12 +404,15 @@ def test_morphology_dropout_trains_reproducibly_and_needs_the_rhythm_input():
             TrainConfig(morphology_dropout=bad)
 
 
-def test_cli_morphology_dropout_without_the_rhythm_input(tmp_path, capsys, synthetic_records):
+@pytest.mark.parametrize("flag, value, message", [
+    ("--morphology-dropout", "0.3", "morphology dropout 0.3 needs the rhythm input"),
+    ("--synthetic-s", "0.02", "synthetic S beats (0.02) need the rhythm input")])
+def test_cli_rhythm_options_without_the_rhythm_input(flag, value, message, tmp_path, capsys, synthetic_records):
     """Recorded and refused out of range with the other training options (test_template); here: without the
-    rhythm input it is one line, and no run folder."""
+    rhythm input each is one line, and no run folder."""
     result = run_main(capsys, "train", "--model", "resnet", "--source", "mitdb", "--mitdb-dir", synthetic_records,
-                      "--no-download", "--morphology-dropout", "0.3", "--out", tmp_path / "plain")
-    assert_one_line_error(result, "morphology dropout 0.3 needs the rhythm input", "--features beat+rhythm")
+                      "--no-download", flag, value, "--out", tmp_path / "plain")
+    assert_one_line_error(result, message, "--features beat+rhythm")
     assert not (tmp_path / "plain").exists()
 
 
@@ -491,7 +494,7 @@ def test_synthetic_s_gives_n_beats_an_s_rhythm_and_label():
     assert torch.equal(y, torch.tensor([n, CLASSES.index("V"), n, s, n, CLASSES.index("F")] * 50))  # not in place
 
 
-def test_synthetic_s_needs_the_rhythm_input_and_s_beats(tmp_path, capsys, synthetic_records):
+def test_synthetic_s_needs_s_beats_in_training():
     torch.manual_seed(0)
     model = build_model("resnet", width=8, blocks=1, rhythm_features=3)
     gen = torch.Generator().manual_seed(1)
@@ -505,7 +508,3 @@ def test_synthetic_s_needs_the_rhythm_input_and_s_beats(tmp_path, capsys, synthe
     with_s[:4] = CLASSES.index("S")
     history = train.fit(model, x, with_s, x[:8], with_s[:8], config, progress=False, r_train=r, r_val=r[:8])
     assert len(history) == 1
-    result = run_main(capsys, "train", "--model", "resnet", "--source", "mitdb", "--mitdb-dir", synthetic_records,
-                      "--no-download", "--synthetic-s", "0.02", "--out", tmp_path / "plain")
-    assert_one_line_error(result, "synthetic S beats (0.02) need the rhythm input", "--features beat+rhythm")
-    assert not (tmp_path / "plain").exists()
