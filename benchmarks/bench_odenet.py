@@ -28,17 +28,20 @@ from typing import Any
 import numpy as np
 import torch
 
-import ecglib.compare  # noqa: F401  (loaded now: edits to the package during a long run do not reach it)
-import ecglib.plots  # noqa: F401
+import ecglib.experiments.tolerance  # noqa: F401  (loaded now: edits to the package during a long run do not reach it)
+import ecglib.report.figures  # noqa: F401
 from ecglib.config import ODEConfig, TrainConfig
-from ecglib.data import limit_beats, load_beats, split_beats, to_tensors
+from ecglib.data.inputs import to_tensors
+from ecglib.data.sources import load_beats
+from ecglib.data.splits import limit_beats, split_beats
 from ecglib.errors import EcgError
-from ecglib.files import atomic_write_text
-from ecglib.metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, \
-    cuda_peak_bytes
+from ecglib.experiments.tolerance import tolerance_sweep
+from ecglib.files import atomic_path, atomic_write_text
+from ecglib.inference import machine_description, pick_device, predict
+from ecglib.metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 from ecglib.models import build_model
-from ecglib.runs import machine_description
-from ecglib.train import fit, pick_device, predict, seed_everything
+from ecglib.report.figures import plot_deploy_loose, plot_memory_depth
+from ecglib.training.loop import fit, seed_everything
 
 BLOCK = 5  # batches per timing block; seconds per 100 batches = median block time * 100 / BLOCK
 REQUIRED = ("resnet", "odenet-original")
@@ -279,9 +282,8 @@ def deploy_loose(name: str, model: Any, data: dict[str, torch.Tensor], device: t
     beat and inference beats/s at the DEPLOY_LOOSE settings (compare.tolerance_sweep), on up to ``max_beats`` test
     beats (the same random ones for every model). An adaptive solve that the trained dynamics make too stiff for its
     step limit is left out."""
-    from ecglib.compare import tolerance_sweep
-
     import pandas as pd
+
 
     # A seeded random part of the test beats: they are sorted by record, and the first ones are a few patients.
     keep = torch.randperm(len(data["x_test"]), generator=torch.Generator().manual_seed(0))[:max_beats]
@@ -479,7 +481,6 @@ def deploy_markdown(loose: list[dict[str, Any]]) -> list[str]:
 def save_figure(ax: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from ecglib.files import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         ax.figure.savefig(fh, format="png", dpi=110, bbox_inches="tight")
@@ -646,7 +647,6 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ecglib.plots import plot_deploy_loose, plot_memory_depth
 
     save_figure(plot_memory_depth(memory), out / "memory_depth.png")
     if loose:

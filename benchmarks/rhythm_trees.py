@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
-from ecglib.data import DS1, RHYTHM_INPUTS, RHYTHM_NAMES, load_beats, rhythm_columns
+from ecglib.data.facts import DS1, RHYTHM_INPUTS, RHYTHM_NAMES
+from ecglib.data.inputs import rhythm_columns
+from ecglib.data.sources import load_beats
 from ecglib.errors import EcgError
 from ecglib.files import atomic_write_text
+from ecglib.training.batches import class_weights
 
 # The README's folds A, B, C, defined once: the selection sweep's axis.
 with open(Path(__file__).parent / "sweeps" / "select-ds1.toml", "rb") as f:
@@ -36,7 +39,6 @@ def pooled_scores(rhythm: np.ndarray, y: np.ndarray, record: np.ndarray, weighti
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import precision_recall_fscore_support
 
-    from ecglib.train import class_weights
 
     predicted, truth = [], []
     for fold in FOLDS:

@@ -24,8 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ecglib.checkpoints import load_checkpoint
+from ecglib.data.inputs import model_inputs
+from ecglib.data.sources import load_beats
 from ecglib.errors import EcgError
 from ecglib.files import atomic_write_text
+from ecglib.inference import predict
+from ecglib.metrics import confusion, gross_statistics
 
 GRID = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2))
 S = 1  # ecglib.data.CLASSES
@@ -33,7 +38,6 @@ S = 1  # ecglib.data.CLASSES
 
 def class_scores(logits: np.ndarray, y: np.ndarray, offset: float) -> dict[str, float]:
     """S Se, +P, F1, F2 and V Se, +P, F1 of the decisions with ``offset`` added to the S logit; logits (n, 5)."""
-    from ecglib.metrics import gross_statistics
 
     shifted = logits.copy()
     shifted[:, S] += offset
@@ -49,10 +53,6 @@ def class_scores(logits: np.ndarray, y: np.ndarray, offset: float) -> dict[str, 
 def fold_logits(run_dirs: list[Path], beats) -> tuple[np.ndarray, np.ndarray]:
     """The runs' logits on their own validation records (offsets off), pooled; checks that they reproduce each
     run's recorded validation confusion matrix."""
-    from ecglib.data import model_inputs
-    from ecglib.metrics import confusion
-    from ecglib.runs import load_checkpoint
-    from ecglib.train import predict
 
     records = np.asarray(beats.record)
     logits, labels = [], []
@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
 
-        from ecglib.data import load_beats
 
         torch.set_num_threads(args.threads)
         beats = load_beats("mitdb", mitdb_dir=args.mitdb_dir, download=False)

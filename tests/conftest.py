@@ -8,12 +8,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pytest
+
+from ecglib.cli import main
+from ecglib.data.facts import MITDB_RECORDS
+from ecglib.data.records import load_mitdb
+from ecglib.data.synthetic import write_synthetic_mitdb
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +39,7 @@ def pytest_configure(config):
 
     torch.set_num_threads(1)
     # wfdb 4.3 calls pandas with inplace=..., which pandas 3 deprecates: hundreds of warnings that are not ours
-    config.addinivalue_line("filterwarnings", "ignore:The inplace keyword:DeprecationWarning")
+    config.addinivalue_line("filterwarnings", "ignore:The inplace keyword")
 
 
 # ------------------------------------------------------------------------------------------------------- cache
@@ -53,7 +58,6 @@ def synthetic_records(tmp_path_factory) -> Path:
 
     Session-scoped and shared: tests that corrupt records must copy it first (``copy_records``).
     """
-    from ecglib.synthetic import write_synthetic_mitdb
 
     folder = tmp_path_factory.mktemp("synthetic-mitdb")
     written = write_synthetic_mitdb(folder, records=list(SYNTHETIC_RECORDS), seconds=SYNTHETIC_SECONDS,
@@ -66,7 +70,6 @@ def synthetic_records(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_beats(synthetic_records):
     """The beats of ``synthetic_records`` (read once per session, without the cache)."""
-    from ecglib.data import load_mitdb
 
     return load_mitdb(synthetic_records, download=False)
 
@@ -88,7 +91,6 @@ def mitdb_dir() -> Path:
 def MITDB() -> Path:  # noqa: N802 - the name the project's docs use
     """The real MIT-BIH Arrhythmia Database (../shared/data/mitdb from the repo, or $ECGLIB_MITDB_DIR); the test
     is skipped when the folder or any of its 48 records is absent."""
-    from ecglib.data import MITDB_RECORDS
 
     folder = mitdb_dir()
     if not folder.is_dir():
@@ -146,7 +148,6 @@ def run_cli_many(calls: Sequence[tuple[Sequence[str | os.PathLike], dict]], work
 def run_main(capsys, *args: str | os.PathLike) -> CliResult:
     """``ecglib ARGS`` in this process (through ecglib.cli.main, so the same error handling), for the cases
     that do not need a process of their own; stdout and stderr as captured by pytest's capsys."""
-    from ecglib.cli import main
 
     capsys.readouterr()
     rc = main([str(a) for a in args])

@@ -7,16 +7,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
-
 from conftest import assert_one_line_error, copy_records, run_cli, run_main
-from ecglib import annotate, ec57, score
-from ecglib.data import DS1, beats_from_peaks, read_lead, split_beats, to_tensors
+
+from ecglib.config import RECIPE_TRAIN_KEYS, RECIPES, TrainConfig
+from ecglib.data.extract import beats_from_peaks
+from ecglib.data.facts import DS1
+from ecglib.data.inputs import model_inputs, to_tensors
+from ecglib.data.records import read_lead
+from ecglib.data.splits import split_beats
+from ecglib.ec57.annotate import CLASS_CODE, UNCLASSIFIED_CODE, annotate_record, load_trained
+from ecglib.ec57.annotations import read_annotations, write_annotations
+from ecglib.ec57.bxb import BXB_CLASS, compare
+from ecglib.ec57.detect import detect_r_peaks, find_local_peaks
+from ecglib.ec57.score import score_record
+from ecglib.experiments.study import execute_notebook
+from ecglib.inference import predict
+from ecglib.training.run import run_training
 
 
 @pytest.fixture(scope="module")
 def trained_run(synthetic_beats, tmp_path_factory) -> Path:
     """A run folder with a one-epoch ResNet of width 8 and one block, trained on the synthetic DS1 records."""
-    from ecglib.train import TrainConfig, run_training
 
     run = tmp_path_factory.mktemp("run") / "tiny"
     split = split_beats(synthetic_beats, "inter", seed=0)
@@ -29,7 +40,7 @@ def trained_run(synthetic_beats, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(trained_run):
-    return annotate.load_run(trained_run)
+    return load_trained(trained_run)
 
 
 def test_beats_from_peaks_is_the_training_path(synthetic_records, synthetic_beats):
@@ -49,20 +60,19 @@ def test_beats_from_peaks_is_the_training_path(synthetic_records, synthetic_beat
 
 
 def test_reference_detector_classifies_the_training_beats(trained, synthetic_records, synthetic_beats, tmp_path):
-    from ecglib.train import predict
 
-    result = annotate.annotate_record(trained, synthetic_records / "213", detector="reference", out_dir=tmp_path)
+    result = annotate_record(trained, synthetic_records / "213", detector="reference", out_dir=tmp_path)
     rows = synthetic_beats.record == "213"
     ann = wfdb.rdann(str(synthetic_records / "213"), "atr")
-    beats = np.isin(ann.symbol, list(ec57.BXB_CLASS))
+    beats = np.isin(ann.symbol, list(BXB_CLASS))
     np.testing.assert_array_equal(result.sample, ann.sample[beats])
     # The predictions equal the model's on the beats that training extracted from the same R peaks.
     x, _ = to_tensors(synthetic_beats, np.flatnonzero(rows))
     expected, _ = predict(trained.model, x)
     kept = np.isin(result.sample, synthetic_beats.sample[rows])
     np.testing.assert_array_equal(result.label[kept], expected)
-    assert (result.label[~kept] == -1).all() and (result.symbol[~kept] == annotate.UNCLASSIFIED_CODE).all()
-    assert set(result.symbol) <= set(annotate.CLASS_CODE.values())
+    assert (result.label[~kept] == -1).all() and (result.symbol[~kept] == UNCLASSIFIED_CODE).all()
+    assert set(result.symbol) <= set(CLASS_CODE.values())
     assert result.path == tmp_path / "213.ecglib" and sorted(p.name for p in tmp_path.iterdir()) == ["213.ecglib"]
     line = result.summary_line()
     assert line.startswith(f"213: {len(result.sample)} beats") and "x real time" in line
@@ -71,14 +81,14 @@ def test_reference_detector_classifies_the_training_beats(trained, synthetic_rec
 def test_wrann_rdann_round_trip(tmp_path):
     sample = np.array([10, 400, 790, 1180, 1500])
     symbol = np.array(["N", "A", "V", "F", "Q"])
-    path = annotate.write_annotations(tmp_path / "rec", "test", sample, symbol, 360.0, tmp_path / "out")
+    path = write_annotations(tmp_path / "rec", "test", sample, symbol, 360.0, tmp_path / "out")
     assert path == tmp_path / "out" / "rec.test"
     back = wfdb.rdann(str(tmp_path / "out" / "rec"), "test")
     np.testing.assert_array_equal(back.sample, sample)
     assert list(back.symbol) == list(symbol) and back.fs == 360
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["rec.test"]  # no temporary folder left
     # The classes written are the ones bxb reads back.
-    assert [ec57.BXB_CLASS[s] for s in back.symbol] == ["N", "S", "V", "F", "Q"]
+    assert [BXB_CLASS[s] for s in back.symbol] == ["N", "S", "V", "F", "Q"]
 
 
 def test_find_local_peaks_equals_wfdb():
@@ -91,18 +101,18 @@ def test_find_local_peaks_equals_wfdb():
         # Integer-valued signals have plateaus, where wfdb's scan order decides which sample is the peak.
         sig = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
         expected = np.asarray(wfdb_find_local_peaks(sig, radius), dtype=np.int64)
-        np.testing.assert_array_equal(annotate.find_local_peaks(sig, radius), expected, err_msg=str(trial))
-    assert annotate.find_local_peaks(np.ones(50), 5).size == 0
+        np.testing.assert_array_equal(find_local_peaks(sig, radius), expected, err_msg=str(trial))
+    assert find_local_peaks(np.ones(50), 5).size == 0
 
 
 def test_xqrs_detector_matches_wfdb_and_finds_the_beats(synthetic_records):
     from wfdb.processing import xqrs_detect
 
     signal, fs, _ = read_lead(synthetic_records / "208")
-    peaks = annotate.detect_r_peaks(signal, fs, "xqrs")
+    peaks = detect_r_peaks(signal, fs, "xqrs")
     np.testing.assert_array_equal(peaks, np.unique(xqrs_detect(signal, fs=fs, verbose=False)))
     ann = wfdb.rdann(str(synthetic_records / "208"), "atr")
-    c = ec57.compare(ann.sample, ann.symbol, peaks, ["N"] * len(peaks), fs, learning_period=0, sig_len=len(signal))
+    c = compare(ann.sample, ann.symbol, peaks, ["N"] * len(peaks), fs, learning_period=0, sig_len=len(signal))
     stats = c.stats()
     assert stats["Q Se"] > 95 and stats["Q +P"] > 95, stats
 
@@ -128,7 +138,7 @@ def test_annotate_and_score_commands(trained_run, synthetic_records, tmp_path, c
     rows = list(csv.DictReader(csv_path.open()))
     assert [row["record"] for row in rows] == ["100", "213", "gross", "average"]
     # The CSV's counts are the comparison's own.
-    comp = score.score_record(synthetic_records / "213", "atr", "ecglib", learning_period=0, test_dir=out)
+    comp = score_record(synthetic_records / "213", "atr", "ecglib", learning_period=0, test_dir=out)
     assert int(rows[1]["Nn"]) == comp.count("N", "n") and int(rows[1]["Vv"]) == comp.count("V", "v")
 
 
@@ -213,9 +223,8 @@ def test_annotate_notebook_runs_offline(trained_run, tmp_path):
     """04_annotate with its synthetic default, a short record and no learning period, through papermill."""
     import nbformat
 
-    from ecglib import study
 
-    out = study.execute_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "04_annotate.ipynb",
+    out = execute_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "04_annotate.ipynb",
                                   tmp_path / "04_annotate.ipynb",
                                   {"run_dir": str(trained_run), "synthetic_seconds": 40, "learning_period": 0.0,
                                    "threads": 1}, cwd=tmp_path, progress=False)
@@ -233,14 +242,14 @@ def test_xqrs_on_real_records(MITDB):
     scores them."""
     for name, floor in (("100", 99.9), ("105", 98.0)):
         signal, fs, _ = read_lead(MITDB / name, "MLII")
-        peaks = annotate.detect_r_peaks(signal, fs)
-        ref = score.read_annotations(MITDB / name, "atr", len(signal), fs=fs)
-        c = ec57.compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
+        peaks = detect_r_peaks(signal, fs)
+        ref = read_annotations(MITDB / name, "atr", len(signal), fs=fs)
+        c = compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
                          ref_subtypes=ref.subtype, record=name)
         s = c.stats()
         assert s["Q Se"] >= floor and s["Q +P"] >= floor, (name, s)
         # The reference against itself: every scored beat on the diagonal.
-        same = ec57.compare(ref.sample, ref.symbol, ref.sample, ref.symbol, fs, sig_len=len(signal), record=name)
+        same = compare(ref.sample, ref.symbol, ref.sample, ref.symbol, fs, sig_len=len(signal), record=name)
         assert np.trace(same.matrix) == same.matrix.sum() == same.reference_beats() > 1500
 
 
@@ -255,9 +264,6 @@ def test_reference_detector_gives_a_rhythm_recipe_model_its_training_inputs(synt
                                                                              tmp_path):
     """A model on the rhythm recipe (rhythm features, neighbours, template difference) labels a record from its R
     peaks exactly as it labels the training pipeline's beats of that record."""
-    from ecglib.config import RECIPE_TRAIN_KEYS, RECIPES
-    from ecglib.data import model_inputs
-    from ecglib.train import TrainConfig, predict, run_training
 
     recipe = RECIPES["beat+rhythm"]
     split = split_beats(synthetic_beats, "inter", seed=0)
@@ -266,9 +272,9 @@ def test_reference_detector_gives_a_rhythm_recipe_model_its_training_inputs(synt
                              **{k: recipe[k] for k in RECIPE_TRAIN_KEYS}),
                  {"width": 8, "blocks": 1}, progress=False, data_config={"source": "synthetic"},
                  features="beat+rhythm", context=recipe["context"], template=recipe["template"])
-    trained = annotate.load_run(tmp_path / "run")
+    trained = load_trained(tmp_path / "run")
     assert trained.model.rhythm_features and trained.model.config["in_channels"] == 4
-    result = annotate.annotate_record(trained, synthetic_records / "213", detector="reference",
+    result = annotate_record(trained, synthetic_records / "213", detector="reference",
                                       out_dir=tmp_path / "ann")
     rows = np.flatnonzero(synthetic_beats.record == "213")
     x, _, r = model_inputs(synthetic_beats, trained.model.config).part(rows)

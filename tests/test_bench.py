@@ -38,7 +38,7 @@ def test_bench_writes_the_required_rows_and_averages_seeds(tmp_path, cache_dir):
             assert key in row, (row["config"], key)
         assert row["seconds_per_100_batches"] > 0 and row["activation_bytes"] > 0 and row["beats_per_second"] > 0
     # --train-all: every row trained with two seeds, their mean and standard error reported
-    for name, row in by.items():
+    for row in by.values():
         seeds = row["accuracy_by_seed"]
         assert row["seeds"] == [0, 1] and list(seeds) == ["0", "1"] and all(0 <= a <= 1 for a in seeds.values())
         assert row["accuracy_mean"] == row["accuracy"] == pytest.approx(sum(seeds.values()) / 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ecglib.compare import conclusions
+from ecglib.report.conclusions import conclusions
 
 BASE = {"accuracy": 0.95, "macro-F1": 0.80, "recall N": 0.99, "recall S": 0.60, "recall V": 0.90, "recall F": 0.40,
         "recall Q": 0.95, "baseline": 0.83, "params": 182_853, "s/epoch": 57.0, "NFE fwd/batch": 0.0,

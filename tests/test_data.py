@@ -8,12 +8,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
+from conftest import (
+    DS1_RECORDS,
+    DS2_RECORDS,
+    PACED,
+    SYNTHETIC_RECORDS,
+    assert_one_line_error,
+    copy_records,
+    run_cli_many,
+    run_main,
+)
 
-from conftest import (DS1_RECORDS, DS2_RECORDS, PACED, SYNTHETIC_RECORDS, assert_one_line_error, copy_records,
-                      run_cli_many, run_main)
-from ecglib import data, records
-from ecglib.data import AAMI, BEAT_LENGTH, CLASSES, DS1, DS2, Beats, InputError
-from ecglib.synthetic import write_synthetic_mitdb
+import ecglib.data.extract
+import ecglib.data.sources
+from ecglib.data.beats import Beats, load_npz, save_npz
+from ecglib.data.extract import extract_beats
+from ecglib.data.facts import AAMI, BEAT_LENGTH, CLASSES, DS1, DS2, MITDB_RECORDS, PACED_RECORDS
+from ecglib.data.records import ensure_mitdb, load_mitdb
+from ecglib.data.sources import load_beats
+from ecglib.data.splits import limit_beats, split_beats
+from ecglib.data.synthetic import write_synthetic_mitdb
+from ecglib.errors import InputError
 
 
 def check_beats(beats: Beats) -> None:
@@ -71,7 +86,7 @@ def test_aami_mapping_of_symbols():
 def test_non_beat_annotations_are_skipped(synthetic_records, tmp_path):
     folder = copy_records(synthetic_records, tmp_path / "rec")
     name = "208"
-    beats_before = data.load_mitdb(folder, records=[name], download=False)
+    beats_before = load_mitdb(folder, records=[name], download=False)
     ann = wfdb.rdann(str(folder / name), "atr")
     assert {"+", "~"} <= set(ann.symbol)  # the generator writes rhythm and noise annotations
     # add more non-beat annotations: a non-conducted P wave, an isolated QRS-like artefact and a comment
@@ -84,7 +99,7 @@ def test_non_beat_annotations_are_skipped(synthetic_records, tmp_path):
     order = np.argsort(samples, kind="stable")
     wfdb.wrann(name, "atr", sample=samples[order], symbol=[symbols[i] for i in order],
                aux_note=[aux[i] for i in order], write_dir=str(folder))
-    beats_after = data.load_mitdb(folder, records=[name], download=False)
+    beats_after = load_mitdb(folder, records=[name], download=False)
     np.testing.assert_array_equal(beats_after.sample, beats_before.sample)
     np.testing.assert_array_equal(beats_after.x, beats_before.x)
     np.testing.assert_array_equal(beats_after.symbol, beats_before.symbol)
@@ -95,7 +110,7 @@ def test_non_beat_annotations_are_skipped(synthetic_records, tmp_path):
 def _lead_beats(folder: Path, name: str, channel: str) -> np.ndarray:
     record = wfdb.rdrecord(str(folder / name), channel_names=[channel])
     samples, _, _, _ = beat_annotations(folder, name)
-    x, _ = data.extract_beats(record.p_signal[:, 0], record.fs, samples)
+    x, _ = extract_beats(record.p_signal[:, 0], record.fs, samples)
     return x
 
 
@@ -126,18 +141,18 @@ def test_extract_beats_geometry():
     signal = np.zeros(20 * fs)
     peaks = np.arange(50, len(signal) - 200, rr)
     signal[peaks] = 1.0
-    x, kept = data.extract_beats(signal, fs, peaks)
+    x, kept = extract_beats(signal, fs, peaks)
     assert x.shape == (len(peaks), BEAT_LENGTH) and np.array_equal(kept, np.arange(len(peaks)))
     assert np.all(x[:, 0] == 1.0)  # the R peak is the first sample and the window maximum
     assert np.all(x[:-1, 100] == 1.0)  # the next R peak, one RR later, is inside the 1.2 RR segment
     assert np.all(x[:, 120:] == 0.0)  # zero padding after 1.2 RR
     # a beat whose segment would run past the end is dropped
-    x2, kept2 = data.extract_beats(signal, fs, np.append(peaks, len(signal) - 10))
+    x2, kept2 = extract_beats(signal, fs, np.append(peaks, len(signal) - 10))
     assert len(x2) == len(peaks) and len(peaks) not in kept2
 
 
 def test_load_beats_mitdb_source_reads_the_records_file(synthetic_records, synthetic_beats, cache_dir):
-    beats = data.load_beats("mitdb", mitdb_dir=synthetic_records, download=False)
+    beats = load_beats("mitdb", mitdb_dir=synthetic_records, download=False)
     check_beats(beats)
     np.testing.assert_array_equal(beats.x, synthetic_beats.x)
     np.testing.assert_array_equal(beats.y, synthetic_beats.y)
@@ -147,24 +162,24 @@ def test_load_beats_mitdb_source_reads_the_records_file(synthetic_records, synth
 
 def test_load_beats_needs_its_folder():
     with pytest.raises(InputError, match="--mitdb-dir"):
-        data.load_beats("mitdb")
+        load_beats("mitdb")
     with pytest.raises(InputError, match="--kaggle-dir"):
-        data.load_beats("kaggle")
+        load_beats("kaggle")
     with pytest.raises(InputError, match="unknown data source"):
-        data.load_beats("physionet")
+        load_beats("physionet")
 
 
 # ------------------------------------------------------------------------------------------------------ synthetic
 def test_synthetic_source_through_load_beats(cache_dir):
     records = ["208", "100", "102"]
-    beats = data.load_beats("synthetic", records=records, synthetic_seconds=20, seed=5)
+    beats = load_beats("synthetic", records=records, synthetic_seconds=20, seed=5)
     check_beats(beats)
     assert set(np.unique(beats.record)) == set(records)
     assert beats.meta["source"] == "synthetic" and beats.meta["seed"] == 5 and beats.meta["seconds"] == 20
     assert (cache_dir / "synthetic-mitdb-s5-20s" / "208.hea").exists()
-    again = data.load_beats("synthetic", records=records, synthetic_seconds=20, seed=5, cache=False)
+    again = load_beats("synthetic", records=records, synthetic_seconds=20, seed=5, cache=False)
     np.testing.assert_array_equal(again.x, beats.x)
-    other = data.load_beats("synthetic", records=records, synthetic_seconds=20, seed=6, cache=False)
+    other = load_beats("synthetic", records=records, synthetic_seconds=20, seed=6, cache=False)
     assert other.x.shape != beats.x.shape or not np.array_equal(other.x, beats.x)
 
 
@@ -215,7 +230,7 @@ def test_kaggle_source(tmp_path):
     train, test = kaggle_rows(60, 0), kaggle_rows(25, 1)
     folder = write_kaggle(tmp_path / "kaggle", train, test)
     assert (folder / "mitbih_train.csv").read_text().split("\n")[0].count(",") == BEAT_LENGTH
-    beats = data.load_beats("kaggle", kaggle_dir=folder)
+    beats = load_beats("kaggle", kaggle_dir=folder)
     check_beats(beats)
     assert len(beats) == 85
     np.testing.assert_allclose(beats.x, np.vstack([train, test])[:, :BEAT_LENGTH].astype(np.float32))
@@ -224,12 +239,12 @@ def test_kaggle_source(tmp_path):
     np.testing.assert_array_equal(beats.sample[:60], np.arange(60))
     np.testing.assert_array_equal(beats.symbol, np.asarray(CLASSES)[beats.y])
     # intra keeps the given files: test = the test file, train + val = the train file
-    split = data.split_beats(beats, "intra", val_fraction=0.2, seed=0)
+    split = split_beats(beats, "intra", val_fraction=0.2, seed=0)
     np.testing.assert_array_equal(split.test, np.arange(60, 85))
     np.testing.assert_array_equal(np.sort(np.concatenate([split.train, split.val])), np.arange(60))
     assert len(split.val) == 12
     with pytest.raises(InputError, match="record names"):
-        data.split_beats(beats, "inter")
+        split_beats(beats, "inter")
 
 
 # --------------------------------------------------------------------------------------------------------- splits
@@ -246,7 +261,7 @@ def _toy_beats(counts: dict[int, int], records: np.ndarray | None = None) -> Bea
 def test_intra_split_is_stratified_80_20_with_val_from_train():
     counts = {0: 700, 1: 100, 2: 100, 3: 50, 4: 50}
     beats = _toy_beats(counts)
-    split = data.split_beats(beats, "intra", test_fraction=0.2, val_fraction=0.1, seed=0)
+    split = split_beats(beats, "intra", test_fraction=0.2, val_fraction=0.1, seed=0)
     assert split.protocol == "intra"
     assert split.sizes() == {"train": 720, "val": 80, "test": 200}
     parts = [set(split.train), set(split.val), set(split.test)]
@@ -257,15 +272,15 @@ def test_intra_split_is_stratified_80_20_with_val_from_train():
         assert (beats.y[split.test] == c).sum() == n // 5
         assert (beats.y[split.val] == c).sum() == n * 4 // 5 // 10
     # deterministic for a seed, different for another
-    again = data.split_beats(beats, "intra", seed=0)
+    again = split_beats(beats, "intra", seed=0)
     np.testing.assert_array_equal(again.test, split.test)
-    assert not np.array_equal(data.split_beats(beats, "intra", seed=1).test, split.test)
+    assert not np.array_equal(split_beats(beats, "intra", seed=1).test, split.test)
     # no validation part when asked for none
-    assert len(data.split_beats(beats, "intra", val_fraction=0.0).val) == 0
+    assert len(split_beats(beats, "intra", val_fraction=0.0).val) == 0
 
 
 def test_intra_split_on_records(synthetic_beats):
-    split = data.split_beats(synthetic_beats, "intra")
+    split = split_beats(synthetic_beats, "intra")
     n = len(synthetic_beats)
     assert len(set(split.train) | set(split.val) | set(split.test)) == n
     assert len(split.train) + len(split.val) + len(split.test) == n
@@ -273,7 +288,7 @@ def test_intra_split_on_records(synthetic_beats):
 
 
 def test_inter_split_follows_de_chazal(synthetic_beats):
-    split = data.split_beats(synthetic_beats, "inter")
+    split = split_beats(synthetic_beats, "inter")
     rec = synthetic_beats.record
     train_records = set(rec[split.train]) | set(rec[split.val])
     assert train_records <= set(DS1) and train_records == set(DS1_RECORDS)
@@ -287,17 +302,17 @@ def test_inter_split_follows_de_chazal(synthetic_beats):
 
 def test_split_errors(synthetic_beats):
     with pytest.raises(InputError, match="unknown split"):
-        data.split_beats(synthetic_beats, "kfold")
+        split_beats(synthetic_beats, "kfold")
     toy = _toy_beats({0: 30, 1: 30})
     with pytest.raises(InputError, match="DS1"):
-        data.split_beats(toy, "inter")
+        split_beats(toy, "inter")
 
 
 def test_limit_beats_is_stratified(synthetic_beats):
-    small = data.limit_beats(synthetic_beats, 100, seed=0)
+    small = limit_beats(synthetic_beats, 100, seed=0)
     assert len(small) == 100
-    assert data.limit_beats(synthetic_beats, None) is synthetic_beats
-    assert data.limit_beats(synthetic_beats, 10**6) is synthetic_beats
+    assert limit_beats(synthetic_beats, None) is synthetic_beats
+    assert limit_beats(synthetic_beats, 10**6) is synthetic_beats
     full = synthetic_beats.class_counts()
     for c, n in small.class_counts().items():
         assert abs(n - 100 * full[c] / len(synthetic_beats)) <= 1.5
@@ -306,7 +321,7 @@ def test_limit_beats_is_stratified(synthetic_beats):
 # ---------------------------------------------------------------------------------------------------------- cache
 def test_cache_serves_the_second_load(synthetic_records, tmp_path, cache_dir, monkeypatch):
     folder = copy_records(synthetic_records, tmp_path / "rec")
-    first = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    first = load_beats("mitdb", mitdb_dir=folder, download=False)
     cached = sorted((cache_dir / "beats").glob("mitdb-*.npz"))
     assert len(cached) == 1
     # the entry and its checksum, nothing else
@@ -316,9 +331,9 @@ def test_cache_serves_the_second_load(synthetic_records, tmp_path, cache_dir, mo
         raise AssertionError("extraction ran although the cache holds these beats")
 
     with monkeypatch.context() as m:
-        m.setattr(data, "load_mitdb", no_extraction)
-        m.setattr(data, "extract_beats", no_extraction)
-        second = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+        m.setattr(ecglib.data.sources, "load_mitdb", no_extraction)
+        m.setattr(ecglib.data.extract, "extract_beats", no_extraction)
+        second = load_beats("mitdb", mitdb_dir=folder, download=False)
     for field in ("x", "y", "record", "sample", "symbol"):
         np.testing.assert_array_equal(getattr(second, field), getattr(first, field))
     assert second.x.dtype == np.float32 and second.y.dtype == np.int64
@@ -326,20 +341,20 @@ def test_cache_serves_the_second_load(synthetic_records, tmp_path, cache_dir, mo
 
     # cache=False, a changed record file and a corrupt cache entry all extract again
     calls = []
-    real = data.extract_beats
+    real = extract_beats
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(records, "extract_beats", counting)
-    data.load_beats("mitdb", mitdb_dir=folder, download=False, cache=False)
+    monkeypatch.setattr(ecglib.data.extract, "extract_beats", counting)
+    load_beats("mitdb", mitdb_dir=folder, download=False, cache=False)
     assert len(calls) == len(SYNTHETIC_RECORDS)
     calls.clear()
     # the key follows the content: a new modification time alone is served from the cache ...
     stat = (folder / "100.dat").stat()
     os.utime(folder / "100.dat", (stat.st_atime, stat.st_mtime + 100))
-    same = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    same = load_beats("mitdb", mitdb_dir=folder, download=False)
     assert calls == []
     np.testing.assert_array_equal(same.x, first.x)
     # ... and bytes changed in place, size and modification time kept, are extracted again
@@ -348,23 +363,23 @@ def test_cache_serves_the_second_load(synthetic_records, tmp_path, cache_dir, mo
     raw[0] ^= 1  # the first annotation moves by one sample
     (folder / "100.atr").write_bytes(bytes(raw))
     os.utime(folder / "100.atr", ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    changed = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    changed = load_beats("mitdb", mitdb_dir=folder, download=False)
     assert len(calls) == len(SYNTHETIC_RECORDS)
     assert not np.array_equal(changed.sample, first.sample)
     assert len(list((cache_dir / "beats").glob("mitdb-*.npz"))) == 2
     calls.clear()
     for entry in (cache_dir / "beats").glob("mitdb-*.npz"):
         entry.write_bytes(b"garbage")
-    rebuilt = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    rebuilt = load_beats("mitdb", mitdb_dir=folder, download=False)
     assert len(calls) == len(SYNTHETIC_RECORDS)
     np.testing.assert_array_equal(rebuilt.x, changed.x)
 
 
 def test_save_and_load_npz_roundtrip(synthetic_beats, tmp_path):
     path = tmp_path / "out" / "beats.npz"
-    data.save_npz(synthetic_beats, path)
+    save_npz(synthetic_beats, path)
     assert os.listdir(path.parent) == ["beats.npz"]
-    back = data.load_npz(path)
+    back = load_npz(path)
     for field in ("x", "y", "record", "sample", "symbol"):
         np.testing.assert_array_equal(getattr(back, field), getattr(synthetic_beats, field))
     assert back.meta["leads"] == synthetic_beats.meta["leads"]
@@ -381,7 +396,7 @@ def test_download_failure_names_the_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(wfdb, "dl_database", offline)
     target = tmp_path / "mitdb"
     with pytest.raises(InputError) as err:
-        data.ensure_mitdb(target, records=["100", "101"])
+        ensure_mitdb(target, records=["100", "101"])
     message = str(err.value)
     assert str(target) in message and "download" in message and "Name or service not known" in message
     assert "\n" not in message
@@ -389,7 +404,7 @@ def test_download_failure_names_the_folder(tmp_path, monkeypatch):
     # with download=False nothing is attempted
     calls.clear()
     with pytest.raises(InputError, match="2 of 2 records missing"):
-        data.ensure_mitdb(tmp_path / "other", records=["100", "101"], download=False)
+        ensure_mitdb(tmp_path / "other", records=["100", "101"], download=False)
     assert calls == []
 
 
@@ -400,8 +415,8 @@ def test_download_that_leaves_records_missing(tmp_path, monkeypatch, synthetic_r
 
     monkeypatch.setattr(wfdb, "dl_database", partial)
     with pytest.raises(InputError, match="left 1 records missing .first: 213"):
-        data.ensure_mitdb(tmp_path / "mitdb", records=["100", "213"])
-    assert data.ensure_mitdb(tmp_path / "mitdb", records=["100"], download=False) == tmp_path / "mitdb"
+        ensure_mitdb(tmp_path / "mitdb", records=["100", "213"])
+    assert ensure_mitdb(tmp_path / "mitdb", records=["100"], download=False) == tmp_path / "mitdb"
 
 
 # ----------------------------------------------------------------------------------------------- ecglib prepare
@@ -428,7 +443,7 @@ def test_prepare_cli_writes_beats(cli, synthetic_records, synthetic_beats, tmp_p
     assert f"all {len(synthetic_beats):,} beats" in result.stdout
     assert "102 (V5)" in result.stdout
     # the file is what `ecglib train --data` reads
-    back = data.load_npz(out)
+    back = load_npz(out)
     np.testing.assert_array_equal(back.symbol, synthetic_beats.symbol)
 
 
@@ -633,9 +648,9 @@ def test_save_npz_leaves_no_temporary_file_when_it_fails(synthetic_beats, tmp_pa
     def disk_full(src, dst):
         raise OSError(28, "No space left on device", str(dst))
 
-    monkeypatch.setattr(data.os, "replace", disk_full)
+    monkeypatch.setattr(os, "replace", disk_full)
     with pytest.raises(InputError, match="beats.npz: cannot write \\(no space left on the device\\)"):
-        data.save_npz(synthetic_beats, out / "beats.npz")
+        save_npz(synthetic_beats, out / "beats.npz")
     assert os.listdir(out) == []
 
 
@@ -645,14 +660,14 @@ KAGGLE_TOTALS = {"N": 90_589, "S": 2_779, "V": 7_236, "F": 803, "Q": 8_039}
 
 @pytest.fixture(scope="session")
 def real_beats(MITDB, tmp_path_factory):
-    return data.load_beats("mitdb", mitdb_dir=MITDB, download=False,
+    return load_beats("mitdb", mitdb_dir=MITDB, download=False,
                            cache_dir=tmp_path_factory.mktemp("real-cache"))
 
 
 @pytest.mark.realdata
 def test_real_mitdb_class_counts(real_beats):
     check_beats(real_beats)
-    assert set(np.unique(real_beats.record)) == set(data.MITDB_RECORDS)
+    assert set(np.unique(real_beats.record)) == set(MITDB_RECORDS)
     counts = real_beats.class_counts()
     for c, expected in KAGGLE_TOTALS.items():
         assert abs(counts[c] - expected) <= 0.005 * expected, (c, counts[c], expected)
@@ -667,13 +682,13 @@ def test_real_mitdb_leads(real_beats):
 
 @pytest.mark.realdata
 def test_real_mitdb_splits(real_beats):
-    intra = data.split_beats(real_beats, "intra")
+    intra = split_beats(real_beats, "intra")
     assert abs(len(intra.train) + len(intra.val) - 87_554) <= 0.01 * 87_554
     assert abs(len(intra.test) - 21_892) <= 0.01 * 21_892
-    inter = data.split_beats(real_beats, "inter")
+    inter = split_beats(real_beats, "inter")
     rec = real_beats.record
     assert set(rec[inter.train]) | set(rec[inter.val]) == set(DS1)
     assert set(rec[inter.test]) == set(DS2)
     used = np.concatenate([inter.train, inter.val, inter.test])
-    assert not np.isin(rec[used], data.PACED_RECORDS).any()
-    assert len(used) + int(np.isin(rec, data.PACED_RECORDS).sum()) == len(real_beats)
+    assert not np.isin(rec[used], PACED_RECORDS).any()
+    assert len(used) + int(np.isin(rec, PACED_RECORDS).sum()) == len(real_beats)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecglib import ec57, score
+from ecglib.data.facts import PACED_RECORDS
+from ecglib.ec57.bxb import BXB_LABELS, Comparison, compare, summarize, wfdb_time
+from ecglib.ec57.score import format_table, write_csv
 from ecglib.errors import InputError
 
 FS = 100
@@ -26,7 +28,7 @@ def test_every_class_confusion_lands_in_its_cell():
     for i, (r, t) in enumerate((r, t) for r in "NSVFQ" for t in "NSVFQ"):
         ref.append((100 + 100 * i, CODES[r]))
         test.append((100 + 100 * i + 3, CODES[t]))
-    c = ec57.compare(*beats(*ref), *beats(*test), FS, learning_period=0)
+    c = compare(*beats(*ref), *beats(*test), FS, learning_period=0)
     expected = np.zeros((7, 7), dtype=np.int64)
     expected[:5, :5] = 1
     np.testing.assert_array_equal(c.matrix, expected)
@@ -43,7 +45,7 @@ def test_bxb_symbol_mapping():
     symbols = ["L", "R", "B", "e", "j", "n", "a", "J", "S", "E", "r", "/", "f", "?"]
     classes = ["N", "N", "N", "S", "S", "S", "S", "S", "S", "V", "V", "Q", "Q", "Q"]
     samples = 100 + 100 * np.arange(len(symbols))
-    c = ec57.compare(samples, symbols, samples, symbols, FS, learning_period=0)
+    c = compare(samples, symbols, samples, symbols, FS, learning_period=0)
     for cls in "NSVQ":
         assert c.count(cls, cls) == classes.count(cls)
     assert c.matrix.sum() == len(symbols)
@@ -52,7 +54,7 @@ def test_bxb_symbol_mapping():
 def test_non_beat_annotations_are_skipped():
     ref = beats((100, "N"), (150, "+"), (200, "N"), (210, "~"), (300, "N"), (320, "|"))
     test = beats((101, "N"), (201, "N"), (301, "N"), (400, '"'))
-    c = ec57.compare(*ref, *test, FS, learning_period=0)
+    c = compare(*ref, *test, FS, learning_period=0)
     assert c.count("N", "n") == 3 and c.matrix.sum() == 3
 
 
@@ -60,20 +62,20 @@ def test_match_window_is_inclusive_at_0_15_s():
     # 15 samples after the reference beat is inside (bxb: T - t <= match_dt), 16 is outside.
     ref = beats((1000, "N"), (2000, "N"), (3000, "V"), (4000, "V"))
     test = beats((1015, "N"), (2016, "N"), (2985, "V"), (3984, "V"))
-    c = ec57.compare(*ref, *test, FS, learning_period=0)
+    c = compare(*ref, *test, FS, learning_period=0)
     assert c.count("N", "n") == 1 and c.count("V", "v") == 1
     assert c.count("N", "o") == 1 and c.count("O", "n") == 1  # the pair 16 samples apart: a miss and an extra
     assert c.count("V", "o") == 1 and c.count("O", "v") == 1
     s = c.stats()
     assert s["Q Se"] == pytest.approx(50.0) and s["Q +P"] == pytest.approx(50.0)
     # At 360 Hz the window is 54 samples.
-    c = ec57.compare([1000, 2000], ["N", "N"], [1054, 2055], ["N", "N"], 360, learning_period=0, sig_len=5000)
+    c = compare([1000, 2000], ["N", "N"], [1054, 2055], ["N", "N"], 360, learning_period=0, sig_len=5000)
     assert c.count("N", "n") == 1 and c.count("N", "o") == 1 and c.count("O", "n") == 1
 
 
 def test_nearest_of_two_candidates_is_paired():
     # Two test beats within the window of one reference beat: the closer one is paired, the other is extra.
-    c = ec57.compare([1000], ["V"], [990, 1002], ["N", "V"], FS, learning_period=0)
+    c = compare([1000], ["V"], [990, 1002], ["N", "V"], FS, learning_period=0)
     assert c.count("V", "v") == 1 and c.count("O", "n") == 1 and c.matrix.sum() == 2
 
 
@@ -85,7 +87,7 @@ def test_learning_period_beats_are_not_scored():
     extra = [250, 330]  # extra test beats in the learning period do not count either
     test_times = np.sort(np.concatenate([times, extra]))
     test_sym = ["V" if t < 500 else "N" for t in test_times]
-    c = ec57.compare(times, ref_sym, test_times, test_sym, FS, learning_period=5)
+    c = compare(times, ref_sym, test_times, test_sym, FS, learning_period=5)
     assert c.count("N", "n") == 16  # 500, 600, ..., 2000
     assert c.matrix.sum() == 16
     assert c.learning_period == 5
@@ -93,16 +95,16 @@ def test_learning_period_beats_are_not_scored():
 
 def test_learning_period_edge_rules():
     # bxb: a test beat just before the start that matches the first reference beat after it is counted ...
-    c = ec57.compare([500, 600], ["N", "N"], [495, 600], ["V", "N"], FS, learning_period=5)
+    c = compare([500, 600], ["N", "N"], [495, 600], ["V", "N"], FS, learning_period=5)
     assert c.count("N", "v") == 1 and c.count("N", "n") == 1 and c.matrix.sum() == 2
     # ... a test beat within one window after the start that matches nothing is skipped uncounted ...
-    c = ec57.compare([600, 700], ["N", "N"], [505, 600, 700], ["N", "N", "N"], FS, learning_period=5)
+    c = compare([600, 700], ["N", "N"], [505, 600, 700], ["N", "N", "N"], FS, learning_period=5)
     assert c.count("N", "n") == 2 and c.count("O", "n") == 0
     # ... but one later than a window after the start is an extra beat.
-    c = ec57.compare([600, 700], ["N", "N"], [530, 600, 700], ["N", "N", "N"], FS, learning_period=5)
+    c = compare([600, 700], ["N", "N"], [530, 600, 700], ["N", "N", "N"], FS, learning_period=5)
     assert c.count("N", "n") == 2 and c.count("O", "n") == 1
     # A reference beat in the learning period is never missed.
-    c = ec57.compare([300, 600], ["V", "N"], [600], ["N"], FS, learning_period=5)
+    c = compare([300, 600], ["V", "N"], [600], ["N"], FS, learning_period=5)
     assert c.count("V", "o") == 0 and c.count("N", "n") == 1
 
 
@@ -110,33 +112,33 @@ def test_end_of_comparison_follows_the_record_length():
     ref = beats((100, "N"), (200, "N"), (300, "N"))
     test = beats((100, "N"), (200, "N"), (300, "N"), (500, "N"))
     # Record length known: test beats up to its end count, so the beat at 500 is an extra one.
-    c = ec57.compare(*ref, *test, FS, learning_period=0, sig_len=1000)
+    c = compare(*ref, *test, FS, learning_period=0, sig_len=1000)
     assert c.count("N", "n") == 3 and c.count("O", "n") == 1
     # Unknown length: bxb stops at the end of the reference annotations.
-    c = ec57.compare(*ref, *test, FS, learning_period=0, sig_len=None)
+    c = compare(*ref, *test, FS, learning_period=0, sig_len=None)
     assert c.count("N", "n") == 3 and c.count("O", "n") == 0
     # Missed reference beats at the end are counted either way.
-    c = ec57.compare([100, 200, 300, 900], ["N"] * 4, [100, 200], ["N", "N"], FS, learning_period=0, sig_len=1000)
+    c = compare([100, 200, 300, 900], ["N"] * 4, [100, 200], ["N", "N"], FS, learning_period=0, sig_len=1000)
     assert c.count("N", "o") == 2
 
 
 def test_record_shorter_than_the_learning_period_is_refused():
     with pytest.raises(InputError, match="shorter than the learning period"):
-        ec57.compare([100], ["N"], [100], ["N"], FS, sig_len=2500)  # 25 s against the default 300 s
+        compare([100], ["N"], [100], ["N"], FS, sig_len=2500)  # 25 s against the default 300 s
 
 
 @pytest.mark.parametrize("window", [{"learning_period": float("nan")}, {"learning_period": -1.0},
                                     {"match_window": float("inf")}, {"match_window": -0.1}])
 def test_windows_that_are_not_seconds_are_refused(window):
     with pytest.raises(InputError, match="213: (learning period|match window) .* not a number of seconds"):
-        ec57.compare([100], ["N"], [100], ["N"], FS, record="213", **window)
+        compare([100], ["N"], [100], ["N"], FS, record="213", **window)
 
 
 def test_ventricular_flutter_episode_is_skipped():
     # Reference beats between [ and ] are ignored, and test beats there are not counted ('*' in bxb).
     ref = beats((100, "N"), (200, "["), (250, "!"), (300, "!"), (400, "]"), (500, "N"))
     test = beats((100, "N"), (260, "V"), (310, "V"), (500, "N"))
-    c = ec57.compare(*ref, *test, FS, learning_period=0)
+    c = compare(*ref, *test, FS, learning_period=0)
     assert c.count("N", "n") == 2 and c.matrix.sum() == 2
 
 
@@ -147,7 +149,7 @@ def test_shutdown_marks_missed_beats_as_x():
     test_samples = np.array([100, 150, 450, 500])
     test_symbols = ["N", "~", "~", "N"]
     test_sub = np.array([0, 0x30, 0, 0])
-    c = ec57.compare(*ref, test_samples, test_symbols, FS, learning_period=0, test_subtypes=test_sub)
+    c = compare(*ref, test_samples, test_symbols, FS, learning_period=0, test_subtypes=test_sub)
     assert c.count("N", "n") == 2 and c.count("N", "x") == 3 and c.count("N", "o") == 0
 
 
@@ -161,7 +163,7 @@ def test_stats_by_hand():
             t += 100
     ref.append((t, "V"))
     test.append((t + 500, "N"))
-    c = ec57.compare(*beats(*ref), *beats(*test), FS, learning_period=0, sig_len=t + 1000)
+    c = compare(*beats(*ref), *beats(*test), FS, learning_period=0, sig_len=t + 1000)
     s = c.stats()
     assert s["Q Se"] == pytest.approx(100 * 18 / 19) and s["Q +P"] == pytest.approx(100 * 18 / 19)
     assert s["V Se"] == pytest.approx(100 * 5 / 7) and s["V +P"] == pytest.approx(100 * 5 / 7)
@@ -171,16 +173,16 @@ def test_stats_by_hand():
 
 def test_rms_rr_interval_error():
     # RR intervals of matched pairs where both files have one: (100 vs 100), (100 vs 103), (100 vs 97) samples.
-    c = ec57.compare([100, 200, 300, 400], ["N"] * 4, [100, 200, 303, 400], ["N"] * 4, FS, learning_period=0)
+    c = compare([100, 200, 300, 400], ["N"] * 4, [100, 200, 303, 400], ["N"] * 4, FS, learning_period=0)
     assert c.rr_count == 3 and c.rr_sq_sum == 18
     assert c.stats()["RR err"] == pytest.approx(np.sqrt(6) * 1000 / FS)
 
 
-def _comparison(record: str, **cells: int) -> ec57.Comparison:
+def _comparison(record: str, **cells: int) -> Comparison:
     m = np.zeros((7, 7), dtype=np.int64)
     for key, v in cells.items():
-        m[ec57.LABELS.index(key[0]), ec57.LABELS.index(key[1].upper())] = v
-    return ec57.Comparison(record, m, 360.0, paced=record in ec57.PACED_RECORDS)
+        m[BXB_LABELS.index(key[0]), BXB_LABELS.index(key[1].upper())] = v
+    return Comparison(record, m, 360.0, paced=record in PACED_RECORDS)
 
 
 def test_gross_and_average_match_wfdb_sumstats():
@@ -190,7 +192,7 @@ def test_gross_and_average_match_wfdb_sumstats():
              "202": (1846, 1, 1, 0, 5, 14, 0, 0, 4, 0, 0), "203": (2035, 8, 1, 19, 59, 359, 4, 13, 9, 6, 0)}
     comps = [_comparison(r, Nn=nn, Vn=vn, Fn=fn, On=on, Nv=nv, Vv=vv, Fv=fv, Ov=ov, No=no, Vo=vo, Fo=fo)
              for r, (nn, vn, fn, on, nv, vv, fv, ov, no, vo, fo) in lines.items()]
-    s = ec57.summarize(comps)
+    s = summarize(comps)
     got_gross = [round(s.gross[k], 2 if k != "V FPR" else 3) for k in ("Q Se", "Q +P", "V Se", "V +P", "V FPR")]
     got_avg = [round(s.average[k], 2 if k != "V FPR" else 3) for k in ("Q Se", "Q +P", "V Se", "V +P", "V FPR")]
     assert got_gross == [98.78, 99.09, 96.27, 90.30, 1.974]
@@ -202,7 +204,7 @@ def test_paced_records_are_scored_but_not_aggregated():
     a = _comparison("100", Nn=90, No=10)
     paced = _comparison("102", Qq=50, Qo=50)
     b = _comparison("dir/105", Nn=40, Sn=5, Ss=5, On=10)
-    s = ec57.summarize([a, paced, b])
+    s = summarize([a, paced, b])
     assert s.excluded == ["102"] and s.records == ["100", "dir/105"]
     assert s.gross["Q Se"] == pytest.approx(100 * 140 / 150)
     assert s.average["Q Se"] == pytest.approx((90.0 + 100.0) / 2)
@@ -210,7 +212,7 @@ def test_paced_records_are_scored_but_not_aggregated():
     assert s.average["Q +P"] == pytest.approx((100.0 + 100 * 50 / 60) / 2)
     assert s.gross["S Se"] == pytest.approx(50.0) and s.average["S Se"] == pytest.approx(50.0)  # 100 has no S
     assert paced.paced and paced.stats()["Q Se"] == pytest.approx(50.0)  # still scored on its own
-    table = score.format_table([a, paced, b], s)
+    table = format_table([a, paced, b], s)
     assert "102*" in table and "paced records scored but not aggregated (*): 102" in table
     assert table.splitlines()[0].split()[:3] == ["Record", "Nn'", "Sn'"]
 
@@ -218,7 +220,7 @@ def test_paced_records_are_scored_but_not_aggregated():
 def test_csv_rows_and_atomic_write(tmp_path):
     a, b = _comparison("100", Nn=90, Nv=2, Vv=8), _comparison("104", Qq=10)
     path = tmp_path / "out" / "ec57.csv"
-    score.write_csv(path, [a, b])
+    write_csv(path, [a, b])
     import csv
 
     rows = list(csv.DictReader(path.open()))
@@ -235,7 +237,7 @@ def test_location_matching_agrees_with_wfdb_compare_annotations():
     from wfdb.processing import compare_annotations
 
     fs = 360
-    window = ec57.wfdb_time(0.15, fs)
+    window = wfdb_time(0.15, fs)
     rng = np.random.default_rng(11)
     for trial in range(20):
         ref = np.cumsum(rng.integers(int(0.4 * fs), int(1.6 * fs), 300)) + fs
@@ -244,7 +246,7 @@ def test_location_matching_agrees_with_wfdb_compare_annotations():
         test = ref[keep] + jitter[keep]
         extras = ref[rng.random(len(ref)) < 0.05] + int(0.2 * fs)  # 5 % extra detections mid-RR
         test = np.unique(np.concatenate([test, extras]))
-        c = ec57.compare(ref, ["N"] * len(ref), test, ["N"] * len(test), fs, learning_period=0,
+        c = compare(ref, ["N"] * len(ref), test, ["N"] * len(test), fs, learning_period=0,
                          sig_len=int(test.max()) + fs)
         wf = compare_annotations(ref, test, window + 1)
         t = c.tallies()
@@ -253,28 +255,28 @@ def test_location_matching_agrees_with_wfdb_compare_annotations():
 
 def test_bad_annotations_are_refused():
     with pytest.raises(InputError, match="out of time order"):
-        ec57.compare([100, 50], ["N", "N"], [100], ["N"], FS, learning_period=0)
+        compare([100, 50], ["N", "N"], [100], ["N"], FS, learning_period=0)
     with pytest.raises(InputError, match="sample numbers for"):
-        ec57.compare([100, 200], ["N"], [100], ["N"], FS, learning_period=0)
+        compare([100, 200], ["N"], [100], ["N"], FS, learning_period=0)
     with pytest.raises(InputError, match="negative"):
-        ec57.compare([-5], ["N"], [100], ["N"], FS, learning_period=0)
+        compare([-5], ["N"], [100], ["N"], FS, learning_period=0)
 
 
 def test_empty_files_count_every_beat_of_the_other():
-    c = ec57.compare([100, 200, 300], ["N", "V", "N"], [], [], FS, learning_period=0, sig_len=1000)
+    c = compare([100, 200, 300], ["N", "V", "N"], [], [], FS, learning_period=0, sig_len=1000)
     assert c.count("N", "o") == 2 and c.count("V", "o") == 1 and c.matrix.sum() == 3
     assert c.stats()["Q Se"] == 0.0 and c.stats()["Q +P"] is None
-    c = ec57.compare([], [], [100, 400], ["N", "V"], FS, learning_period=0, sig_len=1000)
+    c = compare([], [], [100, 400], ["N", "V"], FS, learning_period=0, sig_len=1000)
     assert c.count("O", "n") == 1 and c.count("O", "v") == 1 and c.stats()["Q +P"] == 0.0
     with pytest.raises(InputError, match="subtypes"):
-        ec57.compare([100], ["N"], [100], ["N"], FS, learning_period=0, test_subtypes=[0, 0])
+        compare([100], ["N"], [100], ["N"], FS, learning_period=0, test_subtypes=[0, 0])
 
 
 def test_line_columns_follow_bxb_L_format():
     rng = np.random.default_rng(3)
     m = rng.integers(0, 50, (7, 7))
     m[5:, 5:] = 0
-    c = ec57.Comparison("r", m, 360.0)
+    c = Comparison("r", m, 360.0)
     g = {f"{r}{t}": int(m[i, j]) for i, r in enumerate("NSVFQOX") for j, t in enumerate("nsvfqox")}
     expected = {  # bxb.c, print_results, fflag 5
         "Nn'": g["Nn"] + g["Nf"] + g["Nq"], "Sn'": g["Sn"] + g["Sf"] + g["Sq"], "Vn'": g["Vn"] + g["Vf"] + g["Vq"],

@@ -22,10 +22,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, CliResult, assert_one_line_error, copy_records, run_cli, run_main
-from ecglib import data
+
+import ecglib.data.sources
+import ecglib.training.run
+from ecglib.checkpoints import save_checkpoint
+from ecglib.cli import main
+from ecglib.data.beats import load_npz, save_npz
+from ecglib.data.sources import load_beats, synthetic_folder
+from ecglib.errors import InputError, TrainingError
 from ecglib.files import TMP_PREFIX
+from ecglib.inference import predict
+from ecglib.models import build_model
+from ecglib.runs import RunFolder
 
 # A model of width 8 with one block trains an epoch of the conftest's few hundred beats in well under a second.
 TINY = ["--width", "8", "--blocks", "1", "--epochs", "1", "--batch-size", "32", "--threads", "1", "--quiet"]
@@ -54,7 +63,7 @@ def run_args(capsys, *args) -> CliResult:
 def beats_npz(synthetic_beats, tmp_path_factory) -> Path:
     """The conftest's synthetic beats as an npz (what `ecglib prepare` writes)."""
     path = tmp_path_factory.mktemp("npz") / "beats.npz"
-    data.save_npz(synthetic_beats, path)
+    save_npz(synthetic_beats, path)
     return path
 
 
@@ -68,7 +77,6 @@ def finished_run(beats_npz, tmp_path_factory) -> Path:
     import contextlib
     import io
 
-    from ecglib.cli import main
 
     run = tmp_path_factory.mktemp("runs") / "finished"
     err = io.StringIO()
@@ -235,7 +243,8 @@ def test_solver_settings_are_refused_before_any_work(argv, needles, tmp_path, ca
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_an_absent_device_is_refused_before_the_data_is_read(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(data, "load_beats", lambda *a, **k: pytest.fail("data read for an absent device"))
+    monkeypatch.setattr(ecglib.data.sources, "load_beats",
+                        lambda *a, **k: pytest.fail("data read for an absent device"))
     line = assert_one_line_error(run_main(capsys, *TRAIN_SYNTH, "--device", "cuda", "--out", "run"),
                                  "--device cuda", "no CUDA device")
     assert "--device cpu" in line and not list(tmp_path.iterdir())
@@ -254,8 +263,8 @@ def test_a_long_legal_output_name_works(finished_run, beats_npz, tmp_path, capsy
     assert result.rc == 0, result.stderr
     assert json.loads(out.read_text())["model"] == "resnet"
     npz = tmp_path / ("b" * 251 + ".npz")
-    data.save_npz(data.load_npz(beats_npz), npz)
-    assert len(data.load_npz(npz)) == len(data.load_npz(beats_npz)) and not leftovers(tmp_path)
+    save_npz(load_npz(beats_npz), npz)
+    assert len(load_npz(npz)) == len(load_npz(beats_npz)) and not leftovers(tmp_path)
 
 
 def test_an_output_name_too_long_names_the_users_path(finished_run, tmp_path, capsys):
@@ -370,8 +379,8 @@ def test_resume_refuses_other_data_split_model_or_recipe(change, needles, finish
     args = train_args(beats_npz, run)
     if change[0] == "--data":  # the same beats under another name, then other beats under the same name
         other = tmp_path / "other.npz"
-        full = data.load_npz(beats_npz)
-        data.save_npz(full.subset(np.arange(len(full) - 40)), other)
+        full = load_npz(beats_npz)
+        save_npz(full.subset(np.arange(len(full) - 40)), other)
         args[args.index("--data") + 1] = str(other)
     else:
         args[-2:-2] = change
@@ -382,11 +391,11 @@ def test_resume_refuses_other_data_split_model_or_recipe(change, needles, finish
 
 def test_resume_refuses_changed_beats_under_the_same_name(beats_npz, tmp_path, capsys):
     npz = tmp_path / "beats.npz"
-    full = data.load_npz(beats_npz)
-    data.save_npz(full, npz)
+    full = load_npz(beats_npz)
+    save_npz(full, npz)
     run = tmp_path / "run"
     assert run_main(capsys, *train_args(npz, run)).rc == 0
-    data.save_npz(full.subset(np.arange(10, len(full))), npz)  # other beats, same file name
+    save_npz(full.subset(np.arange(10, len(full))), npz)  # other beats, same file name
     assert_one_line_error(run_main(capsys, *train_args(npz, run, "--epochs", "2")), str(run / "checkpoint.pt"),
                           "the beats' content", "--fresh")
 
@@ -409,15 +418,13 @@ def test_a_failed_run_leaves_no_folder_and_no_result(beats_npz, tmp_path, capsys
 
 
 def test_a_failed_resumed_run_leaves_no_old_metrics(finished_run, beats_npz, tmp_path, capsys, monkeypatch):
-    from ecglib import train
-    from ecglib.errors import TrainingError
 
     run = copy_run(finished_run, tmp_path / "run")
 
     def diverge(*args, **kwargs):
         raise TrainingError("the training loss became nan at epoch 2, batch 1")
 
-    monkeypatch.setattr(train, "fit", diverge)
+    monkeypatch.setattr(ecglib.training.run, "fit", diverge)
     assert_one_line_error(run_main(capsys, *train_args(beats_npz, run, "--epochs", "2")), "loss became nan")
     assert not (run / "metrics.json").exists(), "the last run's metrics outlived a failed continuation"
     assert (run / "checkpoint.pt").exists() and not leftovers(run)
@@ -426,54 +433,54 @@ def test_a_failed_resumed_run_leaves_no_old_metrics(finished_run, beats_npz, tmp
 # ------------------------------------------------------------------------------------------------------ cache
 def test_a_corrupt_cache_entry_is_rebuilt_with_one_line(synthetic_records, tmp_path, cache_dir, capsys):
     folder = copy_records(synthetic_records, tmp_path / "rec")
-    first = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    first = load_beats("mitdb", mitdb_dir=folder, download=False)
     entry = next((cache_dir / "beats").glob("mitdb-*.npz"))
     raw = bytearray(entry.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     entry.write_bytes(bytes(raw))
     capsys.readouterr()
-    again = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    again = load_beats("mitdb", mitdb_dir=folder, download=False)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and str(entry) in err[0] and "rebuilding" in err[0], err
     np.testing.assert_array_equal(again.x, first.x)
     capsys.readouterr()
-    data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    load_beats("mitdb", mitdb_dir=folder, download=False)
     assert capsys.readouterr().err == ""  # rebuilt once, then served quietly
 
 
 def test_temporaries_of_a_killed_writer_are_cleared_from_the_cache(synthetic_records, tmp_path, cache_dir):
     folder = copy_records(synthetic_records, tmp_path / "rec")
-    data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    load_beats("mitdb", mitdb_dir=folder, download=False)
     beats_dir = cache_dir / "beats"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = beats_dir / f"{TMP_PREFIX}{int(dead.stdout)}-0badcafe"
     stale.write_bytes(b"half an npz")
-    data.load_beats("mitdb", mitdb_dir=folder, download=False)  # served from the cache, and the stale file goes
+    load_beats("mitdb", mitdb_dir=folder, download=False)  # served from the cache, and the stale file goes
     assert not stale.exists() and not leftovers(cache_dir)
 
 
 def test_a_hand_edited_cache_entry_is_not_used(synthetic_records, tmp_path, cache_dir, capsys):
     folder = copy_records(synthetic_records, tmp_path / "rec")
-    first = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    first = load_beats("mitdb", mitdb_dir=folder, download=False)
     entry = next((cache_dir / "beats").glob("mitdb-*.npz"))
     # a valid npz with other beats in place of the entry: readable, but not what was written
     forged = first.subset(np.arange(5))
     np.savez(entry, x=forged.x, y=forged.y)
-    again = data.load_beats("mitdb", mitdb_dir=folder, download=False)
+    again = load_beats("mitdb", mitdb_dir=folder, download=False)
     assert len(again) == len(first)
     assert "does not match its checksum" in capsys.readouterr().err
 
 
 def test_a_damaged_synthetic_cache_folder_is_rebuilt(tmp_path, capsys):
     cache = tmp_path / "cache"
-    first = data.load_beats("synthetic", synthetic_seconds=10, cache_dir=cache, cache=False)
-    folder = data.synthetic_folder(seconds=10, cache_dir=cache)
+    first = load_beats("synthetic", synthetic_seconds=10, cache_dir=cache, cache=False)
+    folder = synthetic_folder(seconds=10, cache_dir=cache)
     dat = folder / "100.dat"
     raw = bytearray(dat.read_bytes())
     raw[100:200] = bytes(100)
     dat.write_bytes(bytes(raw))
     capsys.readouterr()
-    again = data.load_beats("synthetic", synthetic_seconds=10, cache_dir=cache, cache=False)
+    again = load_beats("synthetic", synthetic_seconds=10, cache_dir=cache, cache=False)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "100.dat does not match its checksum" in err[0], err
     np.testing.assert_array_equal(again.x, first.x)
@@ -498,7 +505,7 @@ def _popen(args, prelude: str | None = None, **kwargs) -> subprocess.Popen:
 
 # A checkpoint write that stops half-way with a kill -9 (the epoch's checkpoint.pt; best.pt goes through).
 KILL_IN_WRITE = """
-import os, signal, ecglib.train as t
+import os, signal, ecglib.training.loop as t
 from ecglib.files import atomic_path
 _save = t.save_checkpoint
 def _save_and_die(state, path):
@@ -530,7 +537,7 @@ def test_kill_during_a_checkpoint_write_then_resume(beats_npz, tmp_path):
 def test_ctrl_c_during_training_is_one_line(beats_npz, tmp_path):
     run = tmp_path / "run"
     # stop in the middle of the first epoch, wherever the process is
-    prelude = ("import os, signal, ecglib.train as t\n_fit = t.fit\n"
+    prelude = ("import os, signal, ecglib.training.run as t\n_fit = t.fit\n"
                "def fit(*a, **k):\n    k['on_step'] = lambda row: os.kill(os.getpid(), signal.SIGINT)\n"
                "    return _fit(*a, **k)\nt.fit = fit\n")
     proc = _popen(train_args(beats_npz, run, "--epochs", "3"), prelude=prelude)
@@ -573,7 +580,7 @@ def test_sigint_at_start_up_is_one_line(tmp_path):
 
 
 def test_warnings_of_numerical_libraries_stay_out_of_the_error(tmp_path):
-    prelude = ("import warnings, numpy as np, ecglib.data as d\n_load = d.load_npz\n"
+    prelude = ("import warnings, numpy as np, ecglib.data.beats as d\n_load = d.load_npz\n"
                "def noisy(path):\n    np.float64(1.0) / np.float64(0.0)\n    np.log(np.zeros(2))\n"
                "    warnings.warn('torch says hello', UserWarning)\n    return _load(path)\nd.load_npz = noisy\n")
     missing = tmp_path / "missing.npz"
@@ -634,12 +641,11 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_while_beats_are_written(small_disk, synthetic_beats):
-    from ecglib.errors import InputError
 
     big = synthetic_beats.subset(np.tile(np.arange(len(synthetic_beats)), 8))  # about 1.5 MB uncompressed
     out = small_disk / "beats.npz"
     with pytest.raises(InputError) as info:
-        data.save_npz(big, out, compressed=False)
+        save_npz(big, out, compressed=False)
     assert str(info.value) == f"{out}: cannot write (no space left on the device)"
     assert not list(small_disk.iterdir())
 
@@ -701,7 +707,7 @@ def test_a_second_training_into_a_locked_folder_is_refused(beats_npz, tmp_path, 
 def test_two_trainings_started_together_into_one_folder(beats_npz, tmp_path):
     run, go = tmp_path / "run", tmp_path / "go"
     # the first holds the folder until the test says go: its first optimizer step waits for the file
-    wait = (f"import os, time, ecglib.train as t\n_fit = t.fit\n"
+    wait = (f"import os, time, ecglib.training.run as t\n_fit = t.fit\n"
             f"def wait(row):\n    while not os.path.exists({str(go)!r}):\n        time.sleep(0.05)\n"
             f"def fit(*a, **k):\n    k['on_step'] = wait\n    return _fit(*a, **k)\nt.fit = fit\n")
     first = _popen(train_args(beats_npz, run, "--epochs", "2"), prelude=wait)
@@ -722,8 +728,6 @@ def test_two_trainings_started_together_into_one_folder(beats_npz, tmp_path):
 
 # ------------------------------------------------------------------------------------------------------ progress
 def test_a_long_evaluation_shows_progress_only_when_asked(capsys):
-    from ecglib.models import build_model
-    from ecglib.train import predict
 
     model = build_model("resnet", width=8, blocks=1)
     x = torch.rand(40, 1, 187)
@@ -747,8 +751,6 @@ def test_a_full_disk_while_the_synthetic_records_are_written(small_disk, tmp_pat
 
 
 def test_clearing_a_folder_in_use_is_refused(tmp_path):
-    from ecglib.errors import InputError
-    from ecglib.runs import RunFolder
 
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], cwd=REPO, stdout=subprocess.PIPE,
@@ -786,8 +788,6 @@ def test_a_record_listed_twice_is_refused(synthetic_records, tmp_path, capsys):
 ])
 def test_resume_refuses_a_best_checkpoint_that_is_not_the_runs(case, needles, finished_run, beats_npz, tmp_path,
                                                               capsys):
-    from ecglib.models import build_model
-    from ecglib.runs import save_checkpoint
 
     run = copy_run(finished_run, tmp_path / "run")
     if case == "no_epoch":
@@ -808,4 +808,4 @@ def test_a_reader_that_goes_away_is_no_error(synthetic_records, tmp_path):
     err = proc.stderr.read()
     proc.wait(timeout=120)
     assert proc.returncode == 0 and err == ""
-    assert len(data.load_npz(out)) > 0
+    assert len(load_npz(out)) > 0

@@ -9,9 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ecglib.experiments.tolerance
 from ecglib.config import ODEConfig, TrainConfig
 from ecglib.errors import InputError
+from ecglib.experiments.tolerance import tolerance_sweep
+from ecglib.inference import predict_nfe
 from ecglib.models import build_model, model_from_config
+from ecglib.report.figures import plot_deploy_loose
+from ecglib.training.loop import fit
 
 
 def odenet(**settings):
@@ -100,7 +105,6 @@ def test_rnode_with_the_adjoint_integrates_the_same_penalty_and_close_gradients(
 
 
 def test_fit_adds_the_penalty_and_trains_to_other_weights():
-    from ecglib.train import fit
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(64, 1, 187, generator=g), torch.randint(0, 5, (64,), generator=g)
@@ -169,13 +173,14 @@ def test_new_settings_enter_a_models_config_only_when_used():
 
 
 def test_the_cli_refuses_a_torchode_solver_it_lacks_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "ecglib", "train", "--source", "synthetic", "--model", "odenet", "--backend", "torchode",
-                           "--solver", "rk4", "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "ecglib", "train", "--source", "synthetic", "--model", "odenet",
+                           "--backend", "torchode", "--solver", "rk4", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "torchode has no solver 'rk4'" in proc.stderr
     assert not (tmp_path / "run").exists()
-    proc = subprocess.run([sys.executable, "-m", "ecglib", "train", "--source", "synthetic", "--model", "odenet", "--kinetic", "-1",
-                           "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "ecglib", "train", "--source", "synthetic", "--model", "odenet",
+                           "--kinetic", "-1", "--out", str(tmp_path / "run")], capture_output=True, text=True)
     assert proc.returncode == 2 and "--kinetic" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -184,8 +189,6 @@ def test_deploy_loose_plot_takes_bench_rows_and_a_tolerance_sweep(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from ecglib.compare import tolerance_sweep
-    from ecglib.plots import plot_deploy_loose
 
     x, y = batch(20)
     model = odenet().eval()  # the default: three midpoint steps, 6 evaluations
@@ -205,19 +208,17 @@ def test_deploy_loose_plot_takes_bench_rows_and_a_tolerance_sweep(tmp_path):
 
 
 def test_tolerance_sweep_skips_a_failing_setting_only_when_told(monkeypatch):
-    from ecglib import train
-    from ecglib.compare import tolerance_sweep
 
     x, y = batch(20)
     model = odenet().eval()
-    real = train.predict_nfe
+    real = predict_nfe
 
     def stiff(m, *args, **kwargs):  # an adaptive solve that hits its step limit
         if m.ode.config.solver == "dopri5":
             raise AssertionError("max_num_steps exceeded")
         return real(m, *args, **kwargs)
 
-    monkeypatch.setattr(train, "predict_nfe", stiff)
+    monkeypatch.setattr(ecglib.experiments.tolerance, "predict_nfe", stiff)
     settings = [{"solver": "dopri5", "rtol": 1e-2, "atol": 1e-2}, {"solver": "rk4", "step_size": 1.0}]
     with pytest.raises(AssertionError):
         tolerance_sweep(model, x, y.numpy(), settings)

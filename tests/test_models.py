@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ecglib.config import ODEConfig
+from ecglib.config import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS, MODELS, SETTINGS, SOLVERS, ODEConfig
 from ecglib.errors import InputError
 from ecglib.metrics import count_parameters
-from ecglib.models import MODELS, ConcatConv1d, build_model
+from ecglib.models import ConcatConv1d, build_model
+from ecglib.params import arg_type
 
 
 def ode(**settings) -> ODEConfig:
@@ -214,10 +215,9 @@ def test_the_default_odenet_takes_exactly_three_midpoint_steps():
 
 @pytest.mark.parametrize("text, value", [("1/3", 1 / 3), ("0.25", 0.25), (" 1/4 ", 0.25), ("1", 1.0)])
 def test_step_size_option_takes_numbers_and_fractions(text, value):
-    from ecglib.arguments import _step_size
-
-    assert _step_size(text) == value
-    model = odenet(solver="rk4", step_size=_step_size(text), adjoint=False)
+    step_size = arg_type(SETTINGS["step_size"])
+    assert step_size(text) == value
+    model = odenet(solver="rk4", step_size=step_size(text), adjoint=False)
     model.reset_nfe()
     model(batch(2)[0])
     assert model.nfe()[0] == 4 * round(1 / value)
@@ -227,16 +227,13 @@ def test_step_size_option_takes_numbers_and_fractions(text, value):
 def test_step_size_option_rejects_what_is_not_a_step(text):
     import argparse
 
-    from ecglib.arguments import _step_size
-
     with pytest.raises(argparse.ArgumentTypeError):
-        _step_size(text)
+        arg_type(SETTINGS["step_size"])(text)
 
 
 def test_the_solver_registry_is_torchdiffeqs():
     from torchdiffeq._impl.odeint import SOLVERS as TORCHDIFFEQ
 
-    from ecglib.config import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS, SOLVERS
 
     # scipy_solver wraps scipy's integrators and needs options of its own: the study does not offer it.
     assert set(SOLVERS) == set(TORCHDIFFEQ) - {"scipy_solver"}

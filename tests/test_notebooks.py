@@ -9,10 +9,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ecglib import cli, study as study_module
-from ecglib.compare import DEFAULT_SWEEP
-from ecglib.config import PROFILES, ODEConfig, TrainConfig
+from ecglib.cli import build_parser, main
+from ecglib.cli.commands import train_settings
+from ecglib.config import PROFILES, RECIPE_TRAIN_KEYS, RECIPES, ODEConfig, TrainConfig, logit_offsets, study_settings
 from ecglib.errors import EcgError
+from ecglib.experiments.study import NOTEBOOKS as STUDY_NOTEBOOKS
+from ecglib.experiments.study import PROTOCOLS, execute_notebook, run_study
+from ecglib.experiments.tolerance import DEFAULT_SWEEP
 from ecglib.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +39,7 @@ def _parameters(nb) -> dict:
 
 # ------------------------------------------------------------------------------------------------ static checks
 def test_the_three_study_notebooks_are_committed():
-    assert [p.name for p in NOTEBOOKS] == list(study_module.NOTEBOOKS)
+    assert [p.name for p in NOTEBOOKS] == list(STUDY_NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -83,11 +86,10 @@ def test_profiles_use_the_default_recipe_and_the_default_solver():
 
 def test_the_default_odenet_is_the_same_everywhere():
     """build_model, `ecglib train --model odenet` and the study integrate with one solver and one step count."""
-    from ecglib.config import study_settings
 
     default = build_model("odenet").config
-    args = cli.build_parser().parse_args(["train", "--model", "odenet", "--source", "synthetic", "--out", "x"])
-    assert build_model("odenet", **cli._model_kwargs(args)).config == default
+    args = build_parser().parse_args(["train", "--model", "odenet", "--source", "synthetic", "--out", "x"])
+    assert build_model("odenet", **train_settings(args)[0]).config == default
     for profile in PROFILES:
         _, ode, _ = study_settings(profile, "synthetic")
         assert build_model("odenet", ode=ode).config == default
@@ -109,7 +111,7 @@ def cache(tmp_path_factory):
 def study(cache, tmp_path_factory):
     """One tiny `ecglib study`: every notebook runs once through papermill."""
     out = tmp_path_factory.mktemp("study")
-    rc = study_module.run_study("quick", "synthetic", out=out, epochs=TINY["epochs"], limit=TINY["limit"], progress=False,
+    rc = run_study("quick", "synthetic", out=out, epochs=TINY["epochs"], limit=TINY["limit"], progress=False,
                           train_overrides={"batch_size": TINY["batch_size"]})
     assert rc == 0
     return out
@@ -147,11 +149,9 @@ def test_study_executes_every_notebook_and_writes_the_run_folders(study):
 def test_study_sets_both_splits_with_and_without_rhythm_side_by_side(study):
     """Both models on intra and inter, each with and without the rhythm features (the rhythm runs on their
     recipe), in one table of 03_compare next to the anchors."""
-    from ecglib import data
-    from ecglib.config import RECIPE_TRAIN_KEYS, RECIPES
 
     for model in ("resnet", "odenet"):
-        for split, features in study_module.PROTOCOLS[1:]:
+        for split, features in PROTOCOLS[1:]:
             name = f"{model}-{split}-{'rhythm' if features == 'beat+rhythm' else 'beat'}"
             m = json.loads((study / name / "metrics.json").read_text())
             assert (m["model"], m["split"]["protocol"], m["features"]) == (model, split, features), name
@@ -159,7 +159,7 @@ def test_study_sets_both_splits_with_and_without_rhythm_side_by_side(study):
             train = m["config"]["train"]
             assert (m["context"], m["template"]) == (recipe["context"], recipe["template"]), name
             assert {k: train[k] for k in RECIPE_TRAIN_KEYS} == {k: recipe[k] for k in RECIPE_TRAIN_KEYS}, name
-            assert m["config"]["model"].get("logit_offsets") == data.class_offsets(recipe["s_offset"]), name
+            assert m["config"]["model"].get("logit_offsets") == logit_offsets(recipe["s_offset"]), name
             if split == "inter":
                 assert set(m["split"]["train_records"]).isdisjoint(m["split"]["test_records"]), name
     compare = nbformat.read(study / "03_compare.ipynb", as_version=4)
@@ -188,7 +188,7 @@ def test_report_html_shows_table_matrices_and_conclusions(study):
 def test_failing_notebook_names_notebook_and_cell_and_keeps_it(cache, tmp_path):
     out = tmp_path / "02_train_bad.ipynb"
     with pytest.raises(EcgError) as err:
-        study_module.execute_notebook(NOTEBOOK_DIR / "02_train.ipynb", out,
+        execute_notebook(NOTEBOOK_DIR / "02_train.ipynb", out,
                                 {"model": "transformer", "limit": TINY["limit"], "epochs": 1,
                                  "run_dir": str(tmp_path / "run")},
                                 cwd=tmp_path, progress=False)
@@ -207,17 +207,17 @@ def test_failing_notebook_names_notebook_and_cell_and_keeps_it(cache, tmp_path):
 
 
 def test_study_reports_missing_data_in_one_line_before_starting_kernels(tmp_path, capsys):
-    rc = cli.main(["study", "--data", "mitdb", "--mitdb-dir", str(tmp_path / "nowhere"), "--no-download",
+    rc = main(["study", "--data", "mitdb", "--mitdb-dir", str(tmp_path / "nowhere"), "--no-download",
                    "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("ecglib: error:") and "nowhere" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out" / "01_explore.ipynb").exists()
 
-    rc = cli.main(["study", "--data", "kaggle", "--kaggle-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+    rc = main(["study", "--data", "kaggle", "--kaggle-dir", str(tmp_path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "mitbih_train.csv" in err and len(err.splitlines()) == 1
 
 
 def test_unknown_profile_is_an_input_error(tmp_path):
     with pytest.raises(EcgError, match="profile"):
-        study_module.run_study("huge", "synthetic", out=tmp_path)
+        run_study("huge", "synthetic", out=tmp_path)

@@ -7,15 +7,26 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import DS1_RECORDS, assert_one_line_error, run_main, train_then_evaluate
-from ecglib import data, runs, train
-from ecglib.config import ODEConfig, TrainConfig
-from ecglib.data import CLASSES, RHYTHM_INPUTS, RHYTHM_NAMES
+from test_data import kaggle_rows, write_kaggle
+
+from ecglib.checkpoints import load_checkpoint
+from ecglib.config import ODEConfig, TrainConfig, logit_offsets
+from ecglib.data.beats import Beats, load_npz, save_npz
+from ecglib.data.facts import AAMI, BEAT_LENGTH, CLASSES, DS1, RHYTHM_INPUTS, RHYTHM_NAMES
+from ecglib.data.inputs import context_beats, model_inputs
+from ecglib.data.rhythm import rhythm_features
+from ecglib.data.splits import split_beats, split_records
 from ecglib.errors import InputError
+from ecglib.inference import predict
 from ecglib.metrics import cohen_kappa, count_parameters, gross_statistics
 from ecglib.models import build_model, model_from_config
-from test_data import kaggle_rows, write_kaggle
+from ecglib.report.anchors import anchors_table, rr_ratio_table, runs_table
+from ecglib.report.figures import plot_rr_ratios
+from ecglib.training.batches import class_weights, epoch_order, synthetic_s
+from ecglib.training.loop import fit
+from ecglib.training.resume import check_resumable
+from ecglib.training.run import run_training
 
 FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
 K = len(RHYTHM_NAMES)
@@ -33,7 +44,7 @@ SAMPLES = np.concatenate([[100], 100 + np.cumsum(np.array(RR) * 250)]).astype(np
 
 
 def test_rhythm_features_of_a_hand_made_record():
-    f = data.rhythm_features(SAMPLES, 250.0)
+    f = rhythm_features(SAMPLES, 250.0)
     assert f.shape == (13, K) and f.dtype == np.float32
     record = 14.0 / 12
     # The premature beat: its window of 10 intervals (5 before, 5 after) is RR[1:11], mean 1.0.
@@ -54,7 +65,7 @@ def test_rhythm_features_of_a_hand_made_record():
 
 
 def test_local_irregularity_ignores_one_ectopic_beat_and_measures_an_irregular_rhythm():
-    f = data.rhythm_features(SAMPLES, 250.0)[:, col("local_irregularity")]
+    f = rhythm_features(SAMPLES, 250.0)[:, col("local_irregularity")]
     # The premature beat's window RR[1:11]: successive differences 0, 0, 0, 0.5, 1, 0.5, 0, 0, 0, median 0.
     assert f[6] == 0 and f[5] == 0 and f[7] == 0
     # Beat 3's window RR[0:8] (clipped at the start): differences 1, 0, 0, 0, 0.5, 1, 0.5, median 0.5; mean 9 / 8.
@@ -62,24 +73,24 @@ def test_local_irregularity_ignores_one_ectopic_beat_and_measures_an_irregular_r
     # An irregular rhythm (atrial fibrillation-like): beat 4's window holds all 9 intervals, mean 8 / 9 s;
     # differences 0.4, 0.6, 0.4, 0.2, 0.5, 0.4, 0.4, 0.6, median 0.4.
     rr = [1.0, 0.6, 1.2, 0.8, 1.0, 0.5, 0.9, 1.3, 0.7]
-    af = data.rhythm_features(np.concatenate([[0], np.cumsum(np.array(rr) * 250)]).astype(np.int64), 250.0)
+    af = rhythm_features(np.concatenate([[0], np.cumsum(np.array(rr) * 250)]).astype(np.int64), 250.0)
     assert af[4, col("local_irregularity")] == pytest.approx(0.4 / (8.0 / 9), rel=1e-6)
     assert (af[:, col("local_irregularity")] > 0.3).all()
     # Two beats: one interval, no pair of successive ones.
-    assert data.rhythm_features(np.array([0, 100]), 250.0)[:, col("local_irregularity")].tolist() == [0, 0]
+    assert rhythm_features(np.array([0, 100]), 250.0)[:, col("local_irregularity")].tolist() == [0, 0]
 
 
 def test_rhythm_features_window_and_errors():
     # A window of 2 intervals: the mean of the beat's own pre- and post-RR.
-    f = data.rhythm_features(np.array([0, 360, 720, 936, 1440]), 360.0, local_intervals=2)
+    f = rhythm_features(np.array([0, 360, 720, 936, 1440]), 360.0, local_intervals=2)
     np.testing.assert_allclose(f[:, col("local_rr")], [1.0, 1.0, 0.8, 1.0, 1.4], rtol=1e-6)
     # A window of one interval: the post-RR, and at the last beat (none after it) its pre-RR.
-    f = data.rhythm_features(np.array([0, 360, 720, 936, 1440]), 360.0, local_intervals=1)
+    f = rhythm_features(np.array([0, 360, 720, 936, 1440]), 360.0, local_intervals=1)
     np.testing.assert_allclose(f[:, col("local_rr")], [1.0, 1.0, 0.6, 1.4, 1.4], rtol=1e-6)
     with pytest.raises(ValueError, match="at least two beats"):
-        data.rhythm_features(np.array([5]), 360.0)
+        rhythm_features(np.array([5]), 360.0)
     with pytest.raises(ValueError, match="do not increase"):
-        data.rhythm_features(np.array([0, 360, 360, 720]), 360.0)
+        rhythm_features(np.array([0, 360, 360, 720]), 360.0)
 
 
 def test_records_carry_rhythm_from_all_annotations(synthetic_records, synthetic_beats):
@@ -91,10 +102,10 @@ def test_records_carry_rhythm_from_all_annotations(synthetic_records, synthetic_
     assert beats.meta["rhythm_features"]["units"][:4] == ["s"] * 4
     name = DS1_RECORDS[0]
     ann = wfdb.rdann(str(synthetic_records / name), "atr")
-    keep = np.isin(ann.symbol, list(data.AAMI))
+    keep = np.isin(ann.symbol, list(AAMI))
     all_samples = np.asarray(ann.sample)[keep]
     mine = beats.record == name
-    expected = data.rhythm_features(all_samples, ann.fs)[np.searchsorted(all_samples, beats.sample[mine])]
+    expected = rhythm_features(all_samples, ann.fs)[np.searchsorted(all_samples, beats.sample[mine])]
     np.testing.assert_array_equal(beats.rhythm[mine], expected)
     # Beats running past the record's end are dropped, but the last kept beat's post-RR is still its true one.
     last = beats.sample[mine].max()
@@ -118,23 +129,23 @@ def test_synthetic_rhythm_is_realistic(synthetic_beats):
 
 def test_npz_round_trip_with_rhythm(tmp_path, synthetic_beats):
     path = tmp_path / "beats.npz"
-    data.save_npz(synthetic_beats, path)
-    back = data.load_npz(path)
+    save_npz(synthetic_beats, path)
+    back = load_npz(path)
     np.testing.assert_array_equal(back.rhythm, synthetic_beats.rhythm)
     assert back.meta["rhythm_features"] == synthetic_beats.meta["rhythm_features"]
     sub = back.subset(np.arange(5))
     np.testing.assert_array_equal(sub.rhythm, synthetic_beats.rhythm[:5])
     for bad, match in ((np.full((len(back), K), np.nan, np.float32), "non-finite rhythm"),
                        (np.zeros((len(back), K - 1), np.float32), "rhythm features have shape")):
-        broken = data.Beats(back.x, back.y, back.record, back.sample, back.symbol, back.meta, bad)
-        data.save_npz(broken, tmp_path / "bad.npz")
+        broken = Beats(back.x, back.y, back.record, back.sample, back.symbol, back.meta, bad)
+        save_npz(broken, tmp_path / "bad.npz")
         with pytest.raises(InputError, match=match):
-            data.load_npz(tmp_path / "bad.npz")
+            load_npz(tmp_path / "bad.npz")
 
 
 def test_context_beats_are_record_neighbours(synthetic_beats):
-    ctx = data.context_beats(synthetic_beats)
-    assert ctx.shape == (len(synthetic_beats), 3, data.BEAT_LENGTH)
+    ctx = context_beats(synthetic_beats)
+    assert ctx.shape == (len(synthetic_beats), 3, BEAT_LENGTH)
     np.testing.assert_array_equal(ctx[:, 1], synthetic_beats.x)
     mine = np.flatnonzero(synthetic_beats.record == DS1_RECORDS[1])
     order = mine[np.argsort(synthetic_beats.sample[mine])]
@@ -146,25 +157,25 @@ def test_context_beats_are_record_neighbours(synthetic_beats):
 # ------------------------------------------------------------------------------------------------------- splits
 def test_inter_validation_is_patient_wise(synthetic_beats):
     for seed in (0, 1):
-        split = data.split_beats(synthetic_beats, "inter", seed=seed)
-        parts = data.split_records(synthetic_beats, split)
+        split = split_beats(synthetic_beats, "inter", seed=seed)
+        parts = split_records(synthetic_beats, split)
         train_r, val_r, test_r = (set(parts[f"{p}_records"]) for p in ("train", "val", "test"))
         assert val_r and train_r and test_r
         assert not (train_r & val_r) and not (train_r & test_r) and not (val_r & test_r)
         assert train_r | val_r == set(DS1_RECORDS)
 
 
-def _records_beats(spec: dict[str, dict[int, int]]) -> data.Beats:
+def _records_beats(spec: dict[str, dict[int, int]]) -> Beats:
     y = np.concatenate([np.full(n, c) for counts in spec.values() for c, n in counts.items()]).astype(np.int64)
     rec = np.concatenate([np.full(sum(counts.values()), r) for r, counts in spec.items()])
     n = len(y)
-    return data.Beats(np.zeros((n, data.BEAT_LENGTH), np.float32), y, rec.astype(str), np.arange(n),
+    return Beats(np.zeros((n, BEAT_LENGTH), np.float32), y, rec.astype(str), np.arange(n),
                       np.asarray(CLASSES)[y], {"source": "toy"})
 
 
 def test_inter_validation_holds_s_and_v_without_starving_training():
     # Ten DS1 records of 100 beats: S beats only in 101 and 106, V only in 108 and 109; 208 holds all F beats.
-    ds1 = data.DS1[:10]
+    ds1 = DS1[:10]
     spec = {r: {0: 100} for r in ds1}
     spec["101"], spec["106"] = {0: 80, 1: 20}, {0: 70, 1: 30}
     spec["108"], spec["109"] = {0: 60, 2: 40}, {0: 50, 2: 50}
@@ -172,7 +183,7 @@ def test_inter_validation_holds_s_and_v_without_starving_training():
     spec["100"] = {0: 100}  # DS2
     beats = _records_beats(spec)
     for seed in range(3):
-        split = data.split_beats(beats, "inter", val_fraction=0.2, seed=seed)
+        split = split_beats(beats, "inter", val_fraction=0.2, seed=seed)
         val_records = set(beats.record[split.val])
         assert val_records & {"101", "106"} and val_records & {"108", "109"}, val_records
         assert "208" not in val_records
@@ -184,7 +195,7 @@ def test_inter_validation_holds_s_and_v_without_starving_training():
 # -------------------------------------------------------------------------------------------------------- models
 @pytest.mark.parametrize("name, kwargs, plain", [("resnet", {}, 182_853), ("odenet", FAST_ODE, 59_333)])
 def test_parameters_and_shapes_with_and_without_rhythm(name, kwargs, plain):
-    x, r = torch.rand(4, 1, data.BEAT_LENGTH), torch.rand(4, K)
+    x, r = torch.rand(4, 1, BEAT_LENGTH), torch.rand(4, K)
     model = build_model(name, **kwargs)
     assert count_parameters(model) == plain
     assert "rhythm_features" not in model.config and "in_channels" not in model.config
@@ -198,7 +209,7 @@ def test_parameters_and_shapes_with_and_without_rhythm(name, kwargs, plain):
         rhythmic(x)
     ctx = build_model(name, rhythm_features=K, in_channels=3, **kwargs)
     assert count_parameters(ctx) == count_parameters(rhythmic) + 2 * 64 * 3
-    assert ctx(torch.rand(4, 3, data.BEAT_LENGTH), r).shape == (4, 5)
+    assert ctx(torch.rand(4, 3, BEAT_LENGTH), r).shape == (4, 5)
 
 
 def test_rhythm_standardisation_travels_with_the_weights(tmp_path):
@@ -215,14 +226,14 @@ def test_rhythm_standardisation_travels_with_the_weights(tmp_path):
 # ------------------------------------------------------------------------------------------------------ training
 def test_class_weights():
     y = np.array([0] * 6 + [1] * 2 + [2] * 4)
-    assert train.class_weights(y, "none") is None
-    torch.testing.assert_close(train.class_weights(y, "balanced"),
+    assert class_weights(y, "none") is None
+    torch.testing.assert_close(class_weights(y, "balanced"),
                                torch.tensor([12 / 18, 12 / 6, 12 / 12, 1.0, 1.0]))
-    torch.testing.assert_close(train.class_weights(y, "sqrt"),
+    torch.testing.assert_close(class_weights(y, "sqrt"),
                                torch.tensor([12 / 18, 12 / 6, 12 / 12, 1.0, 1.0]).sqrt())
     # A class of a handful of beats: its count is floored at 1 % of the beats (Q: 8 of 45,000 in DS1).
     many = np.array([0] * 9990 + [4] * 10)
-    torch.testing.assert_close(train.class_weights(many, "balanced")[[0, 4]],
+    torch.testing.assert_close(class_weights(many, "balanced")[[0, 4]],
                                torch.tensor([10000 / (2 * 9990), 10000 / (2 * 100)]))
     with pytest.raises(InputError, match="class weighting"):
         TrainConfig(class_weight="inverse")
@@ -231,16 +242,16 @@ def test_class_weights():
 def test_balanced_sampler_draws_classes_evenly():
     y = torch.tensor([0] * 900 + [1] * 100)
     config = TrainConfig(sampler="balanced", seed=0)
-    order = train.epoch_order(y, config, epoch=0)
+    order = epoch_order(y, config, epoch=0)
     assert len(order) == 1000
     assert 0.4 < (y[order] == 1).float().mean() < 0.6
-    torch.testing.assert_close(order, train.epoch_order(y, config, epoch=0))
+    torch.testing.assert_close(order, epoch_order(y, config, epoch=0))
 
 
 def test_rhythm_run_records_split_and_gross_statistics(tmp_path, synthetic_beats):
-    split = data.split_beats(synthetic_beats, "inter", seed=0)
+    split = split_beats(synthetic_beats, "inter", seed=0)
     config = TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, class_weight="sqrt")
-    m = train.run_training("resnet", synthetic_beats, split, tmp_path / "run", config,
+    m = run_training("resnet", synthetic_beats, split, tmp_path / "run", config,
                            {"width": 8, "blocks": 1}, progress=False, features="beat+rhythm")
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["config"]["features"] == "beat+rhythm" and saved["config"]["train"]["class_weight"] == "sqrt"
@@ -250,7 +261,7 @@ def test_rhythm_run_records_split_and_gross_statistics(tmp_path, synthetic_beats
     assert recs[1] and not (recs[0] & recs[1]) and not (recs[0] & recs[2]) and not (recs[1] & recs[2])
     assert set(saved["gross"]) == set(CLASSES) and -1 <= saved["kappa"] <= 1
     assert "validation" in saved and saved["validation"]["n_test"] == len(split.val)
-    best, _ = train.load_checkpoint(tmp_path / "run")
+    best, _ = load_checkpoint(tmp_path / "run")
     # The checkpoint carries the training split's standardisation.
     columns = [col(name) for name in RHYTHM_INPUTS]
     expected = torch.from_numpy(synthetic_beats.rhythm[split.train][:, columns]).double().mean(0).float()
@@ -259,24 +270,24 @@ def test_rhythm_run_records_split_and_gross_statistics(tmp_path, synthetic_beats
     # What the model is given when it is evaluated: its named columns only, so a beat's RR intervals in seconds
     # (its patient's heart rate) change nothing, and a ratio does.
     beats = synthetic_beats.subset(np.arange(200))
-    base = data.model_inputs(beats, best.config).rhythm
+    base = model_inputs(beats, best.config).rhythm
     assert base.shape == (200, len(RHYTHM_INPUTS))
     seconds = beats.subset(np.arange(200))
     seconds.rhythm = seconds.rhythm.copy()
     seconds.rhythm[:, [col(n) for n in ("pre_rr", "post_rr", "local_rr", "record_rr")]] *= 1.7
-    torch.testing.assert_close(data.model_inputs(seconds, best.config).rhythm, base)
+    torch.testing.assert_close(model_inputs(seconds, best.config).rhythm, base)
     seconds.rhythm[:, col("pre_over_local")] *= 0.5
-    assert not torch.equal(data.model_inputs(seconds, best.config).rhythm, base)
+    assert not torch.equal(model_inputs(seconds, best.config).rhythm, base)
 
 
 def test_models_saved_before_named_rhythm_inputs_take_the_leading_columns(synthetic_beats):
     beats = synthetic_beats.subset(np.arange(50))
     old = build_model("resnet", width=8, blocks=1, rhythm_features=10).config  # before the irregularity existed
     assert "rhythm_inputs" not in old
-    torch.testing.assert_close(data.model_inputs(beats, old).rhythm, torch.from_numpy(beats.rhythm[:, :10]))
+    torch.testing.assert_close(model_inputs(beats, old).rhythm, torch.from_numpy(beats.rhythm[:, :10]))
     named = build_model("resnet", width=8, blocks=1, rhythm_inputs=["post_over_pre", "pre_rr"]).config
     assert named["rhythm_features"] == 2
-    torch.testing.assert_close(data.model_inputs(beats, named).rhythm,
+    torch.testing.assert_close(model_inputs(beats, named).rhythm,
                                torch.from_numpy(beats.rhythm[:, [col("post_over_pre"), col("pre_rr")]]))
     with pytest.raises(ValueError, match="feature names"):
         build_model("resnet", width=8, blocks=1, rhythm_features=3, rhythm_inputs=["pre_rr"])
@@ -285,7 +296,7 @@ def test_models_saved_before_named_rhythm_inputs_take_the_leading_columns(synthe
     older.rhythm = older.rhythm[:, :10]
     older.meta = {**older.meta, "rhythm_features": {"names": list(RHYTHM_NAMES[:10])}}
     with pytest.raises(InputError, match="old.npz: these beats carry no rhythm feature 'local_irregularity'"):
-        data.model_inputs(older, {"model": "resnet", "rhythm_features": 1,
+        model_inputs(older, {"model": "resnet", "rhythm_features": 1,
                                   "rhythm_inputs": ["local_irregularity"]}, "old.npz")
 
 
@@ -304,9 +315,9 @@ def test_cli_train_and_evaluate_with_rhythm(tmp_path, capsys, synthetic_records)
     assert again["features"] == "beat+rhythm"
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     # An npz without rhythm features cannot feed a rhythm model.
-    plain = data.load_npz(npz)
+    plain = load_npz(npz)
     plain.rhythm = None
-    data.save_npz(plain, tmp_path / "plain.npz")
+    save_npz(plain, tmp_path / "plain.npz")
     result = run_main(capsys, "train", "--model", "resnet", "--data", tmp_path / "plain.npz", "--features",
                       "beat+rhythm", "--epochs", "1", "--out", tmp_path / "run2")
     assert_one_line_error(result, "plain.npz", "no rhythm features")
@@ -331,16 +342,15 @@ def test_rhythm_plot_helpers(tmp_path, synthetic_beats):
     import matplotlib
 
     matplotlib.use("Agg")
-    from ecglib import rhythm
 
-    table = rhythm.rr_ratio_table(synthetic_beats)
+    table = rr_ratio_table(synthetic_beats)
     assert table.loc["S", "pre_over_local median"] < table.loc["N", "pre_over_local median"]
-    axes = rhythm.plot_rr_ratios(synthetic_beats)
+    axes = plot_rr_ratios(synthetic_beats)
     assert len(axes) == 2 and axes[0].get_legend() is not None
-    assert list(rhythm.anchors_table().columns) == ["inputs", "S Se", "S +P", "V Se", "V +P"]
+    assert list(anchors_table().columns) == ["inputs", "S Se", "S +P", "V Se", "V +P"]
     m = {"accuracy": 0.9, "baseline_accuracy": 0.8, "macro_f1": 0.5, "kappa": 0.4,
          "gross": {c: {"se": 0.5, "ppv": 0.25} for c in CLASSES}}
-    rows = rhythm.runs_table({"resnet": [m, {**m, "accuracy": 0.8}]})
+    rows = runs_table({"resnet": [m, {**m, "accuracy": 0.8}]})
     assert rows.loc["resnet", "accuracy"] == pytest.approx(0.85) and rows.loc["resnet", "S Se"] == 50.0
 
 
@@ -350,9 +360,9 @@ def test_checkpoints_from_before_class_weighting_still_resume(tmp_path):
     model = build_model("resnet", width=8, blocks=1)
     old = {k: v for k, v in asdict(TrainConfig()).items() if k not in ("class_weight", "sampler")}
     state = {"model_config": model.config, "train_config": old}
-    runs.check_resumable(state, model, TrainConfig(), tmp_path / "checkpoint.pt")
+    check_resumable(state, model, TrainConfig(), tmp_path / "checkpoint.pt")
     with pytest.raises(InputError, match="class_weight"):
-        runs.check_resumable(state, model, TrainConfig(class_weight="sqrt"), tmp_path / "checkpoint.pt")
+        check_resumable(state, model, TrainConfig(class_weight="sqrt"), tmp_path / "checkpoint.pt")
 
 
 # ------------------------------------------------------------------------------------------- morphology dropout
@@ -360,8 +370,8 @@ def test_checkpoints_from_before_class_weighting_still_resume(tmp_path):
 def test_morphology_dropout_leaves_a_dropped_beat_its_rhythm_alone(name):
     kwargs = {"width": 8, "blocks": 1, **(FAST_ODE if name == "odenet" else {})}
     model = build_model(name, rhythm_inputs=RHYTHM_INPUTS, in_channels=4, **kwargs).eval()
-    x, r = torch.rand(6, 4, data.BEAT_LENGTH), torch.rand(6, len(RHYTHM_INPUTS))
-    other = torch.rand(6, 4, data.BEAT_LENGTH)
+    x, r = torch.rand(6, 4, BEAT_LENGTH), torch.rand(6, len(RHYTHM_INPUTS))
+    other = torch.rand(6, 4, BEAT_LENGTH)
     keep = torch.tensor([True, False, True, False, False, True])
     with torch.no_grad():
         plain, dropped = model(x, r), model(x, r, keep)
@@ -383,12 +393,12 @@ def _fit_with_dropout(p: float, rhythm: bool = True) -> torch.nn.Module:
     torch.manual_seed(0)
     model = build_model("resnet", width=8, blocks=1, rhythm_features=3 if rhythm else 0)
     gen = torch.Generator().manual_seed(1)
-    x, y = torch.rand(96, 1, data.BEAT_LENGTH, generator=gen), torch.randint(0, 3, (96,), generator=gen)
+    x, y = torch.rand(96, 1, BEAT_LENGTH, generator=gen), torch.randint(0, 3, (96,), generator=gen)
     r = torch.rand(96, 3, generator=gen) if rhythm else None
     if rhythm:
         model.set_rhythm_stats(r)
     config = TrainConfig(epochs=2, batch_size=32, optimizer="adam", lr=1e-2, morphology_dropout=p, threads=1)
-    train.fit(model, x, y, x[:16], y[:16], config, progress=False, r_train=r, r_val=r[:16] if rhythm else None)
+    fit(model, x, y, x[:16], y[:16], config, progress=False, r_train=r, r_val=r[:16] if rhythm else None)
     return model
 
 
@@ -422,13 +432,13 @@ def test_logit_offsets_move_decisions_not_training(name):
     kwargs = {"width": 8, "blocks": 1, **(FAST_ODE if name == "odenet" else {})}
     torch.manual_seed(0)
     plain = build_model(name, rhythm_inputs=RHYTHM_INPUTS, **kwargs)
-    offsets = data.class_offsets(0.7)
-    assert offsets == [0.0, 0.7, 0.0, 0.0, 0.0] and data.class_offsets(0.0) is None
+    offsets = logit_offsets(0.7)
+    assert offsets == [0.0, 0.7, 0.0, 0.0, 0.0] and logit_offsets(0.0) is None
     shifted = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=offsets, **kwargs)
     shifted.load_state_dict(plain.state_dict())  # the offsets are no weights: the same state_dict fits both
     assert shifted.config["logit_offsets"] == offsets and "logit_offsets" not in plain.config
     assert count_parameters(shifted) == count_parameters(plain)
-    x, r = torch.rand(5, 1, data.BEAT_LENGTH), torch.rand(5, len(RHYTHM_INPUTS))
+    x, r = torch.rand(5, 1, BEAT_LENGTH), torch.rand(5, len(RHYTHM_INPUTS))
     with torch.no_grad():
         torch.testing.assert_close(shifted.train()(x, r), plain.train()(x, r))  # the loss never sees them
         torch.testing.assert_close(shifted.eval()(x, r), plain.eval()(x, r) + torch.tensor(offsets))
@@ -439,10 +449,10 @@ def test_logit_offsets_move_decisions_not_training(name):
         torch.testing.assert_close(shifted(x, r), plain(x, r))
         assert "logit_offsets" not in shifted.config
     # A large enough offset calls every beat S; the plain model did not.
-    huge = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=data.class_offsets(1e3), **kwargs)
+    huge = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=logit_offsets(1e3), **kwargs)
     huge.load_state_dict(plain.state_dict())
-    assert (train.predict(huge, x, rhythm=r)[0] == CLASSES.index("S")).all()
-    assert not (train.predict(plain, x, rhythm=r)[0] == CLASSES.index("S")).all()
+    assert (predict(huge, x, rhythm=r)[0] == CLASSES.index("S")).all()
+    assert not (predict(plain, x, rhythm=r)[0] == CLASSES.index("S")).all()
     for bad in ([0.0, 1.0], [0.0, float("nan"), 0.0, 0.0, 0.0]):
         with pytest.raises(ValueError, match="are not 5 finite numbers"):
             build_model(name, logit_offsets=bad, **kwargs)
@@ -475,7 +485,6 @@ def test_s_offset_trains_the_same_weights_and_moves_the_test_decisions(tmp_path,
 
 # ---------------------------------------------------------------------------------------------- synthetic S beats
 def test_synthetic_s_gives_n_beats_an_s_rhythm_and_label():
-    from ecglib.batches import synthetic_s
 
     n, s = CLASSES.index("N"), CLASSES.index("S")
     y = torch.tensor([n, CLASSES.index("V"), n, s, n, CLASSES.index("F")] * 50)
@@ -498,13 +507,13 @@ def test_synthetic_s_needs_s_beats_in_training():
     torch.manual_seed(0)
     model = build_model("resnet", width=8, blocks=1, rhythm_features=3)
     gen = torch.Generator().manual_seed(1)
-    x, r = torch.rand(64, 1, data.BEAT_LENGTH, generator=gen), torch.rand(64, 3, generator=gen)
+    x, r = torch.rand(64, 1, BEAT_LENGTH, generator=gen), torch.rand(64, 3, generator=gen)
     no_s = torch.tensor([0, 2] * 32)
     model.set_rhythm_stats(r)
     config = TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-2, synthetic_s=0.1, threads=1)
     with pytest.raises(InputError, match="need S beats in the training split"):
-        train.fit(model, x, no_s, x[:8], no_s[:8], config, progress=False, r_train=r, r_val=r[:8])
+        fit(model, x, no_s, x[:8], no_s[:8], config, progress=False, r_train=r, r_val=r[:8])
     with_s = no_s.clone()
     with_s[:4] = CLASSES.index("S")
-    history = train.fit(model, x, with_s, x[:8], with_s[:8], config, progress=False, r_train=r, r_val=r[:8])
+    history = fit(model, x, with_s, x[:8], with_s[:8], config, progress=False, r_train=r, r_val=r[:8])
     assert len(history) == 1

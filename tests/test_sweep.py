@@ -17,8 +17,17 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_one_line_error, run_cli, run_main
+
+from ecglib.config import RECIPES, ODEConfig
+from ecglib.config import logit_offsets as class_offsets
+from ecglib.errors import InputError
+from ecglib.experiments.selection import fold_selection_markdown, fold_selection_scores
+from ecglib.experiments.spec import load_spec
+from ecglib.experiments.stats import paired_differences
+from ecglib.experiments.stats import sweep_summary_table as summary_table
+from ecglib.experiments.sweep import _expected_config, _row, is_finished, load_sweep, run_trial, write_results
+from ecglib.report.figures import plot_sweep_results as plot_sweep
 
 RAY = Path(sys.executable).with_name("ray")
 
@@ -86,7 +95,6 @@ def test_bad_spec_exits_2_with_one_line_before_anything_starts(case, tmp_path, c
 
 
 def test_spec_expands_configs_axes_and_per_config_seeds(tmp_path):
-    from ecglib.spec import load_spec
 
     spec = write_spec(tmp_path / "s.toml", """
 [data]
@@ -113,7 +121,6 @@ seeds = [0]
     assert (slow.model, slow.split, slow.seed) == ("odenet", "inter", 0)
     assert slow.model_kwargs["ode"].solver == "dopri5" and slow.model_kwargs["ode"].adjoint is True
     # unset ODE settings take the project default (three midpoint steps) like `ecglib train`
-    from ecglib.config import ODEConfig
 
     default = load_spec(write_spec(tmp_path / "d.toml", "[configs.o]\nmodel = 'odenet'\n")).trials[0]
     assert default.model_kwargs["ode"] == ODEConfig()
@@ -123,11 +130,6 @@ seeds = [0]
 def test_spec_trials_take_the_recipe_of_their_features(tmp_path):
     """A sweep trains what `ecglib train` trains for the same features: the rhythm recipe's inputs and weights
     unless the spec sets them."""
-    from ecglib.config import RECIPES
-    from ecglib.data import class_offsets
-    from ecglib.errors import InputError
-    from ecglib.spec import load_spec
-    from ecglib.sweep import _expected_config
 
     s = load_spec(write_spec(tmp_path / "r.toml", """
 [data]
@@ -165,8 +167,6 @@ s_offset = 0.0
 
 
 def test_spec_folds_name_validation_records_of_ds1(tmp_path):
-    from ecglib.spec import load_spec
-    from ecglib.sweep import _expected_config
 
     s = load_spec(write_spec(tmp_path / "folds.toml", """
 [data]
@@ -198,7 +198,6 @@ def _fold_row(config: str, fold: str, seed: int, s: tuple[int, int, int], v: tup
 def test_fold_selection_pools_each_seeds_folds():
     import pandas as pd
 
-    from ecglib.sweep import fold_selection_markdown, fold_selection_scores
 
     rows = [_fold_row("a", "101,112", 0, (3, 1, 2), (8, 2, 0)), _fold_row("a", "106", 0, (1, 3, 0), (2, 0, 2)),
             _fold_row("a", "101,112", 1, (4, 0, 4), (9, 1, 1)), _fold_row("a", "106", 1, (0, 4, 0), (2, 0, 0)),
@@ -222,8 +221,6 @@ def test_fold_selection_pools_each_seeds_folds():
 
 
 def test_a_fold_trial_trains_on_the_other_records_and_reports_its_validation_counts(tmp_path):
-    from ecglib.spec import load_spec
-    from ecglib.sweep import _row, is_finished, run_trial, write_results
 
     spec = load_spec(write_spec(tmp_path / "f.toml", """
 [data]
@@ -260,8 +257,6 @@ def test_statistics_are_t_intervals_and_pairs_share_seeds():
     import pandas as pd
     from scipy import stats
 
-    from ecglib.compare import paired_differences
-    from ecglib.compare import sweep_summary_table as summary_table
 
     rows = []
     for seed, (a, b) in enumerate([(0.90, 0.88), (0.92, 0.89), (0.94, 0.93)]):
@@ -341,9 +336,6 @@ seeds = [0]
     assert third.rc == 0 and (out / "results.csv").read_text() == text
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")} == stamps
 
-    from ecglib.compare import sweep_summary_table as summary_table
-    from ecglib.plots import plot_sweep_results as plot_sweep
-    from ecglib.sweep import load_sweep
 
     table = load_sweep(out)
     s = summary_table(table).set_index("configuration")
@@ -404,8 +396,6 @@ def _wait_started(log: Path, proc: subprocess.Popen, timeout: float) -> None:
 def test_two_node_cluster_survives_losing_its_worker_node(tmp_path, cache_dir):
     import psutil
 
-    from ecglib.spec import load_spec
-    from ecglib.sweep import run_trial
 
     spec = write_spec(tmp_path / "cluster.toml", TINY.format(limit=1500, epochs=6, width=16) + """
 [configs.resnet1]

@@ -7,78 +7,91 @@ import torch
 from conftest import assert_one_line_error, run_main, train_then_evaluate
 from test_data import kaggle_rows, write_kaggle
 
-from ecglib import data, train
-from ecglib.config import TrainConfig
+from ecglib.config import RECIPES, TrainConfig, logit_offsets, recipe
+from ecglib.data.beats import Beats
+from ecglib.data.facts import BEAT_LENGTH, RHYTHM_INPUTS, RHYTHM_NAMES
+from ecglib.data.inputs import (
+    beat_tensors,
+    context_beats,
+    input_channels,
+    input_layout,
+    model_inputs,
+    record_templates,
+    template_difference,
+)
+from ecglib.data.splits import split_beats
 from ecglib.errors import InputError
 from ecglib.metrics import count_parameters
 from ecglib.models import build_model
+from ecglib.training.batches import add_noise
+from ecglib.training.run import run_training
 
 
-def _two_records() -> data.Beats:
+def _two_records() -> Beats:
     """Five constant beats of two records, interleaved in the table: record A 0.1, 0.2, 0.6 (median 0.2), record B
     0.3, 0.5 (median 0.4)."""
     level = np.array([0.1, 0.3, 0.2, 0.5, 0.6], np.float32)
     record = np.array(["A", "B", "A", "B", "A"])
-    x = np.repeat(level[:, None], data.BEAT_LENGTH, axis=1)
+    x = np.repeat(level[:, None], BEAT_LENGTH, axis=1)
     x[:, 0] = 0.0  # one sample equal in all beats: its difference is 0 everywhere
     y = np.array([0, 1, 0, 2, 2], np.int64)
-    return data.Beats(x, y, record, np.array([10, 10, 20, 20, 30]), np.array(list("NANVV")), {"source": "toy"})
+    return Beats(x, y, record, np.array([10, 10, 20, 20, 30]), np.array(list("NANVV")), {"source": "toy"})
 
 
 def test_record_templates_and_differences_by_hand():
     beats = _two_records()
-    templates = data.record_templates(beats)
-    assert templates.shape == (5, data.BEAT_LENGTH) and templates.dtype == np.float32
+    templates = record_templates(beats)
+    assert templates.shape == (5, BEAT_LENGTH) and templates.dtype == np.float32
     np.testing.assert_allclose(templates[:, 1], [0.2, 0.4, 0.2, 0.4, 0.2], rtol=1e-6)
-    diff = data.template_difference(beats)
+    diff = template_difference(beats)
     np.testing.assert_allclose(diff[:, 1], [-0.1, -0.1, 0.0, 0.1, 0.4], rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(diff[:, 0], 0.0)
     # A record's template comes from its own beats only: a subset keeping record A alone changes nothing for A.
     a = np.flatnonzero(beats.record == "A")
-    np.testing.assert_array_equal(data.record_templates(beats.subset(a)), templates[a])
+    np.testing.assert_array_equal(record_templates(beats.subset(a)), templates[a])
 
 
 def test_input_channels_and_layout_are_inverse():
     for context in (False, True):
         for template in (False, True):
-            assert data.input_layout(data.input_channels(context, template)) == {"context": context,
+            assert input_layout(input_channels(context, template)) == {"context": context,
                                                                                  "template": template}
-    assert [data.input_channels(c, t) for c, t in ((0, 0), (0, 1), (1, 0), (1, 1))] == [1, 2, 3, 4]
+    assert [input_channels(c, t) for c, t in ((0, 0), (0, 1), (1, 0), (1, 1))] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="no beat input has 5 channels"):
-        data.input_layout(5)
+        input_layout(5)
 
 
 def test_beat_tensors_with_template(synthetic_beats):
-    n, length = len(synthetic_beats), data.BEAT_LENGTH
-    plain = data.beat_tensors(synthetic_beats)
-    both = data.beat_tensors(synthetic_beats, "beat+rhythm", context=True, template=True)
-    one = data.beat_tensors(synthetic_beats, template=True)
+    n, length = len(synthetic_beats), BEAT_LENGTH
+    plain = beat_tensors(synthetic_beats)
+    both = beat_tensors(synthetic_beats, "beat+rhythm", context=True, template=True)
+    one = beat_tensors(synthetic_beats, template=True)
     assert plain.x.shape == (n, 1, length) and one.x.shape == (n, 2, length) and both.x.shape == (n, 4, length)
-    assert one.x.dtype == torch.float32 and both.rhythm.shape == (n, len(data.RHYTHM_INPUTS))
+    assert one.x.dtype == torch.float32 and both.rhythm.shape == (n, len(RHYTHM_INPUTS))
     torch.testing.assert_close(one.x[:, 0], plain.x[:, 0])
-    torch.testing.assert_close(both.x[:, :3], torch.from_numpy(data.context_beats(synthetic_beats)))
-    expected = torch.from_numpy(data.template_difference(synthetic_beats))
+    torch.testing.assert_close(both.x[:, :3], torch.from_numpy(context_beats(synthetic_beats)))
+    expected = torch.from_numpy(template_difference(synthetic_beats))
     torch.testing.assert_close(one.x[:, 1], expected)
     torch.testing.assert_close(both.x[:, 3], expected)
     # What a checkpoint's model config asks for.
-    again = data.model_inputs(synthetic_beats, {"in_channels": 2})
+    again = model_inputs(synthetic_beats, {"in_channels": 2})
     torch.testing.assert_close(again.x, one.x)
     with pytest.raises(InputError, match="run.json: no beat input has 7 channels"):
-        data.model_inputs(synthetic_beats, {"in_channels": 7}, name="run.json")
+        model_inputs(synthetic_beats, {"in_channels": 7}, name="run.json")
     # A model trained when there were fewer rhythm features takes the leading columns; more than exist is refused.
-    k = len(data.RHYTHM_NAMES)
-    older = data.model_inputs(synthetic_beats, {"rhythm_features": k - 1})
+    k = len(RHYTHM_NAMES)
+    older = model_inputs(synthetic_beats, {"rhythm_features": k - 1})
     torch.testing.assert_close(older.rhythm, torch.from_numpy(synthetic_beats.rhythm[:, :k - 1]))
     with pytest.raises(InputError, match=f"run.json: the model takes {k + 1} rhythm features per beat, the beats "
                                          f"carry {k}"):
-        data.model_inputs(synthetic_beats, {"rhythm_features": k + 1}, name="run.json")
+        model_inputs(synthetic_beats, {"rhythm_features": k + 1}, name="run.json")
     with pytest.raises(InputError, match="run.json: the model takes 3 rhythm features per beat, but names 2"):
-        data.model_inputs(synthetic_beats, {"rhythm_features": 3, "rhythm_inputs": ["pre_rr", "post_rr"]},
+        model_inputs(synthetic_beats, {"rhythm_features": 3, "rhythm_inputs": ["pre_rr", "post_rr"]},
                           name="run.json")
 
 
 def test_template_model_parameters():
-    x, r = torch.rand(4, 2, data.BEAT_LENGTH), torch.rand(4, 10)
+    x, r = torch.rand(4, 2, BEAT_LENGTH), torch.rand(4, 10)
     plain = build_model("resnet", rhythm_features=10)
     model = build_model("resnet", rhythm_features=10, in_channels=2)
     assert count_parameters(model) == count_parameters(plain) + 64 * 3  # the stem's first conv sees one more channel
@@ -89,7 +102,7 @@ def test_kaggle_has_no_record_templates(tmp_path, capsys):
     beats = _two_records()
     beats.meta["source"] = "kaggle"
     with pytest.raises(InputError, match="Kaggle CSVs carry no record positions, so no record templates"):
-        data.record_templates(beats)
+        record_templates(beats)
     folder = write_kaggle(tmp_path / "kaggle", kaggle_rows(40, 0), kaggle_rows(15, 1))
     result = run_main(capsys, "train", "--model", "resnet", "--source", "kaggle", "--kaggle-dir", folder,
                       "--template", "--epochs", "1", "--out", tmp_path / "run")
@@ -98,9 +111,9 @@ def test_kaggle_has_no_record_templates(tmp_path, capsys):
 
 
 def test_template_run_and_evaluate(tmp_path, capsys, synthetic_records, synthetic_beats):
-    split = data.split_beats(synthetic_beats, "inter", seed=0)
+    split = split_beats(synthetic_beats, "inter", seed=0)
     config = TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3)
-    m = train.run_training("resnet", synthetic_beats, split, tmp_path / "run", config, {"width": 8, "blocks": 1},
+    m = run_training("resnet", synthetic_beats, split, tmp_path / "run", config, {"width": 8, "blocks": 1},
                            progress=False, features="beat+rhythm", template=True)
     assert m["template"] is True and m["config"]["model"]["in_channels"] == 2
     saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm",
@@ -110,7 +123,6 @@ def test_template_run_and_evaluate(tmp_path, capsys, synthetic_records, syntheti
 
 
 def test_recipes_of_the_feature_sets():
-    from ecglib.config import RECIPES, recipe
 
     assert recipe("beat") == {"context": False, "template": False, "class_weight": "none", "morphology_dropout": 0.0,
                               "synthetic_s": 0.0, "keep": "best", "s_offset": 0.0}
@@ -128,7 +140,6 @@ def test_recipes_of_the_feature_sets():
 def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_records):
     """`--features beat+rhythm` alone trains on the rhythm recipe (context, template, sqrt weights, what validation
     chose); `--features beat` keeps the original study's; an option given on the command line wins."""
-    from ecglib.config import RECIPES
 
     rhythm = RECIPES["beat+rhythm"]
     saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm")
@@ -138,8 +149,8 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
     assert saved["config"]["train"]["morphology_dropout"] == rhythm["morphology_dropout"] > 0
     assert saved["config"]["train"]["s_offset"] == rhythm["s_offset"] > 0
     assert saved["config"]["train"]["synthetic_s"] == rhythm["synthetic_s"] > 0
-    assert saved["config"]["model"]["logit_offsets"] == data.class_offsets(rhythm["s_offset"])
-    assert saved["config"]["model"]["in_channels"] == data.input_channels(rhythm["context"], rhythm["template"])
+    assert saved["config"]["model"]["logit_offsets"] == logit_offsets(rhythm["s_offset"])
+    assert saved["config"]["model"]["in_channels"] == input_channels(rhythm["context"], rhythm["template"])
     assert again["accuracy"] == pytest.approx(saved["accuracy"])
     saved, _ = train_then_evaluate(capsys, tmp_path / "plain", synthetic_records)
     assert saved["context"] is False and saved["template"] is False
@@ -155,20 +166,20 @@ def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_r
 
 
 def test_noise_augmentation_shares_the_beats_noise_with_its_template_difference():
-    x = torch.rand(64, 4, data.BEAT_LENGTH)
-    layout = data.input_layout(4)  # predecessor, beat, successor, beat minus template
-    assert train.add_noise(x, 0.0, layout, torch.Generator().manual_seed(0)) is x
-    out = train.add_noise(x, 0.05, layout, torch.Generator().manual_seed(0))
+    x = torch.rand(64, 4, BEAT_LENGTH)
+    layout = input_layout(4)  # predecessor, beat, successor, beat minus template
+    assert add_noise(x, 0.0, layout, torch.Generator().manual_seed(0)) is x
+    out = add_noise(x, 0.05, layout, torch.Generator().manual_seed(0))
     noise = out - x
     torch.testing.assert_close(noise[:, 3], noise[:, 1])  # the template has no noise of its own
     assert not torch.allclose(noise[:, 0], noise[:, 1]) and not torch.allclose(noise[:, 2], noise[:, 1])
     # A drift of at most the level at each end, white noise of at most the level's standard deviation.
     drift = noise.mean(dim=2)
-    assert drift.abs().max() <= 0.05 + 4 * 0.05 / data.BEAT_LENGTH ** 0.5
+    assert drift.abs().max() <= 0.05 + 4 * 0.05 / BEAT_LENGTH ** 0.5
     assert 0 < (noise - noise.mean(dim=2, keepdim=True)).std(dim=2).max() < 0.05 * 1.3
-    torch.testing.assert_close(out, train.add_noise(x, 0.05, layout, torch.Generator().manual_seed(0)))
-    plain = train.add_noise(x[:, 1:2], 0.05, data.input_layout(1), torch.Generator().manual_seed(1))
-    assert plain.shape == (64, 1, data.BEAT_LENGTH) and not torch.equal(plain, x[:, 1:2])
+    torch.testing.assert_close(out, add_noise(x, 0.05, layout, torch.Generator().manual_seed(0)))
+    plain = add_noise(x[:, 1:2], 0.05, input_layout(1), torch.Generator().manual_seed(1))
+    assert plain.shape == (64, 1, BEAT_LENGTH) and not torch.equal(plain, x[:, 1:2])
     with pytest.raises(InputError, match="noise 1.5 is out of range"):
         TrainConfig(noise=1.5)
 

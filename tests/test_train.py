@@ -17,13 +17,23 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import REPO, assert_one_line_error, run_cli, run_cli_many, run_main
-from ecglib import data, runs, train
+
+import ecglib.training.loop
+from ecglib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint
 from ecglib.config import ODEConfig, TrainConfig
+from ecglib.data.facts import CLASSES
+from ecglib.data.inputs import to_tensors
+from ecglib.data.sources import load_beats
+from ecglib.data.splits import split_beats
 from ecglib.errors import InputError, TrainingError
+from ecglib.inference import evaluate as evaluate_model
+from ecglib.inference import predict, solver_advice
 from ecglib.metrics import count_parameters
 from ecglib.models import ODEFunc, build_model
+from ecglib.runs import HISTORY_FIELDS
+from ecglib.training.batches import WeightAverage
+from ecglib.training.loop import fit
 
 # Two rk4 steps, direct backprop (the default has three): cheap enough for loops on a busy CPU.
 FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
@@ -31,8 +41,8 @@ FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
 
 @pytest.fixture(scope="module")
 def tensors(synthetic_beats):
-    split = data.split_beats(synthetic_beats, "intra", seed=0)
-    return {part: data.to_tensors(synthetic_beats, getattr(split, part)) for part in ("train", "val", "test")}
+    split = split_beats(synthetic_beats, "intra", seed=0)
+    return {part: to_tensors(synthetic_beats, getattr(split, part)) for part in ("train", "val", "test")}
 
 
 def full_loss(model, x, y) -> float:
@@ -45,7 +55,7 @@ def full_loss(model, x, y) -> float:
 @pytest.mark.parametrize("name, kwargs", [("resnet", {}), ("odenet", FAST_ODE)])
 def test_a_few_adam_steps_lower_the_loss(synthetic_beats, name, kwargs):
     torch.manual_seed(0)
-    x, y = data.to_tensors(synthetic_beats)
+    x, y = to_tensors(synthetic_beats)
     model = build_model(name, **kwargs)
     before = full_loss(model, x, y)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -71,14 +81,14 @@ def test_fit_writes_the_run_folder(tensors, tmp_path):
         rows.append(row)
         weights[row["epoch"]] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    history = train.fit(model, *tensors["train"], *tensors["val"], config, run_dir=tmp_path / "run",
+    history = fit(model, *tensors["train"], *tensors["val"], config, run_dir=tmp_path / "run",
                         progress=False, on_epoch=on_epoch)
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "history.csv"]
     assert rows == history and [h["epoch"] for h in history] == [1, 2]
     with open(run / "history.csv") as fh:
         reader = csv.DictReader(fh)
-        assert tuple(reader.fieldnames) == runs.HISTORY_FIELDS
+        assert tuple(reader.fieldnames) == HISTORY_FIELDS
         table = list(reader)
     assert len(table) == 2
     for row, h in zip(table, history):
@@ -90,8 +100,8 @@ def test_fit_writes_the_run_folder(tensors, tmp_path):
     assert all(h["nfe_forward"] == 8 and h["nfe_backward"] == 0 and h["val_nfe"] == 8 for h in history)
     assert history[1]["lr"] < history[0]["lr"] and history[1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine to 0
     state = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert state["format"] == runs.CHECKPOINT_FORMAT and state["epoch"] == 2 and len(state["history"]) == 2
-    best, best_state = runs.load_checkpoint(run, expect_model="odenet")
+    assert state["format"] == CHECKPOINT_FORMAT and state["epoch"] == 2 and len(state["history"]) == 2
+    best, best_state = load_checkpoint(run, expect_model="odenet")
     assert best_state["epoch"] in (1, 2)
     assert best_state["val_accuracy"] == max(h["val_accuracy"] for h in history[: best_state["epoch"]])
     assert best.config == model.config
@@ -103,7 +113,7 @@ def test_weight_average_follows_its_formula():
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
     model.register_buffer("scale", torch.ones(2))
-    average = train.WeightAverage(model, 0.3)
+    average = WeightAverage(model, 0.3)
     expected = {k: v.detach().clone() for k, v in model.named_parameters()}
     for t in range(1, 5):
         with torch.no_grad():
@@ -121,7 +131,7 @@ def test_weight_average_follows_its_formula():
     assert average.updates == 4 and not any(p.requires_grad for p in average.model.parameters())
     for bad in (0.0, 1.0):
         with pytest.raises(InputError, match="decay"):
-            train.WeightAverage(model, bad)
+            WeightAverage(model, bad)
     with pytest.raises(InputError, match="ema 1.0 is out of range"):
         TrainConfig(ema=1.0)
 
@@ -135,7 +145,7 @@ def test_fit_validates_keeps_and_resumes_the_weight_average(tensors, tmp_path):
     def run(folder, on_epoch=None):
         torch.manual_seed(0)
         model = build_model("resnet", blocks=2, width=16)
-        return model, train.fit(model, *tensors["train"], *tensors["val"], config, run_dir=folder, progress=False,
+        return model, fit(model, *tensors["train"], *tensors["val"], config, run_dir=folder, progress=False,
                                 on_epoch=on_epoch)
 
     model, history = run(tmp_path / "a")
@@ -145,9 +155,9 @@ def test_fit_validates_keeps_and_resumes_the_weight_average(tensors, tmp_path):
     for k, v in state["average"]["model"].items():  # the model ends holding the average, not its last step
         assert torch.equal(model.state_dict()[k], v), k
     assert any(not torch.equal(state["model"][k], v) for k, v in state["average"]["model"].items())
-    best, best_state = runs.load_checkpoint(tmp_path / "a", expect_model="resnet")
+    best, best_state = load_checkpoint(tmp_path / "a", expect_model="resnet")
     # what was validated is what best.pt keeps: the average of that epoch
-    again = train.evaluate(best, *tensors["val"])
+    again = evaluate_model(best, *tensors["val"])
     assert again["accuracy"] == pytest.approx(history[best_state["epoch"] - 1]["val_accuracy"])
     # interrupted after epoch 1 and resumed: the same average as a run straight through
     with pytest.raises(Stop):
@@ -159,19 +169,19 @@ def test_fit_validates_keeps_and_resumes_the_weight_average(tensors, tmp_path):
 
 @pytest.mark.parametrize("keep, kept", [("best", 1), ("last", 3)])
 def test_fit_keeps_the_best_or_the_last_epoch(keep, kept, tensors, tmp_path, monkeypatch):
-    real = train.evaluate
+    real = ecglib.training.loop.evaluate
 
     def worse_each_epoch(*args, **kwargs):  # validation accuracy 1/2, 1/3, 1/4: the first epoch is the best
         calls.append(1)
         return {**real(*args, **kwargs), "accuracy": 1 / (1 + len(calls))}
 
     calls = []
-    monkeypatch.setattr(train, "evaluate", worse_each_epoch)
+    monkeypatch.setattr(ecglib.training.loop, "evaluate", worse_each_epoch)
     torch.manual_seed(0)
     model = build_model("resnet", blocks=2, width=16)
-    history = train.fit(model, *tensors["train"], *tensors["val"], TrainConfig(epochs=3, batch_size=64, keep=keep),
+    history = fit(model, *tensors["train"], *tensors["val"], TrainConfig(epochs=3, batch_size=64, keep=keep),
                         run_dir=tmp_path / "run", progress=False)
-    best, state = runs.load_checkpoint(tmp_path / "run")
+    best, state = load_checkpoint(tmp_path / "run")
     assert state["epoch"] == kept and state["val_accuracy"] == history[kept - 1]["val_accuracy"]
     assert all(torch.equal(best.state_dict()[k], v) for k, v in model.state_dict().items()) is (keep == "last")
     with pytest.raises(InputError, match="unknown epoch to keep 'first'"):
@@ -191,7 +201,7 @@ def test_fit_resumes_where_it_stopped(tensors, tmp_path):
     def run(folder, model_kwargs=None, cfg=config, on_epoch=None):
         torch.manual_seed(0)
         model = build_model("resnet", **(model_kwargs or {"blocks": 2, "width": 16}))
-        return model, train.fit(model, *tensors["train"], *tensors["val"], cfg, run_dir=folder, progress=False,
+        return model, fit(model, *tensors["train"], *tensors["val"], cfg, run_dir=folder, progress=False,
                                 on_epoch=on_epoch)
 
     straight, h_straight = run(tmp_path / "a")
@@ -218,7 +228,7 @@ def test_fit_resumes_where_it_stopped(tensors, tmp_path):
     torch.manual_seed(0)
     fresh = build_model("resnet", blocks=2, width=16)
     epochs_run.clear()
-    train.fit(fresh, *tensors["train"], *tensors["val"], config, run_dir=tmp_path / "a", resume=False,
+    fit(fresh, *tensors["train"], *tensors["val"], config, run_dir=tmp_path / "a", resume=False,
               progress=False, on_epoch=lambda row: epochs_run.append(row["epoch"]))
     assert epochs_run == [1, 2, 3]
 
@@ -226,31 +236,31 @@ def test_fit_resumes_where_it_stopped(tensors, tmp_path):
 # ------------------------------------------------------------------------------------------------- checkpoints
 def save_best(model, path: Path, config=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": runs.CHECKPOINT_FORMAT, "model_config": config or model.config,
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": config or model.config,
                 "model": model.state_dict(), "epoch": 1, "val_accuracy": 0.5}, path)
     return path
 
 
 def test_load_checkpoint_checks_the_file(tmp_path):
     ode = save_best(build_model("odenet"), tmp_path / "ode" / "best.pt")
-    model, state = runs.load_checkpoint(ode, expect_model="odenet")
+    model, state = load_checkpoint(ode, expect_model="odenet")
     assert model.name == "odenet" and count_parameters(model) == 59_333 and state["epoch"] == 1
     with pytest.raises(InputError, match=r"best.pt: checkpoint of a odenet, not of a resnet"):
-        runs.load_checkpoint(ode, expect_model="resnet")
+        load_checkpoint(ode, expect_model="resnet")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(os.urandom(2048))
     with pytest.raises(InputError, match="junk.pt: not a readable checkpoint"):
-        runs.load_checkpoint(junk)
+        load_checkpoint(junk)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(InputError, match="other.pt: not an ecglib checkpoint"):
-        runs.load_checkpoint(other)
+        load_checkpoint(other)
     narrow = build_model("resnet", width=32)
     wrong = save_best(narrow, tmp_path / "wrong.pt", config={**narrow.config, "width": 64})
     with pytest.raises(InputError, match="wrong.pt: weights do not fit a resnet"):
-        runs.load_checkpoint(wrong)
+        load_checkpoint(wrong)
     with pytest.raises(InputError, match="missing.pt: checkpoint not found"):
-        runs.load_checkpoint(tmp_path / "missing.pt")
+        load_checkpoint(tmp_path / "missing.pt")
 
 
 # ---------------------------------------------------------------------------------------------------- guards
@@ -259,7 +269,7 @@ def test_nan_guard_on_a_huge_learning_rate(tensors, capsys):
     model = build_model("resnet", blocks=2, width=16)
     capsys.readouterr()
     try:
-        train.fit(model, *tensors["train"], *tensors["val"], TrainConfig(epochs=1, batch_size=32, lr=1e30),
+        fit(model, *tensors["train"], *tensors["val"], TrainConfig(epochs=1, batch_size=32, lr=1e30),
                   progress=True)
     except TrainingError as exc:
         message = str(exc)
@@ -276,17 +286,17 @@ def test_nan_guard_on_huge_inputs(tensors):
     x, y = tensors["train"]
     model = build_model("resnet", blocks=2, width=16)
     with pytest.raises(TrainingError, match="check the input data"):
-        train.fit(model, x * 3e38, y, *tensors["val"], TrainConfig(epochs=1, batch_size=32),
+        fit(model, x * 3e38, y, *tensors["val"], TrainConfig(epochs=1, batch_size=32),
                   progress=False)
 
 
 def test_solver_advice_translation():
-    advice = train._solver_advice(AssertionError("underflow in dt 1.2e-20"))
+    advice = solver_advice(AssertionError("underflow in dt 1.2e-20"))
     assert isinstance(advice, TrainingError)
     for hint in ("underflow in dt", "--rtol/--atol", "--lr", "--solver rk4"):
         assert hint in str(advice)
-    assert isinstance(train._solver_advice(AssertionError("max_num_steps exceeded")), TrainingError)
-    assert train._solver_advice(AssertionError("something else")) is None
+    assert isinstance(solver_advice(AssertionError("max_num_steps exceeded")), TrainingError)
+    assert solver_advice(AssertionError("something else")) is None
 
 
 def test_ode_step_size_underflow_gives_advice(tensors, monkeypatch):
@@ -300,9 +310,9 @@ def test_ode_step_size_underflow_gives_advice(tensors, monkeypatch):
     x, y = tensors["train"]
     model = build_model("odenet", ode=ODEConfig.original())
     with pytest.raises(TrainingError, match=r"step size underflowed \(underflow in dt.*--solver rk4"):
-        train.fit(model, x[:32], y[:32], x[:0], y[:0], TrainConfig(epochs=1, batch_size=32), progress=False)
+        fit(model, x[:32], y[:32], x[:0], y[:0], TrainConfig(epochs=1, batch_size=32), progress=False)
     with pytest.raises(TrainingError, match="underflow in dt"):
-        train.predict(model, x[:8])
+        predict(model, x[:8])
 
 
 # ------------------------------------------------------------------------------------------------ the commands
@@ -315,7 +325,7 @@ RESNET_RUN = ["train", "--model", "resnet", *SYNTHETIC_ARGS, "--limit", "600", "
 def synthetic_cache(tmp_path_factory):
     """A cache with the 48 synthetic records of 20 s and their beats, shared by the command-line runs."""
     folder = tmp_path_factory.mktemp("synthetic-cache")
-    data.load_beats("synthetic", synthetic_seconds=20, cache_dir=folder)
+    load_beats("synthetic", synthetic_seconds=20, cache_dir=folder)
     return folder
 
 
@@ -400,7 +410,7 @@ def test_train_writes_metrics_json(cli_runs):
     assert cm.sum() == m["n_test"] == m["split_sizes"]["test"] == 120  # 20% of --limit 600
     assert m["split_sizes"] == {"train": 432, "val": 48, "test": 120}
     assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
-    assert [m["per_class"][c]["support"] for c in data.CLASSES] == cm.sum(axis=1).tolist()  # rows: true class
+    assert [m["per_class"][c]["support"] for c in CLASSES] == cm.sum(axis=1).tolist()  # rows: true class
     assert m["params"] == 182_853
     assert len(m["seconds_per_epoch"]) == 3 and all(s > 0 for s in m["seconds_per_epoch"])
     assert m["nfe_forward"] == 0 and m["nfe_backward"] == 0

@@ -9,30 +9,31 @@ import pytest
 from conftest import DS1_RECORDS, assert_one_line_error, run_main
 from test_hostile import run_args
 
-from ecglib import data
+from ecglib.data.facts import DS1
+from ecglib.data.splits import split_beats, split_records
 from ecglib.errors import InputError
 
 
 def test_val_records_are_the_validation(synthetic_beats):
     fold = list(DS1_RECORDS[:2])
     for seed in (0, 1):
-        split = data.split_beats(synthetic_beats, "inter", seed=seed, val_records=fold)
-        parts = data.split_records(synthetic_beats, split)
+        split = split_beats(synthetic_beats, "inter", seed=seed, val_records=fold)
+        parts = split_records(synthetic_beats, split)
         assert parts["val_records"] == sorted(fold)
         assert set(parts["train_records"]) == set(DS1_RECORDS) - set(fold)
         assert not set(parts["test_records"]) & set(DS1_RECORDS)
-        assert len(split.train) + len(split.val) == np.isin(synthetic_beats.record, data.DS1).sum()
+        assert len(split.train) + len(split.val) == np.isin(synthetic_beats.record, DS1).sum()
     # The test beats do not depend on the validation.
-    np.testing.assert_array_equal(split.test, data.split_beats(synthetic_beats, "inter").test)
+    np.testing.assert_array_equal(split.test, split_beats(synthetic_beats, "inter").test)
 
 
 def test_val_records_errors(synthetic_beats):
     with pytest.raises(InputError, match="--val-records: 100 is not among the training records"):
-        data.split_beats(synthetic_beats, "inter", val_records=["100"])  # a DS2 record
+        split_beats(synthetic_beats, "inter", val_records=["100"])  # a DS2 record
     with pytest.raises(InputError, match="intra split draws random beats"):
-        data.split_beats(synthetic_beats, "intra", val_records=[DS1_RECORDS[0]])
+        split_beats(synthetic_beats, "intra", val_records=[DS1_RECORDS[0]])
     with pytest.raises(InputError, match="every training record is held out"):
-        data.split_beats(synthetic_beats, "inter", val_records=list(DS1_RECORDS))
+        split_beats(synthetic_beats, "inter", val_records=list(DS1_RECORDS))
 
 
 def test_cli_val_records(tmp_path, capsys, synthetic_records):

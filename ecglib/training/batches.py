@@ -1,6 +1,6 @@
 """What one training batch is made of: the order of the beats, the class weights of the loss, and the changes a batch
 goes through on its way into the model (noise, synthetic S beats; the morphology-dropout mask is one line in
-:func:`ecglib.train.fit`), plus the weight average that is validated in place of the weights. Every random draw
+:func:`ecglib.training.loop.fit`), plus the weight average that is validated in place of the weights. Every random draw
 comes from a generator seeded by (seed, epoch), so that a resumed run repeats it.
 """
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .beats import CLASSES
-from .config import CLASS_WEIGHTS, TrainConfig
-from .errors import InputError
+from ..config import CLASS_WEIGHTS, TrainConfig
+from ..data.facts import CLASSES
+from ..errors import InputError
 
 # Class counts are floored at this share of the training beats before weighting: DS1 holds 8 Q beats among 45,000,
 # whose balanced weight (about 1,100) would let a single Q beat dominate a batch and derail SGD.
@@ -60,7 +60,8 @@ def add_noise(x: torch.Tensor, level: float, layout: dict[str, bool], generator:
     ramp = torch.linspace(0.0, 1.0, t)
 
     def draw(n: int) -> torch.Tensor:
-        sd, ends = torch.rand(n, 1, generator=generator) * level, (torch.rand(n, 2, generator=generator) * 2 - 1) * level
+        sd = torch.rand(n, 1, generator=generator) * level
+        ends = (torch.rand(n, 2, generator=generator) * 2 - 1) * level
         white = torch.randn(n, t, generator=generator) * sd
         return white + ends[:, :1] + (ends[:, 1:] - ends[:, :1]) * ramp
 

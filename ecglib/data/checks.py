@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from .facts import CLASSES
 
-CLASS_COUNT = 5  # the AAMI classes (ecglib.data.CLASSES)
 
 
 # Sampling frequencies outside this range are typing errors, not ECGs (MIT-BIH: 360 Hz; Holter: 125-1000 Hz).
@@ -124,7 +124,7 @@ def check_npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, record: np.ndarra
             raise InputError(f"{path}: beats x hold values up to {peak:.3g}, beyond float32 (beats are scaled to "
                              "[0, 1])")
     if y.dtype.kind not in "fiu":
-        raise InputError(f"{path}: labels y are of type {y.dtype}, expected whole numbers 0-{CLASS_COUNT - 1}")
+        raise InputError(f"{path}: labels y are of type {y.dtype}, expected whole numbers 0-{len(CLASSES) - 1}")
     if y.ndim != 1:
         raise InputError(f"{path}: labels y have shape {y.shape}, expected (n,)")
     n = len(y)
@@ -138,3 +138,35 @@ def check_npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, record: np.ndarra
                              f"{'whole numbers' if name == 'sample' else 'text'}")
     if not isinstance(meta, dict):
         raise InputError(f"{path}: array 'meta' is not a JSON mapping")
+
+
+_BITS_PER_SAMPLE = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12, "310": 32 / 3,
+                    "311": 32 / 3}
+
+
+def check_signal_files(header: Any, folder: Path) -> None:
+    """Compare each .dat file's size with what its header promises: wfdb itself fails on a short file with a
+    numpy broadcast error that names neither the file nor the cause."""
+    if not header.sig_len:
+        return
+    per_file: dict[str, list[int]] = {}
+    for i, fname in enumerate(header.file_name):
+        per_file.setdefault(fname, []).append(i)
+    for fname, channels in per_file.items():
+        path = folder / fname
+        if not path.exists():
+            raise InputError(f"{path}: signal file named in {header.record_name}.hea is missing")
+        fmt = header.fmt[channels[0]]
+        bits = _BITS_PER_SAMPLE.get(str(fmt))
+        if bits is None:
+            continue
+        offset = (header.byte_offset[channels[0]] or 0) if header.byte_offset else 0
+        expected = int(np.ceil(header.sig_len * len(channels) * bits / 8)) + offset
+        actual = path.stat().st_size
+        if actual < expected:
+            raise InputError(f"{path}: truncated signal file, {actual} bytes where the header "
+                             f"({header.sig_len} samples x {len(channels)} channels, format {fmt}) needs {expected}")
+        # A frame's worth of slack: some writers pad the last 212 byte group or add a trailing frame.
+        if actual > expected + int(np.ceil(len(channels) * bits / 8)) + 1:
+            raise InputError(f"{path}: {actual} bytes where the header ({header.sig_len} samples x "
+                             f"{len(channels)} channels, format {fmt}) describes {expected}: header and data disagree")

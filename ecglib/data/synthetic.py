@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from .beats import MITDB_RECORDS, PACED_RECORDS
-from .errors import InputError
+from ..errors import InputError
+from .facts import MITDB_RECORDS, PACED_RECORDS
 
 # Approximate beat counts per record in the real database (symbol followed by count). Only the proportions
 # are used. Names outside the database get the average mix of the non-paced records.

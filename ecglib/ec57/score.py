@@ -1,6 +1,5 @@
-"""EC57 in use: annotation files read and checked against their record, records scored, and the comparison
-reported as ``bxb`` and ``sumstats`` print it (a table, a matrix, a CSV). The comparison itself, pure, is
-:mod:`ecglib.ec57`.
+"""EC57 in use: records scored from their annotation files, and the comparison reported as ``bxb`` and ``sumstats``
+print it (a table, a matrix, a CSV). The comparison itself, pure, is :mod:`ecglib.ec57.bxb`.
 """
 from __future__ import annotations
 
@@ -8,15 +7,23 @@ import csv
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .ec57 import LABELS, BXB_CLASS, DEFAULT_LEARNING_PERIOD, DEFAULT_MATCH_WINDOW, LINE_COLUMNS, STATS, Comparison, Summary, compare, summarize
-from .errors import InputError
-from .errors import first_line as _first_line
-from .files import atomic_write_text
+from ..data.checks import read_record_list
+from ..errors import InputError
+from ..files import atomic_write_text
+from .annotations import read_annotations, read_header
+from .bxb import (
+    BXB_LABELS,
+    DEFAULT_LEARNING_PERIOD,
+    DEFAULT_MATCH_WINDOW,
+    LINE_COLUMNS,
+    STATS,
+    Comparison,
+    Summary,
+    compare,
+    summarize,
+)
 
 
 # ---------------------------------------------------------------------------------------------------- reports
@@ -31,7 +38,7 @@ def format_matrix(comp: Comparison) -> str:
            "               Algorithm",
            "        n    s    v    f    q    o    x",
            "   ____________________________________"]
-    for r, row in enumerate(LABELS):
+    for r, row in enumerate(BXB_LABELS):
         cols = 7 if r < 5 else 5
         out.append(f" {row} | " + " ".join(f"{int(v):4d}" for v in m[r, :cols]))
     s, t = comp.stats(), comp.tallies()
@@ -88,8 +95,8 @@ def table_rows(comparisons: Sequence[Comparison], summary: Summary | None = None
     for c in comparisons:
         row: dict[str, object] = {"record": Path(c.record).name, "paced": c.paced, "aggregated": not c.paced}
         row.update(c.line())
-        for r, ref in enumerate(LABELS):
-            for j, test in enumerate(LABELS):
+        for r, ref in enumerate(BXB_LABELS):
+            for j, test in enumerate(BXB_LABELS):
                 if not (r >= 5 and j >= 5):
                     row[f"{ref}{test.lower()}"] = int(c.matrix[r, j])
         row.update(c.stats())
@@ -117,77 +124,6 @@ def write_csv(path: str | os.PathLike, comparisons: Sequence[Comparison], summar
     atomic_write_text(path, buf.getvalue())
 
 
-# ----------------------------------------------------------------------------------------------------- files
-@dataclass
-class Annotations:
-    """One WFDB annotation file: sample (k,) int64 at the record's rate, symbol (k,) str, subtype (k,) int."""
-
-    sample: np.ndarray
-    symbol: np.ndarray
-    subtype: np.ndarray
-
-
-def read_header(record: str | os.PathLike):
-    """The record's WFDB header (wfdb.rdheader), or InputError naming the .hea file."""
-    import wfdb
-
-    base = Path(record)
-    hea = Path(f"{base}.hea")
-    if not hea.exists():
-        raise InputError(f"{hea}: record header not found")
-    try:
-        return wfdb.rdheader(str(base))
-    except Exception as exc:  # noqa: BLE001 - wfdb raises many types for a bad header
-        raise InputError(f"{hea}: unreadable header ({_first_line(exc)})") from None
-
-
-def read_annotations(record: str | os.PathLike, extension: str, sig_len: int | None = None,
-                     folder: str | os.PathLike | None = None, fs: float | None = None) -> Annotations:
-    """Read RECORD.EXTENSION (from ``folder`` if given, else beside the record) and check that it fits the record:
-    not empty, readable, in time order, every annotation inside the signal's ``sig_len`` samples.
-
-    fs: the record's sampling rate; a file that declares another time resolution ("## time resolution") has its
-    times converted to the record's samples, rounded, as the WFDB library's getann() does."""
-    import wfdb
-
-    base = Path(record)
-    where = Path(folder) / base.name if folder is not None else base
-    path = Path(f"{where}.{extension}")
-    if not path.exists():
-        raise InputError(f"{path}: annotation file not found")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty annotation file")
-    try:
-        ann = wfdb.rdann(str(where), extension)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file raises anything from IndexError to ValueError
-        raise InputError(f"{path}: unreadable annotation file ({_first_line(exc)})") from None
-    if ann.symbol is not None and any(not isinstance(sym, str) for sym in ann.symbol):
-        # wfdb decodes codes outside the WFDB table as NaN: the file is not an annotation file (or is corrupt).
-        i = next(i for i, sym in enumerate(ann.symbol) if not isinstance(sym, str))
-        raise InputError(f"{path}: unreadable annotation file (annotation {i} has no valid WFDB code)")
-    sample = np.asarray(ann.sample, dtype=np.int64)
-    if fs and ann.fs and float(ann.fs) != float(fs):
-        sample = np.floor(sample * (float(fs) / float(ann.fs)) + 0.5).astype(np.int64)
-    symbol = np.asarray(ann.symbol if ann.symbol is not None else [], dtype=str)
-    subtype = np.asarray(ann.subtype if ann.subtype is not None else np.zeros(len(sample)), dtype=np.int64)
-    if len(sample) == 0:
-        raise InputError(f"{path}: no annotations")
-    if len(symbol) != len(sample) or len(subtype) != len(sample):
-        raise InputError(f"{path}: unreadable annotation file (inconsistent fields)")
-    if sample.min() < 0:
-        raise InputError(f"{path}: annotation at negative sample {int(sample.min())}")
-    if sig_len is not None and sig_len > 0 and sample.max() >= sig_len:
-        raise InputError(f"{path}: annotation at sample {int(sample.max())} beyond the signal of {sig_len} samples "
-                         "(annotations of another record?)")
-    if len(sample) > 1 and np.any(np.diff(sample) < 0):
-        i = int(np.flatnonzero(np.diff(sample) < 0)[0])
-        raise InputError(f"{path}: annotations out of time order (sample {int(sample[i + 1])} after "
-                         f"{int(sample[i])})")
-    if not np.isin(symbol, list(BXB_CLASS)).any():
-        raise InputError(f"{path}: no beat annotations")
-    return Annotations(sample, symbol, subtype)
-
-
 def score_record(record: str | os.PathLike, ref: str, test: str, learning_period: float = DEFAULT_LEARNING_PERIOD,
                  test_dir: str | os.PathLike | None = None, match_window: float = DEFAULT_MATCH_WINDOW
                  ) -> Comparison:
@@ -204,15 +140,11 @@ def score_record(record: str | os.PathLike, ref: str, test: str, learning_period
                    record=str(record))
 
 
-
-
 def score_records(record_dir: str | os.PathLike, ref: str, test: str, records: Sequence[str] | None = None,
                   learning_period: float = DEFAULT_LEARNING_PERIOD, test_dir: str | os.PathLike | None = None
                   ) -> tuple[list[Comparison], Summary]:
     """Score every record of ``record_dir`` (``records``; None: its RECORDS file, else every record with a ``ref``
     annotation file): the per-record comparisons and their gross and average summary (paced records left out)."""
-    from .checks import read_record_list
-
     folder = Path(record_dir)
     if not folder.is_dir():
         raise InputError(f"{folder}: record folder not found")

@@ -15,9 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import study_settings
-from .errors import EcgError, InputError
-from .plots import LABELS
+from ..config import MODEL_LABELS, SOURCES, study_settings
+from ..data.kaggle import KAGGLE_FILES
+from ..data.records import ensure_mitdb
+from ..errors import EcgError, InputError
+from ..files import atomic_write_text
+from ..report.conclusions import conclusions
+from ..report.tables import comparison_table, format_comparison, read_metrics
 
 NOTEBOOKS = ("01_explore.ipynb", "02_train.ipynb", "03_compare.ipynb", "04_annotate.ipynb")
 # What 03_compare sets side by side: both models on both splits, each with and without the rhythm features (sources
@@ -28,12 +32,15 @@ PROTOCOLS: tuple[tuple[str, str], ...] = (("intra", "beat"), ("intra", "beat+rhy
 
 
 def notebooks_dir() -> Path:
-    """The folder of the study's notebooks (the source checkout's ``notebooks/``)."""
-    folder = Path(__file__).resolve().parent.parent / "notebooks"
-    if not all((folder / n).exists() for n in NOTEBOOKS):
-        raise InputError(f"{folder}: the study notebooks ({', '.join(NOTEBOOKS)}) are not there; "
-                         "run the study from a source checkout of ecglib")
-    return folder
+    """The folder of the study's notebooks: ``ecglib/notebooks`` in an installed wheel (package data), else the
+    source checkout's ``notebooks/`` (an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    candidates = (package / "notebooks", package.parent / "notebooks")
+    for folder in candidates:
+        if all((folder / n).is_file() for n in NOTEBOOKS):
+            return folder
+    raise InputError(f"{candidates[0]}: the study notebooks ({', '.join(NOTEBOOKS)}) are not there; reinstall "
+                     "ecglib (pip install 'ecglib[study]') or run from a source checkout")
 
 
 def _cell_summary(nb_path: Path, cell_index: int) -> str:
@@ -101,16 +108,12 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, exclude_in
                 and "parameters" not in c.get("metadata", {}).get("tags", [])]
     exporter = HTMLExporter(exclude_input=exclude_input, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
-    from .files import atomic_write_text
-
     html = Path(html)
     atomic_write_text(html, body)
     return html
 
 
 def _check_inputs(data: str, mitdb_dir: Any, kaggle_dir: Any, download: bool) -> None:
-    from .data import KAGGLE_FILES, SOURCES, ensure_mitdb
-
     if data not in SOURCES:
         raise InputError(f"unknown data source {data!r}; choose one of {', '.join(SOURCES)}")
     if data == "mitdb":
@@ -179,7 +182,7 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
         for model in ("resnet", "odenet"):
             name = model if (split, features) == PROTOCOLS[0] else \
                 f"{model}-{split}-{'rhythm' if features == 'beat+rhythm' else 'beat'}"
-            runs[f"{LABELS[model]}, {split}, {features}"] = (name, {
+            runs[f"{MODEL_LABELS[model]}, {split}, {features}"] = (name, {
                 **train, "model": model, "split": split, "features": features, "run_dir": str(out / name)})
     steps = [
         ("01_explore.ipynb", "01_explore.ipynb", common),
@@ -214,12 +217,10 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
 def _print_comparison(out: Path) -> None:
     import pandas as pd
 
-    from .compare import comparison_table, conclusions, format_table, load_run
-
-    runs = {LABELS[m]: load_run(out / m) for m in ("resnet", "odenet")}
+    runs = {MODEL_LABELS[m]: read_metrics(out / m) for m in ("resnet", "odenet")}
     table = comparison_table(runs)
     with pd.option_context("display.width", 120, "display.max_columns", None):
-        print(format_table(table).to_string())
+        print(format_comparison(table).to_string())
     sweep_path = out / "tolerance_sweep.csv"
     sweep = pd.read_csv(sweep_path) if sweep_path.exists() else None
     print()

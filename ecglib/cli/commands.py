@@ -1,21 +1,25 @@
-"""The ``ecglib`` command: a thin face over the library (prepare, train, evaluate, study, annotate, score, sweep).
+"""What each ``ecglib`` subcommand does, as a thin face over the library.
 
-Known errors (bad input, a run that cannot go on) print one line ``ecglib: error: ...`` and exit with status 2.
+The library's modules are imported inside each command: ``ecglib prepare`` and ``ecglib score`` never pay for
+importing torch, and ``--help`` answers at once.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
 
-from . import arguments
-from .config import RECIPES, ODEConfig, TrainConfig, model_size_problem, recipe
-from .errors import EcgError
+from ..config import RECIPES, ODEConfig, TrainConfig, model_size_problem, recipe
+from ..errors import EcgError, InputError
+from ..extras import require_extra
 
 
 def _load(args: argparse.Namespace, progress: bool = True, rhythm: bool = False):
-    from .data import load_beats, load_npz, require_rhythm
+    from ..data.beats import load_npz, require_rhythm
+    from ..data.sources import load_beats
 
     if getattr(args, "data", None) is not None:
         beats = load_npz(args.data)
@@ -41,8 +45,7 @@ def _data_name(args: argparse.Namespace) -> str:
 
 def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -> Any:
     """split_beats, with a failure (too few beats, no record names) naming the data it was given."""
-    from .data import split_beats
-    from .errors import InputError
+    from ..data.splits import split_beats
 
     try:
         return split_beats(beats, protocol, val_records=getattr(args, "val_records", None), **kwargs)
@@ -51,7 +54,7 @@ def _split(args: argparse.Namespace, beats: Any, protocol: str, **kwargs: Any) -
 
 
 def _data_config(args: argparse.Namespace) -> dict[str, Any]:
-    from .data import data_config
+    from ..data.sources import data_config
 
     return data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
                        args.synthetic_seconds, getattr(args, "data", None), getattr(args, "val_records", None))
@@ -59,7 +62,8 @@ def _data_config(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------- commands
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .data import CLASSES, save_npz
+    from ..data.beats import save_npz
+    from ..data.facts import CLASSES
 
     if args.out.suffix != ".npz":
         raise EcgError(f"{args.out}: the output file must end in .npz")
@@ -76,33 +80,41 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def train_settings(args: argparse.Namespace) -> tuple[dict[str, Any], TrainConfig]:
+    """What ``ecglib train ARGS`` trains with, checked before any data is read: the model's arguments
+    (build_model's: width, blocks or the ODE settings) and the training recipe, the feature set's recipe filled in
+    where an option is not given (ecglib.config.RECIPES). InputError for settings that make no model or recipe."""
+    vars(args).update(recipe(args.features, **{k: getattr(args, k) for k in RECIPES[args.features]}))
+    config = TrainConfig.from_dict(vars(args))
     if args.model == "resnet":
-        return {"blocks": args.blocks, "width": args.width}
-    ode = ODEConfig.from_dict({k: getattr(args, k) for k in ("solver", "step_size", "rtol", "atol", "adjoint",
-                                                              "seminorm", "backend", "kinetic", "jacobian")})
-    return {"width": args.width, "ode": ode}
+        model_kwargs: dict[str, Any] = {"blocks": args.blocks, "width": args.width}
+    else:
+        if args.backend == "torchode":
+            require_extra("torchode", "--backend torchode")
+        model_kwargs = {"width": args.width,
+                        "ode": ODEConfig.from_dict({f.name: getattr(args, f.name) for f in fields(ODEConfig)})}
+    too_big = model_size_problem(args.model, args.width, args.blocks)
+    if too_big is not None:  # refused before minutes of data loading, and before any memory is taken
+        raise InputError(f"--width {args.width} --blocks {args.blocks}: {too_big}")
+    return model_kwargs, config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .compare import summary_line
-    from .data import limit_beats, require_records
-    from .train import pick_device, run_training
+    from ..data.beats import require_records
+    from ..data.splits import limit_beats
+    from ..inference import pick_device
+    from ..report.tables import summary_line
+    from ..training.run import run_training
 
     if args.data is None and args.source is None:
         raise EcgError("give the beats: --data FILE.npz or --source {mitdb,kaggle,synthetic}")
-    vars(args).update(recipe(args.features, **{k: getattr(args, k) for k in RECIPES[args.features]}))
-    config = TrainConfig.from_dict(vars(args))
-    model_kwargs = _model_kwargs(args)
-    too_big = model_size_problem(args.model, args.width, args.blocks)
-    if too_big is not None:  # refused before minutes of data loading, and before any memory is taken
-        raise EcgError(f"--width {args.width} --blocks {args.blocks}: {too_big}")
+    model_kwargs, config = train_settings(args)
     pick_device(config.device)  # an absent device is refused before minutes of data loading
     if args.out.exists() and not args.out.is_dir():
         raise EcgError(f"{args.out}: not a folder (--out names the run folder)")
     # Progress bars on a terminal only: in a log or a pipe they would run into the one-line error message.
     progress = not args.quiet and sys.stderr.isatty()
-    beats = limit_beats(_load(args, progress=progress, rhythm=args.features == "beat+rhythm"), args.limit,
+    beats = limit_beats(_load(args, progress=progress, rhythm=args.features == "beat+rhythm"), args.limit or None,
                         seed=config.seed)
     if args.template or args.context:  # the inputs made from a beat's record: refused before the split is drawn
         require_records(beats, _data_name(args), "record templates" if args.template else "neighbouring beats")
@@ -116,15 +128,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import class_offsets, input_layout, model_inputs
-    from .files import atomic_write_text
-    from .metrics import beats_per_second, classification_metrics, count_parameters
-    from .runs import RunFolder, beats_of_run, load_checkpoint
-    from .train import predict_nfe
+    from ..checkpoints import load_checkpoint, load_run_model
+    from ..config import logit_offsets
+    from ..data.inputs import input_layout, model_inputs
+    from ..data.sources import beats_of_run
+    from ..files import atomic_write_text
+    from ..inference import predict_nfe
+    from ..metrics import beats_per_second, classification_metrics, count_parameters
+    from ..runs import RunFolder
 
     if args.run.is_dir():
         run = RunFolder(args.run)
-        model = run.load_model()
+        model = load_run_model(run.path)
     else:  # a checkpoint file: its folder's metrics.json, when there, says what data it was trained on
         model, _ = load_checkpoint(args.run)
         run = RunFolder(args.run.parent)
@@ -139,24 +154,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                 limit=args.limit, seed=args.seed,
                                 synthetic_seconds=args.synthetic_seconds if args.source else None)
     if args.s_offset is not None:  # another operating point of the same weights
-        model.set_logit_offsets(class_offsets(args.s_offset))
+        model.set_logit_offsets(logit_offsets(args.s_offset))
     # The inputs the checkpoint's model takes: rhythm features and neighbouring beats when it was built for them.
     x, y, r = model_inputs(beats, model.config, name=_data_name(args)).part(split.test)
     # A long evaluation (an adaptive solver at a tight tolerance) shows how far it got, on a terminal only.
     pred, _, nfe = predict_nfe(model, x, batch_size=args.batch_size, progress=sys.stderr.isatty(), rhythm=r)
     m = classification_metrics(y.numpy(), pred, y_train=beats.y[split.train])
-    m.update(model=model.name, params=count_parameters(model), nfe_forward=nfe,
+    m.update(model=model.name, params=count_parameters(model), test_nfe_forward=nfe,
              beats_per_second=beats_per_second(model, x, args.batch_size, rhythm=r), solver=model.config,
              features="beat+rhythm" if r is not None else "beat", **input_layout(x.shape[1]))
     print(f"{model.name} on {split.protocol} test ({len(y):,} beats): accuracy {m['accuracy']:.4f}, macro-F1 "
-          f"{m['macro_f1']:.4f}, NFE {m['nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
+          f"{m['macro_f1']:.4f}, NFE {m['test_nfe_forward']:.1f}/batch, {m['beats_per_second']:.0f} beats/s")
     if args.out is not None:
         atomic_write_text(args.out, json.dumps(m, indent=2))
     return 0
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .study import run_study
+    require_extra("study", "ecglib study")
+    from ..experiments.study import run_study
 
     return run_study(profile=args.profile, data=args.data, mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                      out=args.out, epochs=args.epochs, limit=args.limit, download=not args.no_download,
@@ -164,8 +180,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from .annotate import annotate_records
-    from .study import study_threads
+    from ..ec57.annotate import annotate_records
+    from ..experiments.study import study_threads
 
     # On a busy machine more torch threads than free cores make classification several times slower.
     threads = args.threads or study_threads()
@@ -184,7 +200,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from . import score
+    from ..ec57 import score
 
     comparisons, summary = score.score_records(args.record_dir, args.ref, args.test, args.records,
                                                learning_period=args.learning_period, test_dir=args.test_dir)
@@ -200,7 +216,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import load_spec, run_sweep
+    require_extra("sweep", "ecglib sweep")
+    from ..experiments.sweep import load_spec, run_sweep
 
     spec = load_spec(args.spec, mitdb_dir=args.mitdb_dir)  # every check before Ray starts or DIR is written
     table = run_sweep(spec, args.out, address=args.address, cpus_per_run=args.cpus_per_run,
@@ -214,73 +231,3 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "study": cmd_study,
     "annotate": cmd_annotate, "score": cmd_score, "sweep": cmd_sweep}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    return arguments.build_parser(description=__doc__.splitlines()[0])
-
-
-def _close_progress_bars() -> None:
-    """Close the progress bars still on screen, so that an error message starts on a line of its own."""
-    tqdm_module = sys.modules.get("tqdm.std")
-    if tqdm_module is None:
-        return
-    for bar in list(getattr(tqdm_module.tqdm, "_instances", [])):
-        try:
-            bar.close()
-        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
-            pass
-
-
-def _fail(message: str, status: int = 2) -> int:
-    _close_progress_bars()
-    try:
-        sys.stdout.flush()
-    except OSError:  # a closed pipe must not turn the error into a traceback
-        pass
-    # One line, whatever the message holds.
-    print(f"ecglib: {message}".replace("\r", " ").replace("\n", " "), file=sys.stderr, flush=True)
-    return status
-
-
-def _stdout_gone() -> int:
-    """The reader of our output went away (``ecglib ... | head -1``): nothing to say, and nothing more to print.
-    stdout goes to /dev/null so that Python's own flush at exit does not complain."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            # Warnings of numpy, scipy, wfdb, pandas or torch are not the user's errors and would break the promise
-            # of one error line; -W or PYTHONWARNINGS still shows them.
-            if not sys.warnoptions:
-                warnings.simplefilter("ignore")
-            args = build_parser().parse_args(argv)
-            status = COMMANDS[args.command](args)
-            sys.stdout.flush()  # here, where a reader gone away (a closed pipe) is still ours to handle
-            return status
-    except EcgError as exc:
-        return _fail(f"error: {exc}")
-    except BrokenPipeError:
-        return _stdout_gone()
-    except OSError as exc:  # an output that cannot be written (a file in the way, no space): one line, no traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(f"error: {where}{exc.strerror or exc}")
-    except MemoryError:
-        return _fail("error: out of memory; use fewer beats (--limit), a smaller --batch-size or a smaller model")
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,17 +1,18 @@
 """Beat-by-beat comparison of two annotation sets as ANSI/AAMI EC57 prescribes, read like the WFDB software's ``bxb``.
 
-:func:`compare` reimplements, rule for rule, the comparison of ``bxb`` (G. Moody, WFDB 10.7, ``app/bxb.c``), so
-that it scores as bxb does: the same reading of the two annotation streams (beat annotations only; ventricular flutter episodes ``[`` .. ``]``
-skipped; shutdown marked by noise annotations ``~`` whose subtype has bits 4 and 5 set), the same start of the
-comparison after the learning period, the same four-way pairing rule with the 2002 refinement for beats closer
-than twice the match window, the same end of the comparison (the end of the record when its length is known,
-else the end of the reference annotations), and the same pseudo-beats ``O`` (no match) and ``X`` (shutdown).
+:func:`compare` reimplements, rule for rule, the comparison of ``bxb`` (G. Moody, WFDB 10.7, ``app/bxb.c``), so that
+it scores as bxb does: the same reading of the two annotation streams (beat annotations only; ventricular flutter
+episodes ``[`` .. ``]`` skipped; shutdown marked by noise annotations ``~`` whose subtype has bits 4 and 5 set), the
+same start of the comparison after the learning period, the same four-way pairing rule with the 2002 refinement for
+beats closer than twice the match window, the same end of the comparison (the end of the record when its length is
+known, else the end of the reference annotations), and the same pseudo-beats ``O`` (no match) and ``X`` (shutdown).
 Classes follow ``bxb``'s AAMI mapping with SVEB statistics (its ``-L``/``-S``/``-C`` reports), see
 :data:`BXB_CLASS`. The per-record statistics are ``bxb``'s, the gross and average ones those of the WFDB program
 ``sumstats`` on ``bxb -L`` line reports (plus the VEB false positive rate of its ``-l`` reports).
 
 Everything here is pure: sample numbers and symbols in, counts and statistics out. Reading annotation files,
-scoring records and the bxb-style reports are in :mod:`ecglib.score`.
+scoring records and the bxb-style reports are in :mod:`ecglib.ec57.score`, annotation files in
+:mod:`ecglib.ec57.annotations`.
 """
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..data.facts import PACED_RECORDS
+from ..errors import InputError
 
 # Reference rows and test columns of the bxb matrix: the five AAMI classes, O (no match: a pseudo-beat paired with
 # an unmatched beat of the other file) and X (a beat missed while the other file marks shutdown).
-LABELS: tuple[str, ...] = ("N", "S", "V", "F", "Q", "O", "X")
-_IDX = {c: i for i, c in enumerate(LABELS)}
+BXB_LABELS: tuple[str, ...] = ("N", "S", "V", "F", "Q", "O", "X")
+_IDX = {c: i for i, c in enumerate(BXB_LABELS)}
 
 # bxb's amap() with SVEB statistics on (fflag > 3), keyed by MIT annotation symbol. Every symbol here is a beat
 # annotation (WFDB's isqrs()); '!' (ventricular flutter wave) counts as a beat but maps to O, as in bxb. NOTE:
@@ -43,7 +45,6 @@ BXB_CLASS: dict[str, str] = {
 }
 NOISE, VFON, VFOFF = "~", "[", "]"
 SHUTDOWN_BITS = 0x30
-PACED_RECORDS: tuple[str, ...] = ("102", "104", "107", "217")
 DEFAULT_LEARNING_PERIOD = 300.0  # s: bxb's default start of the comparison, "5:0"
 DEFAULT_MATCH_WINDOW = 0.15  # s
 # The columns of a bxb -L line report, with sumstats' primes: Nn' = Nn+Nf+Nq, Fn' = F and Q rows, On' = O and X
@@ -160,7 +161,7 @@ class _Stream:
 class Comparison:
     """The outcome of comparing one record's test annotations with its reference annotations.
 
-    matrix: (7, 7) int64, rows the reference label and columns the test label, both in LABELS order (N, S, V, F,
+    matrix: (7, 7) int64, rows the reference label and columns the test label, both in BXB_LABELS order (N, S, V, F,
       Q, O, X); the O and X rows have no o and x columns (always 0), as in bxb.
     fs: sampling rate (Hz); rr_sq_sum / rr_count: sum of squared reference-minus-test RR interval differences
       (samples^2) over the matched pairs where both are defined, and their number; shutdown_seconds: the test
@@ -183,7 +184,7 @@ class Comparison:
     # bxb's tallies (print_results), from the whole matrix
     def tallies(self) -> dict[str, int]:
         m = self.matrix
-        N, S, V, F, Q, O, X = range(7)
+        N, S, V, F, Q, O, X = range(7)  # noqa: E741 - bxb's own names for the matrix rows
         tallies = {
             "QTP": int(m[:5, :5].sum()), "QFN": int(m[:5, 5:].sum()), "QFP": int(m[5:, :5].sum()),
             "VTP": int(m[V, V]), "VFN": int(m[V].sum() - m[V, V]),

@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
+from ..files import atomic_write_text, clear_stale_temporaries, file_digest, temporary_name
 
 
 def fingerprint(folder: Path, names: Iterable[str]) -> list[tuple[str, int, str]]:
     """(name, size, BLAKE2b of the bytes) of each input file: the cache key follows the content, so that a file
     changed in place, even with its size and modification time kept, is never answered from the cache."""
-    from .files import file_digest
-
     out = []
     for name in sorted(names):
         p = folder / name
@@ -39,8 +38,6 @@ def read_cache_entry(entry: Path, load: Callable[[Path], Any]) -> Any:
     """``load(entry)`` (the beats) when the entry's bytes match the checksum stored beside it; None when there is
     no entry. A damaged entry (no checksum, another checksum, unreadable: ``load`` raises InputError) is removed
     with one line on stderr, and the caller rebuilds it."""
-    from .files import clear_stale_temporaries, file_digest
-
     clear_stale_temporaries(entry.parent)  # what a writer killed earlier left here
     if not entry.exists():
         return None
@@ -65,8 +62,6 @@ def read_cache_entry(entry: Path, load: Callable[[Path], Any]) -> Any:
 def write_cache_entry(beats: Any, entry: Path, save: Callable[[Any, Path], None]) -> None:
     """``save(beats, entry)``, then the entry's checksum beside it (an entry without one is never used); a cache
     that cannot be written (read-only, full) only costs speed."""
-    from .files import atomic_write_text, file_digest
-
     try:
         save(beats, entry)
         atomic_write_text(checksum_file(entry), file_digest(entry) + "\n")
@@ -83,8 +78,6 @@ CHECKSUMS = "CHECKSUMS"
 
 def write_checksums(folder: Path) -> None:
     """Write folder/CHECKSUMS: the BLAKE2b of every other file in the folder, one "DIGEST  NAME" per line."""
-    from .files import file_digest
-
     lines = [f"{file_digest(p)}  {p.name}" for p in sorted(folder.iterdir())
              if p.is_file() and p.name != CHECKSUMS]
     (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
@@ -93,8 +86,6 @@ def write_checksums(folder: Path) -> None:
 def folder_problem(folder: Path, records: Sequence[str]) -> str | None:
     """None when a folder of synthetic records is whole (each record's .hea, .dat and .atr there, every file of
     its CHECKSUMS present and intact), else why not."""
-    from .files import file_digest
-
     if not folder.is_dir():
         return "missing"
     try:
@@ -117,8 +108,6 @@ def folder_problem(folder: Path, records: Sequence[str]) -> str | None:
 def discard(folder: Path) -> None:
     """Move a broken cache folder out of the way (a rename is atomic), then delete it."""
     import shutil
-
-    from .files import temporary_name
 
     trash = temporary_name(folder.parent)
     try:

@@ -32,143 +32,36 @@ naming the spec file and the key.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from .config import BACKENDS, CLASS_WEIGHTS, KEEPS, RECIPE_TRAIN_KEYS, SAMPLERS, parse_step_size
-from .errors import InputError
+from ..config import RECIPE_TRAIN_KEYS, SETTINGS, ODEConfig, TrainConfig, recipe
+from ..errors import InputError
 
-SOURCES = ("mitdb", "kaggle", "synthetic")
-MODEL_NAMES = ("resnet", "odenet")
-SPLITS = ("intra", "inter")
-FEATURE_SETS = ("beat", "beat+rhythm")
 TOP_KEYS = ("description", "data", "train", "axes", "configs")
 DATA_KEYS = ("source", "mitdb_dir", "kaggle_dir", "synthetic_seconds", "limit", "val_fraction", "download")
 RESNET_KEYS = ("blocks",)
-ODE_KEYS = ("solver", "step_size", "rtol", "atol", "adjoint", "seminorm", "backend", "kinetic", "jacobian")
+ODE_KEYS = tuple(f.name for f in fields(ODEConfig))
 MODEL_KEYS = ("width",) + RESNET_KEYS + ODE_KEYS
-TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup", "device",
-              "class_weight", "sampler", "noise", "ema", "morphology_dropout", "synthetic_s", "keep",
-              "s_offset")
+# Every TrainConfig field but the thread count, which a sweep sets from --cpus-per-run.
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != "threads")
 # What a trial is made of; each may be fixed ([train]), swept ([axes]) or set by a named configuration.
 INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
 # val_records: a validation fold of whole DS1 records (inter), as `ecglib train --val-records`; an axis of folds
-# makes a selection sweep (ecglib.sweep.fold_selection_scores pools each seed's folds).
-SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + TRAIN_KEYS + ("val_records",)
+# makes a selection sweep (ecglib.experiments.selection.fold_selection_scores pools each seed's folds).
+SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + \
+    tuple(k for k in TRAIN_KEYS if k != "seed") + ("val_records",)
 
 
-class _Bad(Exception):
-    """A value that does not fit its key (turned into InputError naming the spec file and the key)."""
-
-
-def _int(v: Any, low: int = 0) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise _Bad(f"must be an integer, not {v!r}")
-    if v < low:
-        raise _Bad(f"must be at least {low}, not {v}")
-    return v
-
-
-def _pos(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise _Bad(f"must be a positive number, not {v!r}")
-    return float(v)
-
-
-def _nonneg(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-        raise _Bad(f"must be a number >= 0, not {v!r}")
-    return float(v)
-
-
-def _real(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _Bad(f"must be a finite number, not {v!r}")
-    return float(v)
-
-
-def _fraction(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-        raise _Bad(f"must be a number in [0, 1), not {v!r}")
-    return float(v)
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad(f"must be true or false, not {v!r}")
-    return v
-
-
-def _choice(*options: str) -> Callable[[Any], str]:
-    def check(v: Any) -> str:
-        if v not in options:
-            raise _Bad(f"unknown value {v!r}; choose one of {', '.join(options)}")
-        return v
-    return check
-
-
-def _solver(v: Any) -> str:
-    from torchdiffeq._impl.odeint import SOLVERS
-
-    if not isinstance(v, str) or v not in SOLVERS:
-        raise _Bad(f"unknown ODE solver {v!r}; torchdiffeq has {', '.join(sorted(SOLVERS))}")
-    return v
-
-
-def _step_size(v: Any) -> float:
-    """A number, or a fraction written as a string ("1/3": exactly three steps; 0.333 would give a fourth)."""
-    if isinstance(v, str):
-        try:
-            v = parse_step_size(v)
-        except ValueError as exc:
-            raise _Bad(str(exc)) from None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-        raise _Bad(f"must lie in (0, 1], the integration time, not {v!r}")
-    return float(v)
-
-
-def _device(v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise _Bad(f"must be a device name such as auto, cpu or cuda, not {v!r}")
-    return v
-
-
-def _records(v: Any) -> str:
-    """DS1 record names, as "101,112,114" or ["101", "112", "114"]: the canonical comma-joined string."""
-    from .beats import DS1
-
-    names = v.split(",") if isinstance(v, str) else v if isinstance(v, list) else None
-    if not names or not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names):
-        raise _Bad(f"must be DS1 record names, as \"101,112\" or [\"101\", \"112\"], not {v!r}")
-    names = [str(n).strip() for n in names]
-    if not all(names):
-        raise _Bad(f"an empty record name in {v!r}")
-    bad = [n for n in names if n not in DS1]
-    if bad:
-        raise _Bad(f"not DS1 records: {', '.join(bad)} (a validation fold is whole records of DS1, the inter "
-                   "protocol's training records)")
-    if len(set(names)) != len(names):
-        raise _Bad(f"a record is repeated: {v!r}")
-    return ",".join(names)
-
-
-CHECKS: dict[str, Callable[[Any], Any]] = {
-    "model": _choice(*MODEL_NAMES), "split": _choice(*SPLITS), "features": _choice(*FEATURE_SETS), "seed": _int,
-    "context": _bool, "template": _bool,
-    "width": lambda v: _int(v, 1), "blocks": lambda v: _int(v, 1), "solver": _solver, "step_size": _step_size,
-    "rtol": _pos, "atol": _pos, "adjoint": _bool, "seminorm": _bool, "backend": _choice(*BACKENDS),
-    "kinetic": _nonneg, "jacobian": _nonneg,
-    "epochs": lambda v: _int(v, 1), "batch_size": lambda v: _int(v, 1), "optimizer": _choice("sgd", "adam"),
-    "lr": _pos, "momentum": _nonneg, "weight_decay": _nonneg, "schedule": _choice("cosine", "onecycle", "none"),
-    "warmup": _fraction, "device": lambda v: _device(v), "class_weight": _choice(*CLASS_WEIGHTS),
-    "sampler": _choice(*SAMPLERS), "noise": _fraction, "ema": _fraction,
-    "morphology_dropout": _fraction, "synthetic_s": _fraction, "keep": _choice(*KEEPS), "s_offset": _real,
-    "val_records": _records,
-}
+def _checked(name: str, value: Any) -> Any:
+    """``value`` checked by the setting's constraint (:data:`ecglib.config.SETTINGS`, the same as the command line's);
+    a validation fold's records as their canonical comma-joined string, the name of its run folders."""
+    value = SETTINGS[name].check(value)
+    return ",".join(value) if name == "val_records" and value is not None else value
 
 
 @dataclass
@@ -211,8 +104,8 @@ def _where(path: Path, key: str) -> str:
 
 def _check(path: Path, key: str, name: str, value: Any) -> Any:
     try:
-        return CHECKS[name](value)
-    except _Bad as exc:
+        return _checked(name, value)
+    except ValueError as exc:
         raise InputError(f"{_where(path, key)}: {exc}") from None
 
 
@@ -236,28 +129,20 @@ def _slug(value: Any) -> str:
 
 def _data_settings(path: Path, raw: dict[str, Any], mitdb_dir: str | os.PathLike | None) -> dict[str, Any]:
     _unknown(path, "data.", list(raw), DATA_KEYS)
-    source = raw.get("source", "synthetic")
-    if source not in SOURCES:
-        raise InputError(f"{_where(path, 'data.source')}: unknown source {source!r}; choose one of "
-                         f"{', '.join(SOURCES)}")
+    source = _check(path, "data.source", "source", raw.get("source", "synthetic"))
     data: dict[str, Any] = {"source": source, "mitdb_dir": None, "kaggle_dir": None, "synthetic_seconds": 60.0,
                             "limit": None, "val_fraction": 0.1, "download": False}
     if mitdb_dir is not None:
         raw["mitdb_dir"] = str(Path(mitdb_dir).resolve())
     for key in ("mitdb_dir", "kaggle_dir"):
         if key in raw:
-            if not isinstance(raw[key], str) or not raw[key]:
-                raise InputError(f"{_where(path, 'data.' + key)}: must be a folder name")
+            _check(path, "data." + key, key, raw[key])
             # Relative folders are read from the spec file's folder, so a spec works from any directory.
             data[key] = str((path.parent / Path(raw[key]).expanduser()).resolve())
-    checks = {"synthetic_seconds": _pos, "limit": lambda v: _int(v, 0) or None,  # limit 0: all beats
-              "val_fraction": _fraction, "download": _bool}
-    for key, check in checks.items():
+    for key in ("synthetic_seconds", "limit", "val_fraction", "download"):
         if key in raw:
-            try:
-                data[key] = check(raw[key])
-            except _Bad as exc:
-                raise InputError(f"{_where(path, 'data.' + key)}: {exc}") from None
+            data[key] = _check(path, "data." + key, key, raw[key])
+    data["limit"] = data["limit"] or None  # limit 0: all beats
     needs = {"mitdb": "mitdb_dir", "kaggle": "kaggle_dir"}.get(source)
     if needs is not None:
         if data[needs] is None:
@@ -269,7 +154,7 @@ def _data_settings(path: Path, raw: dict[str, Any], mitdb_dir: str | os.PathLike
 
 def _settings(path: Path, section: str, raw: Mapping[str, Any], extra: Sequence[str] = ()) -> dict[str, Any]:
     _unknown(path, section, list(raw), SETTING_KEYS + tuple(extra))
-    return {k: (_check(path, section + k, k, v) if k in CHECKS else v) for k, v in raw.items()}
+    return {k: _check(path, section + k, k, v) for k, v in raw.items()}
 
 
 def load_spec(spec: str | os.PathLike, mitdb_dir: str | os.PathLike | None = None) -> SweepSpec:
@@ -370,8 +255,6 @@ def load_spec(spec: str | os.PathLike, mitdb_dir: str | os.PathLike | None = Non
 
 def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings: dict[str, Any], seed: int,
                 data: dict[str, Any]) -> Trial:
-    from .config import ODEConfig, recipe
-
     model = settings["model"]
     # Unset settings take build_model's and ODEConfig's defaults, the same as `ecglib train`'s.
     kwargs: dict[str, Any] = {k: settings[k] for k in ("width",) if k in settings}
@@ -388,8 +271,6 @@ def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings:
     train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
     train.update(seed=seed, **{k: chosen[k] for k in RECIPE_TRAIN_KEYS})
     try:
-        from .config import TrainConfig
-
         TrainConfig(**train)
     except (InputError, TypeError) as exc:
         raise InputError(f"{path}: [train]: {exc}") from None

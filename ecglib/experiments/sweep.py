@@ -1,12 +1,13 @@
 """Sweeps: many seeds and settings at once, on one machine or a Ray cluster, with confidence intervals.
 
-The SPEC (a TOML file, :mod:`ecglib.spec`) says what to train. Each trial is an ordinary ecglib run folder, ``DIR/runs/<id>`` (metrics.json, history.csv, best.pt,
-checkpoint.pt), trained by :func:`ecglib.train.run_training` on the beats that
-:func:`ecglib.data.load_split` gives, which is what ``ecglib train`` and the notebooks use; beside them the
-sweep keeps ``trial.json`` (attempts, the epoch a retry resumed after, status, error). A trial is finished when
-its metrics.json exists and describes the trial's settings: running a finished sweep again trains nothing, and an
-interrupted trial resumes from its checkpoint (a resumed CPU run ends with the same numbers as an uninterrupted
-one; see :mod:`ecglib.train`).
+The SPEC (a TOML file, :mod:`ecglib.experiments.spec`) says what to train. Each trial is an ordinary ecglib run
+folder, ``DIR/runs/<id>`` (metrics.json, history.csv, best.pt, checkpoint.pt), trained by
+:func:`ecglib.training.run.run_training` on the beats that :func:`ecglib.data.sources.load_split` gives, which is
+what ``ecglib train`` and the notebooks use; beside them the sweep keeps ``trial.json`` (attempts, the epoch a retry
+resumed after, status, error). A trial is finished when its metrics.json exists and describes the trial's settings:
+running a finished sweep again trains nothing, and an interrupted trial resumes from its checkpoint (a resumed CPU
+run ends with the same numbers as an uninterrupted
+one; see :mod:`ecglib.training.loop`).
 
 Execution: Ray core tasks, not Ray Tune. Each trial already is a resumable run folder, so all a sweep needs from
 Ray is "run this function on a free CPU somewhere, and run it again if its worker dies": ``@ray.remote`` with
@@ -20,9 +21,9 @@ sweep joins a cluster started with ``ray start`` (every node must see DIR and th
 Outputs, rewritten atomically after every run: ``DIR/results.csv`` (one row per trial: every setting, the seed,
 the metrics, the time, status and error) and ``DIR/summary.md`` (per configuration: n, mean, standard deviation
 and a 95 % t confidence interval over seeds; paired differences between configurations over the same seeds).
-For notebooks: :func:`load_sweep`, then :func:`ecglib.compare.sweep_summary_table`,
-:func:`ecglib.compare.paired_differences` and :func:`ecglib.plots.plot_sweep_results`; for a sweep over folds of
-DS1 records (``val_records``), :func:`fold_selection_scores`.
+For notebooks: :func:`load_sweep`, then :func:`ecglib.experiments.stats.sweep_summary_table`,
+:func:`ecglib.experiments.stats.paired_differences` and :func:`ecglib.report.figures.plot_sweep_results`; for a
+sweep over folds of DS1 records (``val_records``), :func:`ecglib.experiments.selection.fold_selection_scores`.
 """
 from __future__ import annotations
 
@@ -33,25 +34,31 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from io import StringIO
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from .errors import EcgError, InputError
+from ..config import TrainConfig, logit_offsets
+from ..data.facts import RHYTHM_INPUTS
+from ..data.inputs import input_channels
+from ..data.sources import data_config, load_split
+from ..errors import EcgError, InputError
+from ..files import atomic_write_text
+from ..models import build_model
+from ..training.resume import RESUME_FREE
+from ..training.run import run_training
+from .selection import COUNTS, VAL_COUNT_COLUMNS, fold_selection_markdown
 from .spec import MODEL_KEYS, TRAIN_KEYS, SweepSpec, Trial, load_spec
+from .stats import summary_markdown
 
-# Validation counts of S and V beats (true positives, missed, false positives), so that a selection sweep can pool a
-# seed's folds (fold_selection_scores).
-COUNTS = ("tp", "fn", "fp")
-VAL_COUNT_COLUMNS = tuple(f"val_{c}_{k}" for c in "SV" for k in COUNTS)
 # Metrics that results.csv carries for every run (AAMI Se and +P of S and V beats among them).
 METRIC_COLUMNS = ("accuracy", "macro_f1", "baseline_accuracy", "S_se", "S_ppv", "V_se", "V_ppv", "params",
                   "seconds", "seconds_per_epoch", "nfe_forward", "best_epoch") + VAL_COUNT_COLUMNS
-# A selection sweep's score: the mean of the S and V F1 of the pooled validation folds (README, "How the recipe
-# was chosen").
-SELECTION_METRICS = (("score", "(F1 S + F1 V) / 2"), ("f1_S", "F1 S"), ("f1_V", "F1 V"))
 STATE_COLUMNS = ("status", "error", "attempts", "resumed_from", "wall_seconds", "run_dir")
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text())
@@ -61,8 +68,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _data_config(trial: Trial) -> dict[str, Any]:
-    from .data import data_config
-
     d = trial.data
     return data_config(d["source"], d["mitdb_dir"], d["kaggle_dir"], trial.split, d["limit"], d["val_fraction"],
                        d["synthetic_seconds"], val_records=trial.val_records)
@@ -70,17 +75,12 @@ def _data_config(trial: Trial) -> dict[str, Any]:
 
 def _expected_config(trial: Trial) -> dict[str, Any]:
     """What metrics.json["config"] of the finished trial holds, but the device and thread count."""
-    from .beats import RHYTHM_INPUTS, class_offsets, input_channels
-    from .config import TrainConfig
-    from .models import build_model
-    from .runs import RESUME_FREE
-
     config = TrainConfig(**trial.train)
     train = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE or k == "epochs"}
     model = build_model(trial.model, **trial.model_kwargs,
                         rhythm_inputs=RHYTHM_INPUTS if trial.features == "beat+rhythm" else None,
                         in_channels=input_channels(trial.context, trial.template),
-                        logit_offsets=class_offsets(config.s_offset))
+                        logit_offsets=logit_offsets(config.s_offset))
     return {"model": model.config, "train": train, "data": _data_config(trial), "split": trial.split,
             "features": trial.features, "context": trial.context, **({"template": True} if trial.template else {})}
 
@@ -90,9 +90,6 @@ def is_finished(trial: Trial, out: str | os.PathLike) -> bool:
     metrics = _read_json(trial.run_dir(out) / "metrics.json")
     if not metrics or not isinstance(metrics.get("config"), dict):
         return False
-    from .config import TrainConfig
-    from .runs import RESUME_FREE
-
     got = dict(metrics["config"])
     # Recipe fields added since the run was written count at their defaults, as a resume takes them.
     train = {**asdict(TrainConfig()), **dict(got.get("train", {}))}
@@ -113,8 +110,6 @@ def _checkpoint_epoch(run_dir: Path) -> int:
 
 
 def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
-    from .files import atomic_write_text
-
     atomic_write_text(run_dir / "trial.json", json.dumps(state, indent=2))
 
 
@@ -127,10 +122,6 @@ def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None, 
     Bad input (EcgError) ends the trial with status "failed" and its one-line error; it is not raised, so Ray
     does not retry it. Anything else propagates (Ray reports it; a dead worker is retried by Ray).
     """
-    from .data import load_split
-    from .config import TrainConfig
-    from .train import run_training
-
     run_dir = trial.run_dir(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = _read_json(run_dir / "trial.json") or {}
@@ -188,8 +179,6 @@ def _row(trial: Trial, out: Path, spec: SweepSpec) -> dict[str, Any]:
                limit=trial.data["limit"] or "", val_records=",".join(trial.val_records or []))
     for key in MODEL_KEYS:
         row[key] = trial.model_kwargs.get(key, "")
-    from .config import TrainConfig
-
     train = asdict(TrainConfig(**trial.train))
     for key in TRAIN_KEYS:
         row[key] = train[key]
@@ -228,9 +217,6 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 
 def write_results(spec: SweepSpec, out: str | os.PathLike) -> Any:
     """Write DIR/results.csv and DIR/summary.md from the run folders (atomically); return the results table."""
-    from .compare import summary_markdown
-    from .files import atomic_write_text
-
     out = Path(out)
     rows = [_row(t, out, spec) for t in spec.trials]
     atomic_write_text(out / "results.csv", _csv_text(rows))
@@ -250,81 +236,6 @@ def load_sweep(out: str | os.PathLike) -> Any:
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: unreadable results ({exc})") from None
-
-
-# ------------------------------------------------------------------------------ choosing options on DS1 folds
-def fold_selection_scores(results: Any) -> Any:
-    """Each seed of each configuration of a selection sweep, with its validation folds pooled.
-
-    results: :func:`load_sweep`'s table of a sweep whose trials name their validation fold (the
-    ``val_records`` setting, usually an axis of folds of whole DS1 records). A configuration is every setting but
-    the fold and the seed. For each seed that finished every fold of its configuration, the validation counts of S
-    and V beats are summed over the folds (no DS2 beat enters), giving the pooled S and V sensitivity (se),
-    positive predictivity (ppv), F1, and ``score`` = (F1 S + F1 V) / 2.
-
-    Returns a DataFrame, one row per (configuration, seed), with the columns that
-    :func:`ecglib.compare.sweep_summary_table` and :func:`ecglib.compare.paired_differences` read (configuration,
-    sweep_point, seed, status, params, seconds_per_epoch) and ``folds``; empty when no trial names a fold.
-    """
-    import re
-
-    import pandas as pd
-
-    columns = ["configuration", "sweep_point", "seed", "status", "folds", "score", "f1_S", "f1_V", "S_se", "S_ppv",
-               "V_se", "V_ppv", "params", "seconds_per_epoch"]
-    if "val_records" not in results:
-        return pd.DataFrame(columns=columns)
-    named = results[results["val_records"].fillna("").astype(str) != ""].copy()
-    # The fold's part of the configuration's name and point ("..._val_records-101-112-..."), removed to group.
-    named["group"] = [re.sub(r"(^|_)val_records-[A-Za-z0-9.+-]*", "", c).strip("_") or "run"
-                      for c in named["configuration"]]
-    named["point"] = [json.dumps({k: v for k, v in json.loads(p).items() if k != "val_records"}, sort_keys=True)
-                      for p in named["sweep_point"]]
-    rows = []
-    for (group, point), part in named.groupby(["group", "point"], sort=False):
-        folds = set(part["val_records"])
-        for seed, runs in part[part["status"] == "ok"].groupby("seed"):
-            if set(runs["val_records"]) != folds:
-                continue  # a seed counts once every fold of its configuration has finished
-            row: dict[str, Any] = {"configuration": group, "sweep_point": point, "seed": seed, "status": "ok",
-                                   "folds": len(folds)}
-            for c in "SV":
-                tp, fn, fp = (float(runs[f"val_{c}_{k}"].astype(float).sum()) for k in COUNTS)
-                row[f"{c}_se"] = tp / (tp + fn) if tp + fn else float("nan")
-                row[f"{c}_ppv"] = tp / (tp + fp) if tp + fp else float("nan")
-                row[f"f1_{c}"] = 2 * tp / (2 * tp + fn + fp) if tp else 0.0
-            row["score"] = (row["f1_S"] + row["f1_V"]) / 2
-            row["params"] = int(runs["params"].iloc[0])
-            row["seconds_per_epoch"] = float(runs["seconds_per_epoch"].astype(float).mean())
-            rows.append(row)
-    return pd.DataFrame(rows, columns=columns)
-
-
-def fold_selection_markdown(results: Any) -> str:
-    """The selection section of a sweep's summary.md: per configuration, the pooled-fold score, F1 S and F1 V as
-    mean ± sd [95 % CI] over seeds (percent), and the paired differences of the score between configurations that
-    differ in one setting, over the seeds both finished. "" when no trial names a validation fold."""
-    from .compare import ci_cells, paired_differences, paired_markdown, sweep_summary_table
-
-    scores = fold_selection_scores(results)
-    if scores.empty:
-        return ""
-    names = [m for m, _ in SELECTION_METRICS]
-    table = sweep_summary_table(scores, names)
-    folds = scores.groupby("configuration")["folds"].max()
-    lines = ["", "## Selection on the validation folds", "",
-             "Each seed's validation folds (whole DS1 records, `val_records`) pooled: S and V counts summed over the "
-             "folds, then F1 per class; percent, mean ± sd over the seeds that finished every fold [95 % CI]. "
-             "No test (DS2) beat enters.", "",
-             "| configuration | folds | seeds | " + " | ".join(label for _, label in SELECTION_METRICS) + " |",
-             "|---|---:|---:|" + "---|" * len(names)]
-    for _, r in table.iterrows():
-        lines.append(f"| {r['configuration']} | {folds[r['configuration']]} | {r['n']} | "
-                     + " | ".join(ci_cells(r, names)) + " |")
-    pairs = paired_markdown(paired_differences(scores, "score"))
-    if pairs:
-        lines += ["", "Paired differences of the score (A - B, points, same seeds):", ""] + pairs
-    return "\n".join(lines) + "\n"
 
 
 def _describe(state: Mapping[str, Any], trial: Trial, out: Path) -> str:
@@ -401,15 +312,11 @@ def run_sweep(spec: str | os.PathLike | SweepSpec, out: str | os.PathLike, addre
     out = Path(out).resolve()
     say = say or (lambda line: tqdm.write(line, file=sys.stdout))
     todo = [t for t in sweep.trials if not is_finished(t, out)]
-    from .files import atomic_write_text
-
     atomic_write_text(out / "spec.toml", sweep.text)
     if not todo:
         say(f"all {len(sweep.trials)} runs of {sweep.path.name} are finished in {out}; nothing to train")
         return write_results(sweep, out)
     # Load the beats once here: a data problem stops the sweep before Ray starts, and the local cache is warm.
-    from .data import load_split
-
     for key in sorted({(t.split, t.seed) for t in todo})[:1]:
         d = sweep.data
         load_split(d["source"], d["mitdb_dir"], d["kaggle_dir"], split=key[0], limit=d["limit"], seed=key[1],

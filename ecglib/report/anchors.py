@@ -1,8 +1,9 @@
-"""Beats in their rhythm, for the notebooks: why rhythm matters (RR-ratio tables and figures per class, 01_explore)
-and what it buys on new patients (runs side by side, 03_compare), next to the published inter-patient anchors.
+"""The published numbers ecglib is read against (the original study's, the inter-patient anchors on DS1 -> DS2),
+and the tables that set runs and the beats' rhythm beside them: RR-ratio medians per class (01_explore) and runs
+over seeds in the anchors' columns (03_compare).
 
-The rhythm features themselves are computed where beats are cut (:func:`ecglib.records.rhythm_features`). Every
-plotting helper takes an optional matplotlib ``ax`` (or ``axes``) and returns what it drew on.
+The rhythm features themselves are computed where beats are cut (:mod:`ecglib.data.rhythm`); their figure is
+:func:`ecglib.report.figures.plot_rr_ratios`.
 """
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from .data import CLASSES, RHYTHM_FEATURES, RHYTHM_NAMES, Beats, require_rhythm
-from .errors import InputError
-from .plots import _plt
+from ..data.beats import Beats, require_rhythm
+from ..data.facts import CLASSES, RHYTHM_NAMES
+from ..errors import InputError
+
+# The study ecglib reproduces: test accuracy and parameters of both models, and the ODE-Net's training time per
+# epoch relative to the ResNet's.
+ORIGINAL_STUDY: dict[str, Any] = {
+    "resnet": {"accuracy": 0.974, "params": 182_853},
+    "odenet": {"accuracy": 0.976, "params": 59_333},
+    "odenet_slowdown_per_epoch": (6, 9),
+}
 
 # Published results on de Chazal's DS1 -> DS2 (AAMI classes, gross statistics in %). Results that cut the test
 # patients' beats into sequences grouped by class are not comparable and are left out.
@@ -59,35 +68,6 @@ def rr_ratio_table(beats: Beats, features: Sequence[str] = DEFAULT_RATIOS) -> An
     frame = pd.DataFrame(rows).T
     frame.index.name = "class"
     return frame
-
-
-def plot_rr_ratios(beats: Beats, features: Sequence[str] = DEFAULT_RATIOS, axes: Any = None,
-                   limits: tuple[float, float] = (0.2, 3.0), bins: int = 70) -> Any:
-    """Distribution of rhythm ratios per AAMI class, one panel per feature (density histograms, each class
-    normalised to its own area, so that the rare classes are as visible as N). A premature S or V beat has
-    pre/local well below 1; a V beat's compensatory pause puts its post/pre near 2."""
-    plt = _plt()
-    rhythm = require_rhythm(beats, str(beats.meta.get("source", "beats")))
-    if axes is None:
-        _, axes = plt.subplots(1, len(features), figsize=(5 * len(features), 3.4), squeeze=False)
-        axes = axes[0]
-    edges = np.linspace(*limits, bins + 1)
-    units = dict(RHYTHM_FEATURES)
-    for ax, name in zip(axes, features):
-        if name not in RHYTHM_NAMES:
-            raise InputError(f"unknown rhythm feature {name!r}; choose one of {', '.join(RHYTHM_NAMES)}")
-        values = np.clip(rhythm[:, RHYTHM_NAMES.index(name)], *limits)
-        for i, c in enumerate(CLASSES):
-            mine = values[beats.y == i]
-            if len(mine) >= 5:
-                ax.hist(mine, bins=edges, density=True, histtype="step", lw=1.5, color=f"C{i}",
-                        label=f"{c} ({len(mine):,})")
-        ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
-        unit = units[name]
-        ax.set_xlabel(name.replace("_", " ") + ("" if unit == "1" else f" ({unit})"))
-        ax.set_ylabel("density")
-        ax.legend(fontsize=8)
-    return axes
 
 
 def anchors_table() -> Any:

@@ -1,24 +1,29 @@
-"""Figures of the study: the data, the training curves, the confusion matrices and the tolerance sweep.
+"""Figures of the study: the data and its rhythm, the training curves, the confusion matrices, the tolerance sweep,
+sweep results and the benchmark's memory and deploy-loose figures.
 
 Every helper takes an optional matplotlib ``ax`` (or ``axes``; a new figure otherwise) and returns what it drew
-on, so a notebook cell stays one idea long: ``plots.plot_history(histories)``.
+on, so a notebook cell stays one idea long: ``figures.plot_history(histories)``.
 """
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .data import CLASS_NAMES, CLASSES, DS1, DS2, Beats, record_composition
+from ..config import MODEL_LABELS
+from ..data.beats import Beats, require_rhythm
+from ..data.facts import CLASS_NAMES, CLASSES, DS1, DS2, RHYTHM_FEATURES, RHYTHM_NAMES
+from ..data.tables import record_composition
+from ..errors import InputError
+from ..experiments.stats import finished, sweep_summary_table
+from .anchors import DEFAULT_RATIOS
 
-LABELS = {"resnet": "ResNet", "odenet": "ODE-Net"}
 COLORS = {"resnet": "tab:blue", "odenet": "tab:orange"}
 SECONDS_PER_SAMPLE = 1 / 125
 
-# "train precise, deploy loose": solver settings at which a trained ODE-Net is evaluated again.
+
 def _plt():
     import matplotlib.pyplot as plt
 
@@ -26,7 +31,7 @@ def _plt():
 
 
 def _label(name: str) -> str:
-    return LABELS.get(name, name)
+    return MODEL_LABELS.get(name, name)
 
 
 def plot_class_distribution(beats: Beats, ax: Any = None, log: bool = True) -> Any:
@@ -292,14 +297,9 @@ def notebook_style() -> None:
 
 def plot_sweep_results(results: Any, metric: str = "accuracy", ax: Any = None) -> Any:
     """Mean ``metric`` per configuration with its 95 % confidence interval as error bars, and every seed as a
-    dot. ``results``: :func:`ecglib.sweep.load_sweep`'s table or a sweep folder."""
+    dot. ``results``: a sweep's results table (:func:`ecglib.experiments.sweep.load_sweep`)."""
     import matplotlib.pyplot as plt
 
-    from .compare import _ok, sweep_summary_table
-    from .sweep import load_sweep
-
-    if isinstance(results, (str, os.PathLike)):
-        results = load_sweep(results)
     table = sweep_summary_table(results, (metric,))
     if ax is None:
         _, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(table) + 2), 3.5))
@@ -309,7 +309,7 @@ def plot_sweep_results(results: Any, metric: str = "accuracy", ax: Any = None) -
     high = table[f"{metric}_ci_high"].to_numpy(float)
     err = np.vstack([np.where(np.isnan(low), 0, mean - low), np.where(np.isnan(high), 0, high - mean)])
     ax.errorbar(x, mean, yerr=err, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
-    ok = _ok(results)
+    ok = finished(results)
     for i, c in enumerate(table["configuration"]):
         v = ok[ok["configuration"] == c][metric].astype(float)
         ax.scatter(np.full(len(v), i) + 0.12, v, s=14, alpha=0.6, color="tab:blue",
@@ -386,3 +386,32 @@ def plot_deploy_loose(rows: Any, ax: Any = None) -> Any:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
+
+
+def plot_rr_ratios(beats: Beats, features: Sequence[str] = DEFAULT_RATIOS, axes: Any = None,
+                   limits: tuple[float, float] = (0.2, 3.0), bins: int = 70) -> Any:
+    """Distribution of rhythm ratios per AAMI class, one panel per feature (density histograms, each class
+    normalised to its own area, so that the rare classes are as visible as N). A premature S or V beat has
+    pre/local well below 1; a V beat's compensatory pause puts its post/pre near 2."""
+    plt = _plt()
+    rhythm = require_rhythm(beats, str(beats.meta.get("source", "beats")))
+    if axes is None:
+        _, axes = plt.subplots(1, len(features), figsize=(5 * len(features), 3.4), squeeze=False)
+        axes = axes[0]
+    edges = np.linspace(*limits, bins + 1)
+    units = dict(RHYTHM_FEATURES)
+    for ax, name in zip(axes, features):
+        if name not in RHYTHM_NAMES:
+            raise InputError(f"unknown rhythm feature {name!r}; choose one of {', '.join(RHYTHM_NAMES)}")
+        values = np.clip(rhythm[:, RHYTHM_NAMES.index(name)], *limits)
+        for i, c in enumerate(CLASSES):
+            mine = values[beats.y == i]
+            if len(mine) >= 5:
+                ax.hist(mine, bins=edges, density=True, histtype="step", lw=1.5, color=f"C{i}",
+                        label=f"{c} ({len(mine):,})")
+        ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
+        unit = units[name]
+        ax.set_xlabel(name.replace("_", " ") + ("" if unit == "1" else f" ({unit})"))
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+    return axes
