@@ -1,4 +1,5 @@
-# Two commands a newcomer needs: `make study` and `make test`. Both build .venv themselves.
+# Two commands a newcomer needs: `make study` and `make test`. Both build .venv themselves, with every extra
+# (pyproject.toml: study, sweep, torchode, detectors) and the test tools.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -26,7 +27,9 @@ $(BIN)/.installed: pyproject.toml
 study: $(BIN)/.installed
 	$(BIN)/ecglib study --profile $(PROFILE) --data $(DATA) --mitdb-dir $(MITDB_DIR) --kaggle-dir $(KAGGLE_DIR) --out $(OUT)
 
+# The linter first (seconds), then the suite.
 test: $(BIN)/.installed
+	$(BIN)/ruff check ecglib tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Real beats when MITDB_DIR is given (the README's table: 3 seeds per trained row); else a synthetic smoke run.

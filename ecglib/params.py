@@ -77,21 +77,22 @@ class Interval(Constraint):
         return f"{what} in {'[' if left else '('}{self.low:g}, {self.high:g}{']' if right else ')'}"
 
     def _check(self, value: Any) -> Any:
+        given = value  # refused as given: 2 stays "2" in the message, 2.0 "2.0"
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise self.refuse(value)
+            raise self.refuse(given)
         if self.kind is int:
             if not isinstance(value, numbers.Integral):
-                raise self.refuse(value)
+                raise self.refuse(given)
             value = int(value)
         else:
             value = float(value)
             if not math.isfinite(value):
-                raise self.refuse(value)
+                raise self.refuse(given)
         left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
         if self.low is not None and (value < self.low or (value == self.low and not left)):
-            raise self.refuse(value)
+            raise self.refuse(given)
         if self.high is not None and (value > self.high or (value == self.high and not right)):
-            raise self.refuse(value)
+            raise self.refuse(given)
         return value
 
     def parse(self, text: str) -> Any:

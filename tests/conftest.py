@@ -155,6 +155,15 @@ def run_main(capsys, *args: str | os.PathLike) -> CliResult:
     return CliResult(rc, out, err, tuple(str(a) for a in args))
 
 
+def run_args(capsys, *args: str | os.PathLike) -> CliResult:
+    """run_main for argument errors too: argparse ends with SystemExit, which this turns into the exit status."""
+    try:
+        return run_main(capsys, *args)
+    except SystemExit as exc:
+        out, err = capsys.readouterr()
+        return CliResult(int(exc.code or 0), out, err, tuple(str(a) for a in args))
+
+
 @pytest.fixture
 def cli():
     """The CLI runner: cli("prepare", "--out", ...) -> CliResult(rc, stdout, stderr)."""

@@ -55,7 +55,7 @@ def test_exact_parameter_counts():
 def test_unknown_model_or_solver():
     with pytest.raises(ValueError, match="unknown model"):
         build_model("transformer")
-    with pytest.raises(InputError, match="unknown ODE solver"):
+    with pytest.raises(InputError, match="solver: must be one of dopri5"):
         odenet(solver="rk45")
 
 
@@ -242,13 +242,13 @@ def test_the_solver_registry_is_torchdiffeqs():
 
 @pytest.mark.parametrize("settings, problem", [
     ({"solver": "rk4", "step_size": None}, "needs a step size"),
-    ({"solver": "rk4", "step_size": 1e-6}, "at most"),
-    ({"solver": "rk4", "step_size": 0.0}, "must lie in"),
+    ({"solver": "rk4", "step_size": 1e-6}, r"step_size: must be .* in \[1/1000, 1\] .*, not 1e-06"),
+    ({"solver": "rk4", "step_size": 0.0}, "step_size: must be .*, not 0.0"),
     ({"solver": "dopri5", "step_size": 0.5}, "chooses its own steps"),
     ({"solver": "dopri5", "step_size": None, "rtol": -1e-3}, "rtol"),
     ({"solver": "dopri5", "step_size": None, "atol": float("nan")}, "atol"),
     ({"solver": "dopri5", "step_size": None, "seminorm": True, "adjoint": False}, "seminorm"),
-    ({"solver": "rk45"}, "unknown ODE solver"),
+    ({"solver": "rk45"}, "solver: must be one of"),
 ])
 def test_ode_settings_that_make_no_sense_are_refused(settings, problem):
     with pytest.raises(InputError, match=problem):

@@ -58,25 +58,27 @@ seed = [0, 1]
 BAD_SPECS = {
     "unknown key": ("[train]\nepochz = 2\n[configs.a]\nmodel = 'resnet'\n", "train.epochz", "unknown key"),
     "unknown top-level key": ("[grid]\nseed = [0]\n[configs.a]\nmodel = 'resnet'\n", "grid", "unknown key"),
-    "unknown model": ("[configs.a]\nmodel = 'transformer'\n", "configs.a.model", "unknown value 'transformer'"),
+    "unknown model": ("[configs.a]\nmodel = 'transformer'\n", "configs.a.model",
+                      "must be one of resnet, odenet, not 'transformer'"),
     "unknown model on an axis": ("[axes]\nmodel = ['resnet', 'lstm']\n", "axes.model[1]", "'lstm'"),
     "empty axis": ("[axes]\nseed = []\n[configs.a]\nmodel = 'resnet'\n", "axes.seed", "empty axis"),
     "missing data folder": ("[data]\nsource = 'mitdb'\nmitdb_dir = 'no-such-folder'\n[configs.a]\nmodel = 'resnet'\n",
                             "data.mitdb_dir", "no such folder"),
-    "bad value": ("[train]\nlr = -1.0\n[configs.a]\nmodel = 'resnet'\n", "train.lr", "positive"),
-    "unknown solver": ("[configs.a]\nmodel = 'odenet'\nsolver = 'rk5'\n", "configs.a.solver", "unknown ODE solver"),
+    "bad value": ("[train]\nlr = -1.0\n[configs.a]\nmodel = 'resnet'\n", "train.lr", "must be a number > 0, not -1.0"),
+    "unknown solver": ("[configs.a]\nmodel = 'odenet'\nsolver = 'rk5'\n", "configs.a.solver",
+                       "must be one of dopri5"),
     "setting of the other model": ("[axes]\nblocks = [1, 2]\n[configs.a]\nmodel = 'odenet'\n", "axes.blocks",
                                    "resnet only"),
     "no model": ("[axes]\nseed = [0]\n", "train.model", "no model"),
     "not TOML": ("[train\nlr = 1\n", "not valid TOML", ""),
     "fold of a test record": ("[train]\nsplit = 'inter'\nval_records = '101,100'\n[configs.a]\nmodel = 'resnet'\n",
-                              "train.val_records", "not DS1 records: 100"),
+                              "train.val_records", "must be distinct DS1 record names"),
     "fold with the intra protocol": ("[axes]\nval_records = ['101', '106,108']\n[configs.a]\nmodel = 'resnet'\n",
                                      "val_records", 'needs split = "inter"'),
     "fold with an empty name": ("[train]\nsplit = 'inter'\nval_records = '101,,112'\n[configs.a]\nmodel = 'resnet'\n",
-                                "train.val_records", "empty record name"),
+                                "train.val_records", "not '101,,112'"),
     "fold repeating a record": ("[axes]\nval_records = [['101', '101']]\n[configs.a]\nmodel = 'resnet'\n",
-                                "axes.val_records[0]", "repeated"),
+                                "axes.val_records[0]", "not ['101', '101']"),
 }
 
 
@@ -340,7 +342,7 @@ seeds = [0]
     table = load_sweep(out)
     s = summary_table(table).set_index("configuration")
     assert list(s["n"]) == [2, 2]
-    ax = plot_sweep(out)
+    ax = plot_sweep(table)
     assert len(ax.get_xticklabels()) == 2
 
 

@@ -30,7 +30,8 @@ def confidence_interval(values: Sequence[float]) -> tuple[float, float, float, f
     return mean, sd, mean - half, mean + half
 
 
-def finished(results: Any) -> Any:
+def ok_runs(results: Any) -> Any:
+    """The rows of a results table whose run finished (status ok): the only ones statistics count."""
     return results[results["status"] == "ok"]
 
 
@@ -39,7 +40,7 @@ def sweep_summary_table(results: Any, metrics: Sequence[str] = ("accuracy", "mac
     seeds. ``results``: :func:`load_sweep`'s table (only runs with status ok count)."""
     import pandas as pd
 
-    ok = finished(results)
+    ok = ok_runs(results)
     rows = []
     for configuration in dict.fromkeys(results["configuration"]):  # spec order
         part = ok[ok["configuration"] == configuration]
@@ -59,7 +60,7 @@ def paired_differences(results: Any, metric: str = "accuracy") -> Any:
     configuration or one axis), paired over the seeds both finished: n, mean, sd, 95 % t CI."""
     import pandas as pd
 
-    ok = finished(results)
+    ok = ok_runs(results)
     configs = list(dict.fromkeys(results["configuration"]))
     points = {c: json.loads(results[results["configuration"] == c]["sweep_point"].iloc[0]) for c in configs}
     rows = []
@@ -117,7 +118,7 @@ def summary_markdown(results: Any, spec: Any = None) -> str:
         params = f"{int(r['params']):,}" if "params" in r and not _isnan(r.get("params")) else ""
         sec = f"{r['seconds_per_epoch']:.1f}" if "seconds_per_epoch" in r and not _isnan(
             r.get("seconds_per_epoch")) else ""
-        ok = finished(results)
+        ok = ok_runs(results)
         base = ok[ok["configuration"] == r["configuration"]]["baseline_accuracy"].astype(float)
         lines.append(f"| {r['configuration']} | {r['n']} | " + " | ".join(cells)
                      + f" | {_percent(base.mean()) if len(base) else ''} | {params} | {sec} |")

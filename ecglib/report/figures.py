@@ -17,7 +17,7 @@ from ..data.beats import Beats, require_rhythm
 from ..data.facts import CLASS_NAMES, CLASSES, DS1, DS2, RHYTHM_FEATURES, RHYTHM_NAMES
 from ..data.tables import record_composition
 from ..errors import InputError
-from ..experiments.stats import finished, sweep_summary_table
+from ..experiments.stats import ok_runs, sweep_summary_table
 from .anchors import DEFAULT_RATIOS
 
 COLORS = {"resnet": "tab:blue", "odenet": "tab:orange"}
@@ -309,7 +309,7 @@ def plot_sweep_results(results: Any, metric: str = "accuracy", ax: Any = None) -
     high = table[f"{metric}_ci_high"].to_numpy(float)
     err = np.vstack([np.where(np.isnan(low), 0, mean - low), np.where(np.isnan(high), 0, high - mean)])
     ax.errorbar(x, mean, yerr=err, fmt="o", capsize=5, color="black", label="mean, 95 % CI")
-    ok = finished(results)
+    ok = ok_runs(results)
     for i, c in enumerate(table["configuration"]):
         v = ok[ok["configuration"] == c][metric].astype(float)
         ax.scatter(np.full(len(v), i) + 0.12, v, s=14, alpha=0.6, color="tab:blue",
