@@ -5,20 +5,37 @@ can be started in parallel (``run_cli_many``) because each ``python -m ecglib`` 
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
+from ecglib.checkpoints import CHECKPOINT_FORMAT
 from ecglib.cli import main
-from ecglib.data.facts import MITDB_RECORDS
+from ecglib.config import ODEConfig
+from ecglib.data.beats import Beats
+from ecglib.data.facts import (
+    BEAT_LENGTH,
+    CLASSES,
+    MITDB_RECORDS,
+    RHYTHM_NAMES,
+)
 from ecglib.data.records import load_mitdb
+from ecglib.data.sources import load_beats
 from ecglib.data.synthetic import write_synthetic_mitdb
+from ecglib.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +92,6 @@ def synthetic_beats(synthetic_records):
 
 
 def copy_records(src: Path, dst: Path) -> Path:
-    import shutil
 
     shutil.copytree(src, dst)
     return dst
@@ -200,3 +216,179 @@ def train_then_evaluate(capsys, tmp_path: Path, records: Path, *options) -> tupl
     result = run_main(capsys, "evaluate", run, "--out", tmp_path / "eval.json")
     assert result.rc == 0, result.stderr
     return saved, json.loads((tmp_path / "eval.json").read_text())
+
+
+# ---------------------------------------------------------------------------------- shared by several test files
+def check_beats(beats: Beats) -> None:
+    """The Beats contract: shapes, dtypes, range and labels that agree with the symbols."""
+    n = len(beats)
+    assert n > 0
+    assert beats.x.shape == (n, BEAT_LENGTH) and beats.x.dtype == np.float32
+    assert np.isfinite(beats.x).all()
+    assert beats.x.min() >= 0.0 and beats.x.max() <= 1.0
+    assert beats.y.shape == (n,) and beats.y.dtype == np.int64
+    assert set(np.unique(beats.y)) <= set(range(len(CLASSES)))
+    assert beats.record.shape == beats.sample.shape == beats.symbol.shape == (n,)
+    assert beats.sample.dtype == np.int64
+
+
+# --------------------------------------------------------------------------------------------------------- kaggle
+def kaggle_rows(n: int, seed: int) -> np.ndarray:
+    """Rows like the Kaggle files: 187 samples in [0, 1] (zero-padded tail) and the label as a float."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, BEAT_LENGTH))
+    x[:, 150:] = 0.0
+    y = np.arange(n) % len(CLASSES)
+    return np.column_stack([x, y.astype(float)])
+
+
+@pytest.fixture(scope="session")
+def real_beats(MITDB, tmp_path_factory):
+    return load_beats("mitdb", mitdb_dir=MITDB, download=False,
+                           cache_dir=tmp_path_factory.mktemp("real-cache"))
+
+
+def write_kaggle(folder: Path, train: np.ndarray | None = None, test: np.ndarray | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("mitbih_train.csv", train), ("mitbih_test.csv", test)):
+        if rows is not None:
+            np.savetxt(folder / name, rows, delimiter=",", fmt="%.18e")  # the real files' number format
+    return folder
+
+
+def batch(n: int = 6):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 1, 187, generator=g), torch.randint(0, 5, (n,), generator=g)
+
+
+def odenet(**settings):
+    return build_model("odenet", ode=ODEConfig(**settings))
+
+
+K = len(RHYTHM_NAMES)
+
+
+def col(name: str) -> int:
+    return RHYTHM_NAMES.index(name)
+
+
+# Two rk4 steps, direct backprop (the default has three): cheap enough for loops on a busy CPU.
+FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
+
+
+SYNTHETIC_ARGS = ["--source", "synthetic", "--synthetic-seconds", "20"]
+
+
+RESNET_RUN = ["train", "--model", "resnet", *SYNTHETIC_ARGS, "--limit", "600", "--epochs", "3",
+              "--batch-size", "64", "--threads", "1", "--quiet"]
+
+
+
+def bad_npz_files(folder: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    x, y = rng.random((80, 187)).astype(np.float32), (np.arange(80) % 5).astype(np.int64)
+    paths["shape"] = folder / "shape.npz"
+    np.savez(paths["shape"], x=x[:, :180], y=y)
+    paths["nan"] = folder / "nan.npz"
+    x_nan = x.copy()
+    x_nan[11, 40] = np.nan
+    np.savez(paths["nan"], x=x_nan, y=y)
+    paths["label7"] = folder / "label7.npz"
+    y7 = y.copy()
+    y7[23] = 7
+    np.savez(paths["label7"], x=x, y=y7)
+    paths["labels_short"] = folder / "labels_short.npz"
+    np.savez(paths["labels_short"], x=x, y=y[:70])
+    return paths
+
+
+def kill_after_first_epoch(run: Path, env: dict[str, str]) -> dict:
+    """Start the resnet run, SIGKILL it as soon as epoch 1's checkpoint exists, then rerun it to the end."""
+    cmd = [sys.executable, "-m", "ecglib", *RESNET_RUN, "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env},
+                            cwd=REPO, text=True)
+    deadline = time.monotonic() + 240
+    while not (run / "checkpoint.pt").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"run ended before its first checkpoint: {proc.returncode}\n{err}")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    killed = {"returncode": proc.returncode, "had_metrics": (run / "metrics.json").exists(),
+              "epoch": torch.load(run / "checkpoint.pt", weights_only=True)["epoch"]}
+    killed["resumed"] = run_cli(*RESNET_RUN, "--out", run, env=env)
+    return killed
+
+
+def run_metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def cli_runs(synthetic_cache, tmp_path_factory):
+    """The command-line training runs several test files read, started together (each pays seconds of imports)."""
+    root = tmp_path_factory.mktemp("cli-runs")
+    env = {"ECGLIB_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
+    bad = bad_npz_files(root / "bad")
+    calls = {
+        "straight": ([*RESNET_RUN, "--out", root / "straight"], {"env": env}),
+        "odenet": (["train", "--model", "odenet", *SYNTHETIC_ARGS, "--solver", "dopri5", "--limit", "200",
+                    "--epochs", "1", "--batch-size", "64", "--threads", "1", "--quiet", "--out", root / "odenet"],
+                   {"env": env}),
+        # one bad file in a process of its own; the others below go through cli.main in this process
+        "npz_label7": (["train", "--model", "resnet", "--data", bad["label7"], "--epochs", "1", "--quiet",
+                        "--out", root / "run_label7"], {"env": env}),
+    }
+    resumed = {}
+    killer = threading.Thread(target=lambda: resumed.update(kill_after_first_epoch(root / "killed", env)))
+    killer.start()
+    results = dict(zip(calls, run_cli_many(list(calls.values()), workers=3)))
+    killer.join()
+    return {"root": root, "env": env, "bad": bad, "killed": resumed, **results}
+
+
+@pytest.fixture
+def evaluate(evaluations, monkeypatch, capsys):
+    """`ecglib evaluate ARGS` through cli.main, with the runs' synthetic cache."""
+    monkeypatch.setenv("ECGLIB_CACHE", evaluations["env"]["ECGLIB_CACHE"])
+    return lambda *args: run_main(capsys, "evaluate", *args)
+
+
+# --------------------------------------------------------------------------------------------------- evaluate
+@pytest.fixture(scope="session")
+def evaluations(cli_runs):
+    """The finished runs, and copies of the resnet run with a foreign best.pt."""
+
+    root, env = cli_runs["root"], cli_runs["env"]
+    assert cli_runs["straight"].rc == 0 and cli_runs["odenet"].rc == 0, cli_runs["odenet"].stderr
+    broken = {}
+    for name in ("odenet_ckpt", "random_file", "width_mismatch", "narrow_resnet"):
+        folder = root / f"wrong_{name}"
+        shutil.copytree(root / "straight", folder)
+        broken[name] = folder / "best.pt"
+    save_best(build_model("odenet", **FAST_ODE), broken["odenet_ckpt"])
+    broken["random_file"].write_bytes(os.urandom(4096))
+    narrow = build_model("resnet", width=32)
+    save_best(narrow, broken["width_mismatch"], config={**narrow.config, "width": 64})
+    save_best(narrow, broken["narrow_resnet"])
+    return {"root": root, "broken": broken, "env": env}
+
+
+# ------------------------------------------------------------------------------------------------- checkpoints
+def save_best(model, path: Path, config=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": config or model.config,
+                "model": model.state_dict(), "epoch": 1, "val_accuracy": 0.5}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory):
+    """A cache with the 48 synthetic records of 20 s and their beats, shared by the command-line runs."""
+    folder = tmp_path_factory.mktemp("synthetic-cache")
+    load_beats("synthetic", synthetic_seconds=20, cache_dir=folder)
+    return folder

@@ -7,10 +7,14 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import train_then_evaluate
 
 from ecglib.cli import build_parser
 from ecglib.cli.commands import train_settings
-from ecglib.config import SETTINGS, DataConfig, ModelConfig, ODEConfig, TrainConfig
+from ecglib.config import RECIPES, SETTINGS, DataConfig, ModelConfig, ODEConfig, TrainConfig, logit_offsets, recipe
+from ecglib.data.inputs import (
+    input_channels,
+)
 from ecglib.errors import InputError
 from ecglib.experiments.spec import DATA_KEYS, MODEL_KEYS, ODE_KEYS, RESNET_KEYS, SETTING_KEYS, load_spec
 from ecglib.params import Boolean, Folder, Interval, Options, Pattern, RecordList, StepSize
@@ -149,3 +153,46 @@ def test_values_are_normalised_once():
     assert ODEConfig(step_size="1/4").step_size == 0.25
     assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
     assert DataConfig(val_records=" 101, 106").val_records == ["101", "106"]
+
+
+def test_recipes_of_the_feature_sets():
+
+    assert recipe("beat") == {"context": False, "template": False, "class_weight": "none", "morphology_dropout": 0.0,
+                              "synthetic_s": 0.0, "keep": "best", "s_offset": 0.0}
+    assert RECIPES["beat+rhythm"]["morphology_dropout"] == 0.5 and RECIPES["beat+rhythm"]["s_offset"] == 0.25
+    assert RECIPES["beat+rhythm"]["synthetic_s"] == 0.02
+    assert recipe("beat+rhythm") == RECIPES["beat+rhythm"]
+    assert recipe("beat+rhythm", template=False, context=None) == {**RECIPES["beat+rhythm"], "template": False}
+    assert recipe("beat+rhythm", keep="best")["keep"] == "best" and recipe("beat", keep="last")["keep"] == "last"
+    with pytest.raises(InputError, match="unknown features 'rhythm'"):
+        recipe("rhythm")
+    with pytest.raises(InputError, match="no recipe option 'sampler'"):
+        recipe("beat", sampler="balanced")
+
+
+def test_rhythm_runs_take_their_recipe_unless_told(tmp_path, capsys, synthetic_records):
+    """`--features beat+rhythm` alone trains on the rhythm recipe (context, template, sqrt weights, what validation
+    chose); `--features beat` keeps the original study's; an option given on the command line wins."""
+
+    rhythm = RECIPES["beat+rhythm"]
+    saved, again = train_then_evaluate(capsys, tmp_path, synthetic_records, "--features", "beat+rhythm")
+    assert saved["context"] is rhythm["context"] and saved["template"] is rhythm["template"]
+    assert saved["config"]["train"]["class_weight"] == rhythm["class_weight"]
+    assert saved["config"]["train"]["keep"] == rhythm["keep"]
+    assert saved["config"]["train"]["morphology_dropout"] == rhythm["morphology_dropout"] > 0
+    assert saved["config"]["train"]["s_offset"] == rhythm["s_offset"] > 0
+    assert saved["config"]["train"]["synthetic_s"] == rhythm["synthetic_s"] > 0
+    assert saved["config"]["model"]["logit_offsets"] == logit_offsets(rhythm["s_offset"])
+    assert saved["config"]["model"]["in_channels"] == input_channels(rhythm["context"], rhythm["template"])
+    assert again["accuracy"] == pytest.approx(saved["accuracy"])
+    saved, _ = train_then_evaluate(capsys, tmp_path / "plain", synthetic_records)
+    assert saved["context"] is False and saved["template"] is False
+    assert saved["config"]["train"]["class_weight"] == "none" and "in_channels" not in saved["config"]["model"]
+    assert saved["config"]["train"]["keep"] == "best" and saved["config"]["train"]["morphology_dropout"] == 0
+    assert saved["config"]["train"]["s_offset"] == 0 and "logit_offsets" not in saved["config"]["model"]
+    assert saved["config"]["train"]["synthetic_s"] == 0
+    other = "best" if rhythm["keep"] == "last" else "last"
+    saved, _ = train_then_evaluate(capsys, tmp_path / "told", synthetic_records, "--features", "beat+rhythm",
+                                   "--no-template", "--no-context", "--class-weight", "balanced", "--keep", other)
+    assert saved["context"] is False and saved["template"] is False
+    assert saved["config"]["train"]["class_weight"] == "balanced" and saved["config"]["train"]["keep"] == other

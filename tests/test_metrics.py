@@ -11,9 +11,11 @@ from ecglib.metrics import (
     activation_bytes,
     beats_per_second,
     classification_metrics,
+    cohen_kappa,
     confusion,
     count_parameters,
     cuda_peak_bytes,
+    gross_statistics,
     majority_baseline,
 )
 from ecglib.models import build_model
@@ -146,3 +148,17 @@ def test_activation_bytes_of_a_batch_sliced_from_the_dataset_counts_the_batch_on
     standalone = activation_bytes(model, dataset[:32].clone(), y)
     assert sliced == standalone
     assert sliced < dataset.numel() * 4
+
+
+# ------------------------------------------------------------------------------------------------------- metrics
+def test_gross_statistics_and_kappa():
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 0, 1, 2, 1, 0, 2, 2])
+    g = gross_statistics(y_true, y_pred)
+    assert g["N"] == {"se": 0.5, "ppv": 2 / 3, "fpr": 1 / 4, "tp": 2, "fn": 2, "fp": 1}
+    assert g["S"]["se"] == 0.5 and g["S"]["ppv"] == 0.5 and g["S"]["fpr"] == 1 / 6
+    assert g["V"]["se"] == 1.0 and g["V"]["ppv"] == 2 / 3 and g["V"]["fpr"] == 1 / 6
+    assert g["F"] == {"se": 0.0, "ppv": 0.0, "fpr": 0.0, "tp": 0, "fn": 0, "fp": 0}
+    # observed agreement 5/8, chance agreement (4*3 + 2*2 + 2*3) / 64
+    pe = (4 * 3 + 2 * 2 + 2 * 3) / 64
+    assert cohen_kappa(y_true, y_pred) == pytest.approx((5 / 8 - pe) / (1 - pe))

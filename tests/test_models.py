@@ -4,11 +4,23 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import K
 
-from ecglib.config import ADAPTIVE_SOLVERS, FIXED_GRID_SOLVERS, MODELS, SETTINGS, SOLVERS, ODEConfig
+from ecglib.config import (
+    ADAPTIVE_SOLVERS,
+    FIXED_GRID_SOLVERS,
+    MODELS,
+    SETTINGS,
+    SOLVERS,
+    ODEConfig,
+    TrainConfig,
+    logit_offsets,
+)
+from ecglib.data.facts import BEAT_LENGTH, CLASSES, RHYTHM_INPUTS
 from ecglib.errors import InputError
+from ecglib.inference import predict
 from ecglib.metrics import count_parameters
-from ecglib.models import ConcatConv1d, build_model
+from ecglib.models import ConcatConv1d, build_model, model_from_config
 from ecglib.params import arg_type
 
 
@@ -266,3 +278,232 @@ def test_the_original_settings_and_the_default_are_one_object_each():
 def test_an_adaptive_solve_has_a_step_limit():
     model = odenet(solver="dopri5")
     assert model.ode.solver_kwargs()["options"]["max_num_steps"] > 0
+
+
+FAST_ODE = {"ode": ODEConfig(solver="rk4", step_size=0.5, adjoint=False)}
+
+
+# -------------------------------------------------------------------------------------------------------- models
+@pytest.mark.parametrize("name, kwargs, plain", [("resnet", {}, 182_853), ("odenet", FAST_ODE, 59_333)])
+def test_parameters_and_shapes_with_and_without_rhythm(name, kwargs, plain):
+    x, r = torch.rand(4, 1, BEAT_LENGTH), torch.rand(4, K)
+    model = build_model(name, **kwargs)
+    assert count_parameters(model) == plain
+    assert "rhythm_features" not in model.config and "in_channels" not in model.config
+    assert model(x).shape == (4, 5)
+    with pytest.raises(ValueError, match="no rhythm"):
+        model(x, r)
+    rhythmic = build_model(name, rhythm_features=K, **kwargs)
+    assert count_parameters(rhythmic) == plain + (K * 16 + 16) + 16 * 5
+    assert rhythmic(x, r).shape == (4, 5)
+    with pytest.raises(ValueError, match="needs rhythm"):
+        rhythmic(x)
+    ctx = build_model(name, rhythm_features=K, in_channels=3, **kwargs)
+    assert count_parameters(ctx) == count_parameters(rhythmic) + 2 * 64 * 3
+    assert ctx(torch.rand(4, 3, BEAT_LENGTH), r).shape == (4, 5)
+
+
+def test_rhythm_standardisation_travels_with_the_weights(tmp_path):
+    model = build_model("resnet", width=8, blocks=1, rhythm_features=3)
+    r = torch.tensor([[1.0, 5.0, 2.0], [3.0, 5.0, 4.0]])
+    model.set_rhythm_stats(r)
+    torch.testing.assert_close(model.rhythm_mean, torch.tensor([2.0, 5.0, 3.0]))
+    torch.testing.assert_close(model.rhythm_std, torch.tensor([1.0, 1.0, 1.0]))  # the constant one keeps std 1
+    again = build_model("resnet", width=8, blocks=1, rhythm_features=3)
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(again.rhythm_mean, model.rhythm_mean)
+
+
+# ------------------------------------------------------------------------------------------- morphology dropout
+@pytest.mark.parametrize("name", ["resnet", "odenet"])
+def test_morphology_dropout_leaves_a_dropped_beat_its_rhythm_alone(name):
+    kwargs = {"width": 8, "blocks": 1, **(FAST_ODE if name == "odenet" else {})}
+    model = build_model(name, rhythm_inputs=RHYTHM_INPUTS, in_channels=4, **kwargs).eval()
+    x, r = torch.rand(6, 4, BEAT_LENGTH), torch.rand(6, len(RHYTHM_INPUTS))
+    other = torch.rand(6, 4, BEAT_LENGTH)
+    keep = torch.tensor([True, False, True, False, False, True])
+    with torch.no_grad():
+        plain, dropped = model(x, r), model(x, r, keep)
+        torch.testing.assert_close(model(x, r, torch.ones(6, dtype=torch.bool)), plain)
+        torch.testing.assert_close(dropped[keep], plain[keep])
+        # A dropped beat's logits do not depend on its shape: they are the head's bias plus its rhythm's share.
+        torch.testing.assert_close(model(other, r, keep)[~keep], dropped[~keep])
+        rhythm_part = model.rhythm((r - model.rhythm_mean) / model.rhythm_std)
+        alone = model.head[-1](torch.cat([torch.zeros(6, 8), rhythm_part], dim=1))
+        torch.testing.assert_close(dropped[~keep], alone[~keep])
+        assert not torch.allclose(dropped[~keep], plain[~keep])
+    with pytest.raises(ValueError, match="keep_morphology must be shaped"):
+        model(x, r, keep[:3])
+    with pytest.raises(ValueError, match="needs a model with a rhythm input"):
+        build_model(name, **kwargs)(x[:, :1], None, keep)
+
+
+# ------------------------------------------------------------------------------------------- S decision offset
+@pytest.mark.parametrize("name", ["resnet", "odenet"])
+def test_logit_offsets_move_decisions_not_training(name):
+    kwargs = {"width": 8, "blocks": 1, **(FAST_ODE if name == "odenet" else {})}
+    torch.manual_seed(0)
+    plain = build_model(name, rhythm_inputs=RHYTHM_INPUTS, **kwargs)
+    offsets = logit_offsets(0.7)
+    assert offsets == [0.0, 0.7, 0.0, 0.0, 0.0] and logit_offsets(0.0) is None
+    shifted = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=offsets, **kwargs)
+    shifted.load_state_dict(plain.state_dict())  # the offsets are no weights: the same state_dict fits both
+    assert shifted.config["logit_offsets"] == offsets and "logit_offsets" not in plain.config
+    assert count_parameters(shifted) == count_parameters(plain)
+    x, r = torch.rand(5, 1, BEAT_LENGTH), torch.rand(5, len(RHYTHM_INPUTS))
+    with torch.no_grad():
+        torch.testing.assert_close(shifted.train()(x, r), plain.train()(x, r))  # the loss never sees them
+        torch.testing.assert_close(shifted.eval()(x, r), plain.eval()(x, r) + torch.tensor(offsets))
+        rebuilt = model_from_config(shifted.config)
+        rebuilt.load_state_dict(plain.state_dict())
+        torch.testing.assert_close(rebuilt.eval()(x, r), shifted(x, r))
+        shifted.set_logit_offsets([0.0] * 5)
+        torch.testing.assert_close(shifted(x, r), plain(x, r))
+        assert "logit_offsets" not in shifted.config
+    # A large enough offset calls every beat S; the plain model did not.
+    huge = build_model(name, rhythm_inputs=RHYTHM_INPUTS, logit_offsets=logit_offsets(1e3), **kwargs)
+    huge.load_state_dict(plain.state_dict())
+    assert (predict(huge, x, rhythm=r)[0] == CLASSES.index("S")).all()
+    assert not (predict(plain, x, rhythm=r)[0] == CLASSES.index("S")).all()
+    for bad in ([0.0, 1.0], [0.0, float("nan"), 0.0, 0.0, 0.0]):
+        with pytest.raises(ValueError, match="are not 5 finite numbers"):
+            build_model(name, logit_offsets=bad, **kwargs)
+    with pytest.raises(InputError, match="s_offset: must be a finite number, not inf"):
+        TrainConfig(s_offset=float("inf"))
+
+
+def test_template_model_parameters():
+    x, r = torch.rand(4, 2, BEAT_LENGTH), torch.rand(4, 10)
+    plain = build_model("resnet", rhythm_features=10)
+    model = build_model("resnet", rhythm_features=10, in_channels=2)
+    assert count_parameters(model) == count_parameters(plain) + 64 * 3  # the stem's first conv sees one more channel
+    assert model.config["in_channels"] == 2 and model(x, r).shape == (4, 5)
+
+
+# --------------------------------------------------------------------------------------------------------- RNODE
+def test_rnode_penalty_of_one_euler_step_is_the_integrand_at_t0():
+    # One Euler step from 0 to 1 integrates the running costs as their value at t = 0, h(0): the penalty is then
+    # kinetic * mean_b mean(f^2) + jacobian * mean_b mean((eps^T df/dh)^2), computable by hand.
+    x, _ = batch()
+    torch.manual_seed(0)
+    model = odenet(solver="euler", step_size=1.0, kinetic=0.3, jacobian=0.7)
+    torch.manual_seed(5)
+    model.train()
+    model(x)
+    penalty = model.penalty()
+    h0 = model.stem(x).detach().requires_grad_(True)
+    torch.manual_seed(5)
+    eps = torch.randn_like(h0)  # the block draws its probe first in the forward pass, from the same state
+    f = model.ode.func.dynamics(torch.tensor(0.0), h0)
+    (vjp,) = torch.autograd.grad(f, h0, eps)
+    expected = 0.3 * f.pow(2).flatten(1).mean(1).mean() + 0.7 * vjp.pow(2).flatten(1).mean(1).mean()
+    torch.testing.assert_close(penalty, expected.detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_rnode_penalty_is_only_computed_in_training_and_only_when_asked():
+    x, _ = batch()
+    plain, regularised = odenet(), odenet(kinetic=0.01, jacobian=0.01)
+    regularised.train()
+    regularised(x)
+    assert regularised.penalty() is not None and regularised.penalty().requires_grad
+    regularised.eval()
+    with torch.no_grad():
+        regularised(x)
+    assert regularised.penalty() is None
+    plain.train()
+    plain(x)
+    assert plain.penalty() is None and build_model("resnet").penalty() is None
+
+
+def test_rnode_changes_the_outputs_of_nothing_but_the_gradients():
+    # The regularisation is a loss term: the forward pass gives the plain model's logits, the kinetic term pulls
+    # the dynamics' output norm (its last GroupNorm's weight) towards zero.
+    x, y = batch()
+    torch.manual_seed(0)
+    plain = odenet(step_size=0.5)
+    regularised = odenet(step_size=0.5, kinetic=1.0)
+    regularised.load_state_dict(plain.state_dict())
+    plain.train(), regularised.train()
+    torch.testing.assert_close(plain(x), regularised(x))
+    losses = {}
+    for name, m in (("plain", plain), ("regularised", regularised)):
+        loss = F.cross_entropy(m(x), y)
+        (loss + m.penalty() if m.penalty() is not None else loss).backward()
+        losses[name] = m.ode.func.norm3.weight.grad.sum().item()
+    assert losses["regularised"] > losses["plain"]  # a larger gradient pushes the weight down under descent
+
+
+def test_rnode_with_the_adjoint_integrates_the_same_penalty_and_close_gradients():
+    # The same forward solve gives the same penalty; the adjoint's gradients approach backprop's as the grid
+    # refines (16 steps: within 1 % here; at 2 steps the two differ by a quarter with or without regularisation).
+    x, y = batch()
+    torch.manual_seed(0)
+    for steps, settings, tolerance in ((16, {"kinetic": 0.1}, 0.02), (2, {"kinetic": 0.1, "jacobian": 0.1}, None)):
+        direct = odenet(step_size=1 / steps, **settings)
+        adjoint = odenet(step_size=1 / steps, adjoint=True, **settings)
+        adjoint.load_state_dict(direct.state_dict())
+        grads, penalties = [], []
+        for m in (direct, adjoint):
+            m.train()
+            torch.manual_seed(3)  # the same Hutchinson probe
+            logits = m(x)
+            penalties.append(m.penalty().detach())
+            (F.cross_entropy(logits, y) + m.penalty()).backward()
+            grads.append(m.ode.func.norm3.weight.grad.clone())
+        torch.testing.assert_close(penalties[0], penalties[1], rtol=1e-5, atol=1e-7)
+        assert all(torch.isfinite(g).all() for g in grads)
+        if tolerance is not None:
+            assert (grads[0] - grads[1]).norm() / grads[0].norm() < tolerance
+
+
+# ------------------------------------------------------------------------------------------------------ torchode
+def test_torchode_fixed_steps_give_torchdiffeqs_numbers():
+    x, y = batch()
+    torch.manual_seed(0)
+    a = odenet(solver="heun2", step_size=1 / 3)
+    b = odenet(solver="heun2", step_size=1 / 3, backend="torchode")
+    b.load_state_dict(a.state_dict())
+    out_a, out_b = a(x), b(x)
+    torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=1e-6)
+    assert a.nfe() == b.nfe() == (6, 0)
+    F.cross_entropy(out_a, y).backward()
+    F.cross_entropy(out_b, y).backward()
+    torch.testing.assert_close(a.ode.func.conv1.weight.grad, b.ode.func.conv1.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_torchode_dopri5_solves_each_beat_to_the_tolerance():
+    x, _ = batch()
+    torch.manual_seed(0)
+    precise = odenet(solver="dopri5", step_size=None, rtol=1e-7, atol=1e-7).eval()
+    loose = odenet(solver="dopri5", step_size=None, backend="torchode").eval()
+    loose.load_state_dict(precise.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(loose(x), precise(x), rtol=1e-2, atol=1e-2)
+    assert loose.nfe()[0] > 6
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"backend": "jax"}, "backend: must be one of torchdiffeq, torchode"),
+    ({"backend": "torchode", "solver": "rk4", "step_size": 0.5}, "torchode has no solver 'rk4'"),
+    ({"backend": "torchode", "solver": "heun2", "step_size": 0.5, "adjoint": True}, "direct backpropagation"),
+    ({"backend": "torchode", "solver": "heun2", "step_size": 0.5, "kinetic": 0.1}, "direct backpropagation"),
+    ({"kinetic": -0.1}, r"kinetic: must be a number in \[0, 100\], not -0.1"),
+    ({"jacobian": float("nan")}, "jacobian: must be a number in .*, not nan"),
+    ({"jacobian": True}, "jacobian: must be a number in .*, not True"),
+])
+def test_lever_settings_that_make_no_sense_are_refused(settings, problem):
+    with pytest.raises(InputError, match=problem):
+        ODEConfig(**settings)
+
+
+def test_new_settings_enter_a_models_config_only_when_used():
+    # Checkpoints written before the levers existed hold no backend/kinetic/jacobian: they must load and resume.
+    plain = build_model("odenet").config
+    assert not {"backend", "kinetic", "jacobian"} & set(plain)
+    lever = odenet(solver="heun2", step_size=0.5, backend="torchode").config
+    assert lever["backend"] == "torchode"
+    assert model_from_config(lever).ode.config.backend == "torchode"
+    rnode = odenet(kinetic=0.01, jacobian=0.02)
+    assert (rnode.config["kinetic"], rnode.config["jacobian"]) == (0.01, 0.02)
+    rnode.set_solver(kinetic=0.0, jacobian=0.0)
+    assert "kinetic" not in rnode.config and not rnode.ode.config.regularised

@@ -1,4 +1,4 @@
-"""The comparison's conclusions on crafted numbers: each branch of compare.conclusions says what the numbers say."""
+"""Conclusions computed from the comparison table and the tolerance sweep, never written in advance."""
 from __future__ import annotations
 
 import pandas as pd

@@ -1,4 +1,4 @@
-"""The benchmark script end to end on a tiny synthetic budget: the rows, columns and files the README promises."""
+"""The benchmark scripts: the ODE-Net benchmark's required rows and seeds, and the S-offset selection's rule."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 BENCH = ROOT / "benchmarks" / "bench_odenet.py"
 
 

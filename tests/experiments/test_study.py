@@ -1,13 +1,13 @@
-"""The study notebooks: committed clean, runnable through papermill, and `ecglib study` end to end (tiny sizes)."""
+"""The papermill study: committed notebooks without outputs, their parameters, and a whole study executed."""
 from __future__ import annotations
 
 import ast
 import json
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO
 
 from ecglib.cli import build_parser, main
 from ecglib.cli.commands import train_settings
@@ -18,9 +18,15 @@ from ecglib.experiments.study import PROTOCOLS, execute_notebook, run_study
 from ecglib.experiments.tolerance import DEFAULT_SWEEP
 from ecglib.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
+
+
 NOTEBOOK_DIR = ROOT / "notebooks"
+
+
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
 TINY = {"limit": 300, "epochs": 1, "batch_size": 64}
 
 
@@ -35,6 +41,27 @@ def _parameters(nb) -> dict:
             values[node.targets[0].id] = eval(compile(ast.Expression(node.value), "parameters", "eval"),
                                               {"__builtins__": {}})
     return values
+
+
+# -------------------------------------------------------------------------------------------------- executions
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private beat cache for the kernels too (they inherit the environment)."""
+    mp = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("ecglib-cache")
+    mp.setenv("ECGLIB_CACHE", str(folder))
+    yield folder
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def study(cache, tmp_path_factory):
+    """One tiny `ecglib study`: every notebook runs once through papermill."""
+    out = tmp_path_factory.mktemp("study")
+    rc = run_study("quick", "synthetic", out=out, epochs=TINY["epochs"], limit=TINY["limit"], progress=False,
+                          train_overrides={"batch_size": TINY["batch_size"]})
+    assert rc == 0
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ static checks
@@ -94,27 +121,6 @@ def test_the_default_odenet_is_the_same_everywhere():
         _, ode, _ = study_settings(profile, "synthetic")
         assert build_model("odenet", ode=ode).config == default
     assert ODEConfig().steps == 3 and default["solver"] == "midpoint"
-
-
-# -------------------------------------------------------------------------------------------------- executions
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A private beat cache for the kernels too (they inherit the environment)."""
-    mp = pytest.MonkeyPatch()
-    folder = tmp_path_factory.mktemp("ecglib-cache")
-    mp.setenv("ECGLIB_CACHE", str(folder))
-    yield folder
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def study(cache, tmp_path_factory):
-    """One tiny `ecglib study`: every notebook runs once through papermill."""
-    out = tmp_path_factory.mktemp("study")
-    rc = run_study("quick", "synthetic", out=out, epochs=TINY["epochs"], limit=TINY["limit"], progress=False,
-                          train_overrides={"batch_size": TINY["batch_size"]})
-    assert rc == 0
-    return out
 
 
 @pytest.mark.slow

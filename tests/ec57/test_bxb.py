@@ -1,8 +1,4 @@
-"""The EC57 beat-by-beat comparison (ecglib.ec57) on hand-made annotation pairs with known counts.
-
-At fs = 100 Hz the match window of 0.15 s is 15 samples and the default learning period 30,000 samples; most cases
-use learning_period=0 so that every beat counts, and the learning-period cases say where the scoring starts.
-"""
+"""The bxb comparison, rule for rule: matching, learning period, VF and shutdown, statistics, sumstats."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,12 +10,21 @@ from ecglib.ec57.score import format_table, write_csv
 from ecglib.errors import InputError
 
 FS = 100
+
+
 CODES = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
 
 
 def beats(*pairs):
     """(sample, symbol) pairs -> (samples, symbols)."""
     return np.array([p[0] for p in pairs], dtype=np.int64), [p[1] for p in pairs]
+
+
+def _comparison(record: str, **cells: int) -> Comparison:
+    m = np.zeros((7, 7), dtype=np.int64)
+    for key, v in cells.items():
+        m[BXB_LABELS.index(key[0]), BXB_LABELS.index(key[1].upper())] = v
+    return Comparison(record, m, 360.0, paced=record in PACED_RECORDS)
 
 
 def test_every_class_confusion_lands_in_its_cell():
@@ -176,13 +181,6 @@ def test_rms_rr_interval_error():
     c = compare([100, 200, 300, 400], ["N"] * 4, [100, 200, 303, 400], ["N"] * 4, FS, learning_period=0)
     assert c.rr_count == 3 and c.rr_sq_sum == 18
     assert c.stats()["RR err"] == pytest.approx(np.sqrt(6) * 1000 / FS)
-
-
-def _comparison(record: str, **cells: int) -> Comparison:
-    m = np.zeros((7, 7), dtype=np.int64)
-    for key, v in cells.items():
-        m[BXB_LABELS.index(key[0]), BXB_LABELS.index(key[1].upper())] = v
-    return Comparison(record, m, 360.0, paced=record in PACED_RECORDS)
 
 
 def test_gross_and_average_match_wfdb_sumstats():

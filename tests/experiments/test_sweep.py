@@ -1,8 +1,4 @@
-"""ecglib sweep: spec checks before anything starts, a local sweep with a failing trial, reruns that train nothing,
-and a real two-node Ray cluster on loopback that loses its worker node while trials run.
-
-Sized for a busy 2-core machine: tiny models (width 8-16) on a few hundred synthetic beats.
-"""
+"""Sweep specs checked up front, expanded into trials, trained on Ray, summarised with confidence intervals."""
 from __future__ import annotations
 
 import csv
@@ -80,6 +76,70 @@ BAD_SPECS = {
     "fold repeating a record": ("[axes]\nval_records = [['101', '101']]\n[configs.a]\nmodel = 'resnet'\n",
                                 "axes.val_records[0]", "not ['101', '101']"),
 }
+
+
+def _fold_row(config: str, fold: str, seed: int, s: tuple[int, int, int], v: tuple[int, int, int],
+              status: str = "ok") -> dict:
+    point = {"config": config, "val_records": fold}
+    return {"configuration": f"{config}_val_records-{fold.replace(',', '-')}", "sweep_point": json.dumps(point),
+            "seed": seed, "status": status, "val_records": fold, "params": 100, "seconds_per_epoch": 2.0,
+            **{f"val_S_{k}": n for k, n in zip(("tp", "fn", "fp"), s)},
+            **{f"val_V_{k}": n for k, n in zip(("tp", "fn", "fp"), v)}}
+
+
+# ------------------------------------------------------------------------------------------------ local sweep
+def read_rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path) as fh:
+        return {r["id"]: r for r in csv.DictReader(fh)}
+
+
+# ------------------------------------------------------------------------------------- the two-node cluster
+# 127.0.0.1 is what Ray rewrites to the machine's network address for multi-node clusters; any other loopback
+# address (Linux routes all of 127.0.0.0/8 to lo) keeps every node and connection on this machine.
+LOOPBACK = "127.0.0.2"
+
+
+MARKER = "ECGLIB_TEST_RAY_CLUSTER"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _marked(marker: str) -> list[int]:
+    """Processes whose environment carries this test cluster's marker: the nodes, their workers, the driver.
+    (Ray workers rename themselves and leave the node's process group; their environment they keep.)"""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid != os.getpid() and p.environ().get(MARKER) == marker:
+                found.append(p.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _kill(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_started(log: Path, proc: subprocess.Popen, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"ray start did not come up:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.mark.parametrize("case", sorted(BAD_SPECS))
@@ -188,15 +248,6 @@ seed = [0, 1]
     assert plain.val_records is None and "val_records" not in _expected_config(plain)["data"]
 
 
-def _fold_row(config: str, fold: str, seed: int, s: tuple[int, int, int], v: tuple[int, int, int],
-              status: str = "ok") -> dict:
-    point = {"config": config, "val_records": fold}
-    return {"configuration": f"{config}_val_records-{fold.replace(',', '-')}", "sweep_point": json.dumps(point),
-            "seed": seed, "status": status, "val_records": fold, "params": 100, "seconds_per_epoch": 2.0,
-            **{f"val_S_{k}": n for k, n in zip(("tp", "fn", "fp"), s)},
-            **{f"val_V_{k}": n for k, n in zip(("tp", "fn", "fp"), v)}}
-
-
 def test_fold_selection_pools_each_seeds_folds():
     import pandas as pd
 
@@ -281,12 +332,6 @@ def test_statistics_are_t_intervals_and_pairs_share_seeds():
     assert d["ci_high"] - d["mean"] == pytest.approx(stats.t.ppf(0.975, 2) * pd.Series(diffs).std() / 3 ** 0.5)
 
 
-# ------------------------------------------------------------------------------------------------ local sweep
-def read_rows(path: Path) -> dict[str, dict[str, str]]:
-    with open(path) as fh:
-        return {r["id"]: r for r in csv.DictReader(fh)}
-
-
 @pytest.mark.slow
 def test_local_sweep_failing_trial_and_rerun_trains_nothing(tmp_path):
     spec_text = TINY.format(limit=400, epochs=1, width=8) + """
@@ -344,53 +389,6 @@ seeds = [0]
     assert list(s["n"]) == [2, 2]
     ax = plot_sweep(table)
     assert len(ax.get_xticklabels()) == 2
-
-
-# ------------------------------------------------------------------------------------- the two-node cluster
-# 127.0.0.1 is what Ray rewrites to the machine's network address for multi-node clusters; any other loopback
-# address (Linux routes all of 127.0.0.0/8 to lo) keeps every node and connection on this machine.
-LOOPBACK = "127.0.0.2"
-MARKER = "ECGLIB_TEST_RAY_CLUSTER"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def _marked(marker: str) -> list[int]:
-    """Processes whose environment carries this test cluster's marker: the nodes, their workers, the driver.
-    (Ray workers rename themselves and leave the node's process group; their environment they keep.)"""
-    import psutil
-
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.pid != os.getpid() and p.environ().get(MARKER) == marker:
-                found.append(p.pid)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-def _kill(pids) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _wait_started(log: Path, proc: subprocess.Popen, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if "Ray runtime started" in log.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    raise AssertionError(f"ray start did not come up:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.mark.slow

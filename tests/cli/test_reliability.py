@@ -1,11 +1,5 @@
-"""Hostile inputs and faults, by family: data files, arguments, checkpoints and run folders, the cache,
-interruptions, a full disk and two processes at once.
-
-Each case asserts what the README promises: exit status 2, exactly one line ``ecglib: error: FILE: problem`` on
-stderr naming the user's file or option, no traceback, and nothing left behind (no temporary file, no lock, no
-run folder or output that a failed command created). Sized for a busy 2-core machine: the conftest's few
-synthetic records, models of width 8, one epoch, one thread; most cases run through ``cli.main`` in this process.
-"""
+"""The command line under stress: bad input, damaged files, interruptions, full disks, locks and resumes, each
+answered in one line with nothing half-written."""
 from __future__ import annotations
 
 import json
@@ -113,20 +107,6 @@ DATA_FILE_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(DATA_FILE_CASES))
-def test_prepare_refuses_a_damaged_record(case, synthetic_records, tmp_path, capsys):
-    record, suffix, edit, needles = DATA_FILE_CASES[case]
-    folder = copy_records(synthetic_records, tmp_path / "mitdb")
-    edit(folder)
-    out = tmp_path / "out" / "beats.npz"
-    result = run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", folder, "--no-download",
-                      "--out", out)
-    bad = folder / (f"{record}{suffix}" if record else suffix)
-    line = assert_one_line_error(result, str(bad), *needles)
-    assert line.startswith(f"ecglib: error: {bad}: ")
-    assert not out.exists() and not leftovers(tmp_path)
-
-
 def _npz(path: Path, **arrays) -> Path:
     np.savez(path, **arrays)
     return path
@@ -160,20 +140,10 @@ def bad_npz(synthetic_beats, tmp_path_factory):
     return cases
 
 
-@pytest.mark.parametrize("case", ["single_beat", "two_beats", "string_labels", "string_beats", "labels_2d",
-                                  "record_length", "sample_length", "sample_float", "symbol_length", "meta_list",
-                                  "beyond_float32", "object_array"])
-def test_train_refuses_a_bad_npz(case, bad_npz, tmp_path, capsys):
-    path, needles = bad_npz[case]
-    run = tmp_path / "run"
-    result = run_main(capsys, *train_args(path, run))
-    line = assert_one_line_error(result, *needles)
-    assert line.startswith(f"ecglib: error: {path}: ")
-    assert not run.exists()
-
-
 # -------------------------------------------------------------------------------------------------- arguments
 TRAIN_SYNTH = ["train", "--model", "odenet", "--source", "synthetic", "--quiet"]
+
+
 ARGUMENT_CASES = [
     (["prepare", "--synthetic-seconds", "0"], "--synthetic-seconds"),
     (["prepare", "--synthetic-seconds", "-5"], "--synthetic-seconds"),
@@ -208,6 +178,153 @@ ARGUMENT_CASES = [
     (["study", "--epochs", "0"], "--epochs"),
     (["study", "--profile", "huge"], "--profile"),
 ]
+
+
+# ----------------------------------------------------------------------------------- checkpoints and run folders
+def _damage_checkpoint(path: Path, change) -> None:
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path)
+
+
+CHECKPOINT_CASES = {
+    "no_train_config": (lambda s: s.pop("train_config"), ["train_config missing"]),
+    "train_config_list": (lambda s: s.update(train_config=[1, 2]), ["train_config is a list"]),
+    "no_history": (lambda s: s.pop("history"), ["history"]),
+    "history_int": (lambda s: s.update(history=7), ["history"]),
+    "history_rows": (lambda s: s.update(history=["epoch 1"]), ["history"]),
+    "history_row_short": (lambda s: s.update(history=[{"epoch": 1}]), ["history"]),
+    "optimizer_groups": (lambda s: s["optimizer"]["param_groups"][0].update(lr="fast"), ["optimizer state"]),
+    "scheduler_text": (lambda s: s["scheduler"].update(last_epoch="x"), ["scheduler state"]),
+    "no_epoch": (lambda s: s.pop("epoch"), ["epoch None"]),
+    "epoch_text": (lambda s: s.update(epoch="one"), ["epoch 'one'"]),
+    "epoch_negative": (lambda s: s.update(epoch=-3), ["epoch -3"]),
+    "no_optimizer": (lambda s: s.pop("optimizer"), ["optimizer missing"]),
+    "optimizer_list": (lambda s: s.update(optimizer=[0.1]), ["optimizer is a list"]),
+    "best_accuracy_text": (lambda s: s.update(best_val_accuracy="high"), ["best_val_accuracy"]),
+    "model_config_text": (lambda s: s.update(model_config="resnet"), ["damaged ecglib checkpoint"]),
+}
+
+
+EVALUATE_CASES = {
+    "empty_best": (lambda r: (r / "best.pt").write_bytes(b""), "best.pt", ["empty checkpoint"]),
+    "nan_weights": (lambda r: _damage_checkpoint(
+        r / "best.pt", lambda s: s["model"][next(iter(s["model"]))].fill_(math.nan)), "best.pt", ["not finite"]),
+    "absurd_width": (lambda r: _damage_checkpoint(
+        r / "best.pt", lambda s: s["model_config"].update(width=10**7)), "best.pt", ["unusable model", "width"]),
+    "absurd_blocks": (lambda r: _damage_checkpoint(
+        r / "best.pt", lambda s: s["model_config"].update(blocks=10**6)), "best.pt", ["unusable model", "blocks"]),
+    "absurd_classes": (lambda r: _damage_checkpoint(
+        r / "best.pt", lambda s: s["model_config"].update(n_classes=10**8)), "best.pt", ["unusable model"]),
+    "width_text": (lambda r: _damage_checkpoint(
+        r / "best.pt", lambda s: s["model_config"].update(width="wide")), "best.pt", ["unusable model"]),
+    "metrics_list": (lambda r: (r / "metrics.json").write_text("[1, 2]"), "metrics.json", ["unreadable run metrics"]),
+    "metrics_accuracy_text": (lambda r: _edit_metrics(r, lambda m: m.update(accuracy="0.9")), "metrics.json",
+                              ["unreadable run metrics"]),
+    "metrics_limit_text": (lambda r: _edit_metrics(r, lambda m: m["config"]["data"].update(limit="many")),
+                           "metrics.json", ["config.data.limit"]),
+    "metrics_split": (lambda r: _edit_metrics(r, lambda m: m["config"].update(split="diagonal")), "metrics.json",
+                      ["config.split"]),
+    "metrics_seed": (lambda r: _edit_metrics(r, lambda m: m["config"]["train"].update(seed=-4)), "metrics.json",
+                     ["config.train", "seed"]),
+    "metrics_confusion": (lambda r: _edit_metrics(r, lambda m: m.update(confusion_matrix=[[1, 2], [3, 4]])),
+                          "metrics.json", ["confusion_matrix"]),
+    "metrics_val_fraction": (lambda r: _edit_metrics(r, lambda m: m["config"]["data"].update(val_fraction=2)),
+                             "metrics.json", ["val_fraction"]),
+}
+
+
+def _edit_metrics(run: Path, change) -> None:
+    m = json.loads((run / "metrics.json").read_text())
+    change(m)
+    (run / "metrics.json").write_text(json.dumps(m))
+
+
+# ------------------------------------------------------------------------------------------------ interruptions
+def _popen(args, prelude: str | None = None, **kwargs) -> subprocess.Popen:
+    argv = [str(a) for a in args]
+    if prelude is None:
+        cmd = [sys.executable, "-m", "ecglib", *argv]
+    else:
+        cmd = [sys.executable, "-c", prelude + "\nimport runpy, sys\nsys.argv = ['ecglib'] + sys.argv[1:]\n"
+               "runpy.run_module('ecglib', run_name='__main__', alter_sys=True)\n", *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **kwargs.pop("env", {})}
+    # Ctrl-C as on a terminal: a suite started in the background (nohup, &) passes SIGINT on as ignored, and Python
+    # then installs no KeyboardInterrupt handler.
+    return subprocess.Popen(cmd, **{"cwd": REPO, "env": env, "text": True, "stdout": subprocess.PIPE,
+                                    "stderr": subprocess.PIPE,
+                                    "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs})
+
+
+# A checkpoint write that stops half-way with a kill -9 (the epoch's checkpoint.pt; best.pt goes through).
+KILL_IN_WRITE = """
+import os, signal, ecglib.training.loop as t
+from ecglib.files import atomic_path
+_save = t.save_checkpoint
+def _save_and_die(state, path):
+    if state.get("epoch") == {epoch} and "optimizer" in state:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            fh.write(b"PK half a checkpoint")
+            fh.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    return _save(state, path)
+t.save_checkpoint = _save_and_die
+"""
+
+
+# ----------------------------------------------------------------------------------------------------- disk full
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs, where the machine lets this user mount one (root, with the capability); else skip."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a small tmpfs here ({exc})")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------------- concurrency
+HOLD_LOCK = """
+import sys, time
+from ecglib.runs import RunFolder
+with RunFolder(sys.argv[1]).lock():
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("case", sorted(DATA_FILE_CASES))
+def test_prepare_refuses_a_damaged_record(case, synthetic_records, tmp_path, capsys):
+    record, suffix, edit, needles = DATA_FILE_CASES[case]
+    folder = copy_records(synthetic_records, tmp_path / "mitdb")
+    edit(folder)
+    out = tmp_path / "out" / "beats.npz"
+    result = run_main(capsys, "prepare", "--source", "mitdb", "--mitdb-dir", folder, "--no-download",
+                      "--out", out)
+    bad = folder / (f"{record}{suffix}" if record else suffix)
+    line = assert_one_line_error(result, str(bad), *needles)
+    assert line.startswith(f"ecglib: error: {bad}: ")
+    assert not out.exists() and not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["single_beat", "two_beats", "string_labels", "string_beats", "labels_2d",
+                                  "record_length", "sample_length", "sample_float", "symbol_length", "meta_list",
+                                  "beyond_float32", "object_array"])
+def test_train_refuses_a_bad_npz(case, bad_npz, tmp_path, capsys):
+    path, needles = bad_npz[case]
+    run = tmp_path / "run"
+    result = run_main(capsys, *train_args(path, run))
+    line = assert_one_line_error(result, *needles)
+    assert line.startswith(f"ecglib: error: {path}: ")
+    assert not run.exists()
 
 
 @pytest.mark.parametrize("argv, option", ARGUMENT_CASES, ids=[" ".join(a[0][-2:]) for a in ARGUMENT_CASES])
@@ -264,32 +381,6 @@ def test_an_output_name_too_long_names_the_users_path(finished_run, tmp_path, ca
     assert TMP_PREFIX not in line and not leftovers(tmp_path)
 
 
-# ----------------------------------------------------------------------------------- checkpoints and run folders
-def _damage_checkpoint(path: Path, change) -> None:
-    state = torch.load(path, weights_only=True)
-    change(state)
-    torch.save(state, path)
-
-
-CHECKPOINT_CASES = {
-    "no_train_config": (lambda s: s.pop("train_config"), ["train_config missing"]),
-    "train_config_list": (lambda s: s.update(train_config=[1, 2]), ["train_config is a list"]),
-    "no_history": (lambda s: s.pop("history"), ["history"]),
-    "history_int": (lambda s: s.update(history=7), ["history"]),
-    "history_rows": (lambda s: s.update(history=["epoch 1"]), ["history"]),
-    "history_row_short": (lambda s: s.update(history=[{"epoch": 1}]), ["history"]),
-    "optimizer_groups": (lambda s: s["optimizer"]["param_groups"][0].update(lr="fast"), ["optimizer state"]),
-    "scheduler_text": (lambda s: s["scheduler"].update(last_epoch="x"), ["scheduler state"]),
-    "no_epoch": (lambda s: s.pop("epoch"), ["epoch None"]),
-    "epoch_text": (lambda s: s.update(epoch="one"), ["epoch 'one'"]),
-    "epoch_negative": (lambda s: s.update(epoch=-3), ["epoch -3"]),
-    "no_optimizer": (lambda s: s.pop("optimizer"), ["optimizer missing"]),
-    "optimizer_list": (lambda s: s.update(optimizer=[0.1]), ["optimizer is a list"]),
-    "best_accuracy_text": (lambda s: s.update(best_val_accuracy="high"), ["best_val_accuracy"]),
-    "model_config_text": (lambda s: s.update(model_config="resnet"), ["damaged ecglib checkpoint"]),
-}
-
-
 @pytest.mark.parametrize("case", sorted(CHECKPOINT_CASES))
 def test_resume_refuses_a_damaged_checkpoint(case, finished_run, beats_npz, tmp_path, capsys):
     change, needles = CHECKPOINT_CASES[case]
@@ -300,40 +391,6 @@ def test_resume_refuses_a_damaged_checkpoint(case, finished_run, beats_npz, tmp_
     line = assert_one_line_error(result, str(run / "checkpoint.pt"), *needles)
     assert "--fresh" in line or "damaged ecglib checkpoint" in line
     assert not (run / "metrics.json").exists() and not leftovers(run)
-
-
-EVALUATE_CASES = {
-    "empty_best": (lambda r: (r / "best.pt").write_bytes(b""), "best.pt", ["empty checkpoint"]),
-    "nan_weights": (lambda r: _damage_checkpoint(
-        r / "best.pt", lambda s: s["model"][next(iter(s["model"]))].fill_(math.nan)), "best.pt", ["not finite"]),
-    "absurd_width": (lambda r: _damage_checkpoint(
-        r / "best.pt", lambda s: s["model_config"].update(width=10**7)), "best.pt", ["unusable model", "width"]),
-    "absurd_blocks": (lambda r: _damage_checkpoint(
-        r / "best.pt", lambda s: s["model_config"].update(blocks=10**6)), "best.pt", ["unusable model", "blocks"]),
-    "absurd_classes": (lambda r: _damage_checkpoint(
-        r / "best.pt", lambda s: s["model_config"].update(n_classes=10**8)), "best.pt", ["unusable model"]),
-    "width_text": (lambda r: _damage_checkpoint(
-        r / "best.pt", lambda s: s["model_config"].update(width="wide")), "best.pt", ["unusable model"]),
-    "metrics_list": (lambda r: (r / "metrics.json").write_text("[1, 2]"), "metrics.json", ["unreadable run metrics"]),
-    "metrics_accuracy_text": (lambda r: _edit_metrics(r, lambda m: m.update(accuracy="0.9")), "metrics.json",
-                              ["unreadable run metrics"]),
-    "metrics_limit_text": (lambda r: _edit_metrics(r, lambda m: m["config"]["data"].update(limit="many")),
-                           "metrics.json", ["config.data.limit"]),
-    "metrics_split": (lambda r: _edit_metrics(r, lambda m: m["config"].update(split="diagonal")), "metrics.json",
-                      ["config.split"]),
-    "metrics_seed": (lambda r: _edit_metrics(r, lambda m: m["config"]["train"].update(seed=-4)), "metrics.json",
-                     ["config.train", "seed"]),
-    "metrics_confusion": (lambda r: _edit_metrics(r, lambda m: m.update(confusion_matrix=[[1, 2], [3, 4]])),
-                          "metrics.json", ["confusion_matrix"]),
-    "metrics_val_fraction": (lambda r: _edit_metrics(r, lambda m: m["config"]["data"].update(val_fraction=2)),
-                             "metrics.json", ["val_fraction"]),
-}
-
-
-def _edit_metrics(run: Path, change) -> None:
-    m = json.loads((run / "metrics.json").read_text())
-    change(m)
-    (run / "metrics.json").write_text(json.dumps(m))
 
 
 @pytest.mark.parametrize("case", sorted(EVALUATE_CASES))
@@ -478,38 +535,6 @@ def test_a_damaged_synthetic_cache_folder_is_rebuilt(tmp_path, capsys):
     assert not leftovers(cache)
 
 
-# ------------------------------------------------------------------------------------------------ interruptions
-def _popen(args, prelude: str | None = None, **kwargs) -> subprocess.Popen:
-    argv = [str(a) for a in args]
-    if prelude is None:
-        cmd = [sys.executable, "-m", "ecglib", *argv]
-    else:
-        cmd = [sys.executable, "-c", prelude + "\nimport runpy, sys\nsys.argv = ['ecglib'] + sys.argv[1:]\n"
-               "runpy.run_module('ecglib', run_name='__main__', alter_sys=True)\n", *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **kwargs.pop("env", {})}
-    # Ctrl-C as on a terminal: a suite started in the background (nohup, &) passes SIGINT on as ignored, and Python
-    # then installs no KeyboardInterrupt handler.
-    return subprocess.Popen(cmd, **{"cwd": REPO, "env": env, "text": True, "stdout": subprocess.PIPE,
-                                    "stderr": subprocess.PIPE,
-                                    "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs})
-
-
-# A checkpoint write that stops half-way with a kill -9 (the epoch's checkpoint.pt; best.pt goes through).
-KILL_IN_WRITE = """
-import os, signal, ecglib.training.loop as t
-from ecglib.files import atomic_path
-_save = t.save_checkpoint
-def _save_and_die(state, path):
-    if state.get("epoch") == {epoch} and "optimizer" in state:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            fh.write(b"PK half a checkpoint")
-            fh.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-    return _save(state, path)
-t.save_checkpoint = _save_and_die
-"""
-
-
 def test_kill_during_a_checkpoint_write_then_resume(beats_npz, tmp_path):
     run = tmp_path / "run"
     args = train_args(beats_npz, run, "--epochs", "2")
@@ -612,25 +637,6 @@ def test_an_error_after_a_progress_bar_starts_its_own_line(beats_npz, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-# ----------------------------------------------------------------------------------------------------- disk full
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 512 KiB tmpfs, where the machine lets this user mount one (root, with the capability); else skip."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here ({exc})")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
-
-
 def test_a_full_disk_while_beats_are_written(small_disk, synthetic_beats):
 
     big = synthetic_beats.subset(np.tile(np.arange(len(synthetic_beats)), 8))  # about 1.5 MB uncompressed
@@ -664,16 +670,6 @@ def test_a_full_disk_while_a_checkpoint_is_saved(small_disk, beats_npz, capsys):
     line = assert_one_line_error(run_main(capsys, *args), "no space left on the device")
     assert re.match(rf"ecglib: error: {re.escape(str(run))}/(best|checkpoint)\.pt: cannot write", line), line
     assert not run.exists() and not list(small_disk.iterdir())
-
-
-# ---------------------------------------------------------------------------------------------------- concurrency
-HOLD_LOCK = """
-import sys, time
-from ecglib.runs import RunFolder
-with RunFolder(sys.argv[1]).lock():
-    print("locked", flush=True)
-    time.sleep(120)
-"""
 
 
 def test_a_second_training_into_a_locked_folder_is_refused(beats_npz, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""`ecglib annotate` and `ecglib score` on synthetic WFDB records with a tiny model trained in a second or two."""
+"""Whole records labelled with a trained model, written as WFDB annotations, and scored from the command line."""
 from __future__ import annotations
 
 import shutil
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
-from conftest import assert_one_line_error, copy_records, run_cli, run_main
+from conftest import REPO, assert_one_line_error, copy_records, run_cli, run_main
 
 from ecglib.config import RECIPE_TRAIN_KEYS, RECIPES, TrainConfig
 from ecglib.data.extract import beats_from_peaks
@@ -41,6 +41,20 @@ def trained_run(synthetic_beats, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(trained_run):
     return load_trained(trained_run)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.fixture(scope="module")
+def bad_records(synthetic_records, tmp_path_factory) -> Path:
+    folder = copy_records(synthetic_records, tmp_path_factory.mktemp("bad") / "records")
+    dat = folder / "208.dat"
+    dat.write_bytes(dat.read_bytes()[: dat.stat().st_size // 2])  # truncated signal
+    sig_len = wfdb.rdheader(str(folder / "100")).sig_len
+    wfdb.wrann("100", "far", sample=np.array([100, sig_len + 500]), symbol=["N", "N"], write_dir=str(folder))
+    (folder / "100.empty").write_bytes(b"")
+    (folder / "100.junk").write_bytes(b"these are not WFDB annotations\n" * 4)
+    shutil.copy(folder / "100.atr", folder / "100.same")
+    return folder
 
 
 def test_beats_from_peaks_is_the_training_path(synthetic_records, synthetic_beats):
@@ -142,20 +156,6 @@ def test_annotate_and_score_commands(trained_run, synthetic_records, tmp_path, c
     assert int(rows[1]["Nn"]) == comp.count("N", "n") and int(rows[1]["Vv"]) == comp.count("V", "v")
 
 
-# ------------------------------------------------------------------------------------------------ bad input
-@pytest.fixture(scope="module")
-def bad_records(synthetic_records, tmp_path_factory) -> Path:
-    folder = copy_records(synthetic_records, tmp_path_factory.mktemp("bad") / "records")
-    dat = folder / "208.dat"
-    dat.write_bytes(dat.read_bytes()[: dat.stat().st_size // 2])  # truncated signal
-    sig_len = wfdb.rdheader(str(folder / "100")).sig_len
-    wfdb.wrann("100", "far", sample=np.array([100, sig_len + 500]), symbol=["N", "N"], write_dir=str(folder))
-    (folder / "100.empty").write_bytes(b"")
-    (folder / "100.junk").write_bytes(b"these are not WFDB annotations\n" * 4)
-    shutil.copy(folder / "100.atr", folder / "100.same")
-    return folder
-
-
 @pytest.mark.parametrize("case, needles", [
     ("missing", ["nowhere/100.hea", "record header not found"]),
     ("truncated", ["208.dat", "truncated signal file"]),
@@ -224,7 +224,7 @@ def test_annotate_notebook_runs_offline(trained_run, tmp_path):
     import nbformat
 
 
-    out = execute_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "04_annotate.ipynb",
+    out = execute_notebook(REPO / "notebooks" / "04_annotate.ipynb",
                                   tmp_path / "04_annotate.ipynb",
                                   {"run_dir": str(trained_run), "synthetic_seconds": 40, "learning_period": 0.0,
                                    "threads": 1}, cwd=tmp_path, progress=False)
