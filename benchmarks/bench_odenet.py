@@ -46,7 +46,7 @@ from ecglib.training.loop import fit, seed_everything
 BLOCK = 5  # batches per timing block; seconds per 100 batches = median block time * 100 / BLOCK
 REQUIRED = ("resnet", "odenet-original")
 ORIGINAL = ODEConfig.original()
-PREVIOUS = ODEConfig(solver="rk4", step_size=1 / 3)  # the project default before issue 13: 3 rk4 steps
+PREVIOUS = ODEConfig(solver="rk4", step_size=1 / 3)  # an earlier project default (docs/history.md): 3 rk4 steps
 
 
 def fixed(solver: str, steps: int, **settings: Any) -> ODEConfig:
@@ -336,7 +336,8 @@ def memory_markdown(memory: list[dict[str, Any]]) -> list[str]:
         row = [cells.get(key) for key in (("resnet", "direct", depth), ("odenet", "direct", depth),
                                           ("odenet", "adjoint", depth))]
         lines.append(f"| {depth} | " + " | ".join(_fmt(v, ".1f") for v in row) + " |")
-    return lines + ["", "Measured (bytes autograd saves for backward), not computed; the figure is memory_depth.png.", ""]
+    return lines + ["", "Measured (bytes autograd saves for backward), not computed; the figure is memory_depth.png.",
+                    ""]
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -406,7 +407,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"NFE: dynamics evaluations per training batch (backward: those the backward "
         "pass makes itself). Activation MB: bytes autograd saves for backward in one training step of "
         f"{b['batch_size']} beats, after training. Inference: beats per second at batch 512 "
-        f"(up to 2,048 test beats). Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
+        f"(up to 2,048 test beats). Majority-class baseline accuracy on this test set: "
+        f"{meta['baseline_accuracy']:.4f}.",
         "",
     ]
     lines += summary_sentences(rows, meta)
@@ -423,7 +425,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def summary_sentences(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
-    """What the table says about issue 13's question: which ODE-Net trains at no more than the ResNet's time per
+    """What the table says about the speed question: which ODE-Net trains at no more than the ResNet's time per
     batch with a mean accuracy within 0.3 points of the original settings'."""
     by = {r["config"]: r for r in rows if not r.get("error")}
     out = []
@@ -439,9 +441,10 @@ def summary_sentences(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[
             ratio = r.get("ratio_vs_resnet")
             verdict = ("meets both" if ratio is not None and ratio <= 1.0 and gap >= -0.3 else
                        "within 0.3 points" if gap >= -0.3 else "more than 0.3 points below")
+            spread = f"± {se:.2f} se over {n_seeds} seeds" if se is not None else "one seed"
             out.append(f"- {name}: {_fmt(ratio, '.2f')}x the ResNet's time per batch, accuracy {gap:+.2f} points "
-                       f"against the original ({'± ' + format(se, '.2f') + ' se over ' + str(n_seeds) + ' seeds' if se is not None else 'one seed'}); "
-                       f"{verdict} (issue 13: at most 1.0x the ResNet, at most 0.3 points below the original).")
+                       f"against the original ({spread}); {verdict} (the goal: at most 1.0x the ResNet, at most 0.3 "
+                       "points below the original).")
     if res and res.get("seconds_per_100_batches") and orig and orig.get("ratio_vs_resnet"):
         out.append(f"- The original settings cost {orig['ratio_vs_resnet']:.1f} ResNet-times per batch (ResNet "
                    f"{res['seconds_per_100_batches']:.1f} s per 100 batches, accuracy {_fmt(res['accuracy'], '.4f')}).")
@@ -585,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_description(device)
     notes = []
     if threads_probe:
-        notes.append(f"Threads: probed the default ODE-Net at {', '.join(f'{n} thread(s) {s:.3f} s/batch' for n, s in threads_probe.items())}; "
+        probed = ", ".join(f"{n} thread(s) {s:.3f} s/batch" for n, s in threads_probe.items())
+        notes.append(f"Threads: probed the default ODE-Net at {probed}; "
                      f"used {threads}.")
     if not args.mitdb_dir:
         notes.append("Synthetic data: a smoke run. Its accuracies and timings say little about MIT-BIH; "
@@ -618,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             s100 = row["seconds_per_100_batches"]
             print(f"{name:<22} {s100:7.1f} s/100 batches ({row['timed_batches']} timed)  NFE "
-                  f"{row['nfe_forward']:5.1f}/{row['nfe_backward']:5.1f}  act {row['activation_bytes'] / 2**20:6.1f} MB  "
+                  f"{row['nfe_forward']:5.1f}/{row['nfe_backward']:5.1f}  "
+                  f"act {row['activation_bytes'] / 2**20:6.1f} MB  "
                   f"{row['beats_per_second']:7.0f} beats/s  acc {_fmt(row['accuracy'], '.4f')}  "
                   f"[{time.perf_counter() - t0:.0f} s, load {row['load_average']:.1f}]", flush=True)
 

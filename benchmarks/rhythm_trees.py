@@ -1,15 +1,16 @@
 """Which rhythm features carry over to new patients? Gradient-boosted trees on the rhythm features alone, DS1 folds.
 
 A quick screen, seconds per fit, that needs no network: scikit-learn's HistGradientBoostingClassifier is trained on
-the rhythm features of two of the three folds of whole DS1 records (benchmarks/sweeps/select-ds1.toml) and predicts the third; the three
-folds' predictions are pooled and scored as the recipe is chosen, (F1 S + F1 V) / 2. Rows: all eleven features,
-the seven unitless ones (ecglib.data.facts.RHYTHM_INPUTS), and those seven with one left out, with square-root and
-balanced class weights (as the training loop computes them). No DS2 beat is read.
+the rhythm features of two of the three folds of whole DS1 records (benchmarks/sweeps/select-ds1.toml) and predicts
+the third; the three folds' predictions are pooled and scored as the recipe is chosen, (F1 S + F1 V) / 2. Rows: all
+eleven features, the seven unitless ones (ecglib.data.facts.RHYTHM_INPUTS), and those seven with one left out, with
+square-root and balanced class weights (as the training loop computes them). No DS2 beat is read.
+
 
     python benchmarks/rhythm_trees.py --mitdb-dir DIR [--out runs/rhythm-trees]
 
-Writes OUT/results.md and prints it. Measured on the 2-core machine of docs/performance.md (6 min, beside a CI run): S Se 0.03-0.08
-from all eleven (pooled score 0.21), 0.38-0.66 from the seven unitless ones (0.44-0.47).
+Writes OUT/results.md and prints it. Measured on the 2-core machine of docs/performance.md (6 min, beside a CI run):
+S Se 0.03-0.08 from all eleven (pooled score 0.21), 0.38-0.66 from the seven unitless ones (0.44-0.47).
 """
 from __future__ import annotations
 

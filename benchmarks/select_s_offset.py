@@ -12,8 +12,8 @@ models' b*. No DS2 beat is read.
     ecglib sweep benchmarks/sweeps/select-morphology-dropout.toml --out runs/select-mdrop --mitdb-dir DIR
     python benchmarks/select_s_offset.py runs/select-mdrop --mitdb-dir DIR
 
-Writes OUT/s-offset.md and prints it. Measured on the 2-core machine of docs/performance.md: 2 min 22 s for the 18 fold models (one
-thread, beside a sweep).
+Writes OUT/s-offset.md and prints it. Measured on the 2-core machine of docs/performance.md: 2 min 22 s for the 18
+fold models (one thread, beside a sweep).
 """
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def choose(scores: dict[tuple[str, int, float], dict[str, float]], model: str, s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", type=Path, help="OUT folder of the morphology-dropout selection sweep (its runs/ folder)")
+    parser.add_argument("sweep", type=Path,
+                        help="OUT folder of the morphology-dropout selection sweep (its runs/ folder)")
     parser.add_argument("--mitdb-dir", type=Path, required=True)
     parser.add_argument("--configs", default="resnet,odenet", help="the sweep's configurations to score")
     parser.add_argument("--threads", type=int, default=2)

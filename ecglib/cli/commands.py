@@ -60,6 +60,15 @@ def _data_config(args: argparse.Namespace) -> dict[str, Any]:
                        args.synthetic_seconds, getattr(args, "data", None), getattr(args, "val_records", None))
 
 
+def refuse_each(messages: list[str]) -> int:
+    """A multi-record command's refusals, after its good records' output: one line each on stderr, and exit status
+    2 when there was any (0 otherwise), so that one broken record stops none of the others."""
+    sys.stdout.flush()
+    for message in messages:
+        print(f"ecglib: error: {message}".replace("\n", " "), file=sys.stderr, flush=True)
+    return 2 if messages else 0
+
+
 # ---------------------------------------------------------------------------------------------------- commands
 def cmd_prepare(args: argparse.Namespace) -> int:
     from ..data.beats import save_npz
@@ -77,6 +86,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     notes = beats.meta.get("records_without_mlii")
     if notes:
         print("no MLII lead, first lead used: " + ", ".join(f"{r} ({lead})" for r, lead in notes.items()))
+    past_end = beats.meta.get("annotations_past_end")
+    if past_end:
+        print("annotations at or past the last sample, left out: "
+              + ", ".join(f"{r} ({n})" for r, n in past_end.items()))
     return 0
 
 
@@ -202,8 +215,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from ..ec57 import score
 
+    refused: list[str] = []
     comparisons, summary = score.score_records(args.record_dir, args.ref, args.test, args.records,
-                                               learning_period=args.learning_period, test_dir=args.test_dir)
+                                               learning_period=args.learning_period, test_dir=args.test_dir,
+                                               refused=refused)
     if args.csv is not None:
         score.write_csv(args.csv, comparisons, summary)
     if args.matrix:
@@ -212,7 +227,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     print(score.format_table(comparisons, summary))
     if args.csv is not None:
         print(f"csv: {args.csv}")
-    return 0
+    return refuse_each(refused)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

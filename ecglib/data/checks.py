@@ -15,8 +15,6 @@ import numpy as np
 from ..errors import InputError
 from .facts import CLASSES
 
-
-
 # Sampling frequencies outside this range are typing errors, not ECGs (MIT-BIH: 360 Hz; Holter: 125-1000 Hz).
 MIN_FS, MAX_FS = 1.0, 100_000.0
 
@@ -51,7 +49,10 @@ def _number(token: str) -> float | None:
 
 def check_header_values(path: Path, header: Any) -> None:
     """Refuse header values that wfdb parses but that make no sense: a sampling frequency that is not a number
-    in [MIN_FS, MAX_FS] Hz, an ADC gain that is zero, not a number or infinite."""
+    in [MIN_FS, MAX_FS] Hz, an ADC gain that is not a number or infinite.
+
+    A gain of 0 is the WFDB header format's "uncalibrated" (wfdb reads it as its default 200 adu per unit): allowed,
+    and harmless here, since every beat is scaled to [0, 1] within its window."""
     fs_token, gain_tokens = _header_fields(path)
     written = _number(fs_token) if fs_token is not None else None
     if fs_token is not None and (written is None or not np.isfinite(written) or written != float(header.fs)):
@@ -64,12 +65,23 @@ def check_header_values(path: Path, header: Any) -> None:
     names = list(header.sig_name or [])
     for i, gain in enumerate(header.adc_gain or []):
         token = gain_tokens[i] if i < len(gain_tokens) else None
-        # wfdb reads a gain of 0 ("uncalibrated") and an unparseable one as its default 200 adu/mV
+        # wfdb reads an unparseable gain as its default 200 adu/mV too: the token as written tells them apart
         stated = _number(token) if token else gain
         name = names[i] if i < len(names) else str(i)
-        if stated is None or not np.isfinite(stated) or stated == 0 or not np.isfinite(gain) or gain == 0:
-            raise InputError(f"{path}: signal {name} has ADC gain {token or gain!r}: "
-                             "not a finite, non-zero number of adu per unit")
+        if stated is None or not np.isfinite(stated) or not np.isfinite(gain):
+            raise InputError(f"{path}: signal {name} has ADC gain {token or gain!r}: not a finite number of adu "
+                             "per unit")
+
+
+def inside_signal(sample: np.ndarray, sig_len: int, path: Path) -> np.ndarray:
+    """The mask of annotations inside a signal of ``sig_len`` samples. Annotations at or past its last sample are
+    left out, as the WFDB tools leave them (bxb compares up to the record's end): a file may hold one past the
+    end. InputError naming ``path`` when most of them lie past it: annotations of another, longer record."""
+    inside = sample < sig_len
+    if len(sample) and inside.mean() < 0.5:
+        raise InputError(f"{path}: {int((~inside).sum())} of {len(sample)} annotations lie at or past the signal's "
+                         f"{sig_len} samples (annotations of another record?)")
+    return inside
 
 
 def check_annotation_file(path: Path) -> None:

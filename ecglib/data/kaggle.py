@@ -12,7 +12,6 @@ from ..errors import InputError, first_line
 from .beats import Beats, validate
 from .facts import BEAT_LENGTH, CLASSES, TARGET_FS
 
-
 KAGGLE_FILES = ("mitbih_train.csv", "mitbih_test.csv")
 
 

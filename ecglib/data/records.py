@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, first_line
 from .beats import Beats
-from .checks import check_annotation_file, check_header_values, check_signal_files, read_record_list
+from .checks import check_annotation_file, check_header_values, check_signal_files, inside_signal, read_record_list
 from .extract import beats_from_peaks
 from .facts import AAMI, MITDB_RECORDS, TARGET_FS
 from .rhythm import rhythm_meta
@@ -90,8 +89,9 @@ def read_lead(base: str | os.PathLike, lead: str | None = None) -> tuple[np.ndar
     return signal, float(record.fs), lead
 
 
-def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.ndarray, np.ndarray]:
-    """One record's lead (MLII by name, else the first lead), its rate, the lead name, beat samples and symbols."""
+def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.ndarray, np.ndarray, int]:
+    """One record's lead (MLII by name, else the first lead), its rate, the lead name, beat samples and symbols, and
+    how many annotations lay at or past the last sample (left out)."""
     import wfdb
 
     base = folder / name
@@ -105,11 +105,11 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
         raise InputError(f"{base}.atr: unreadable annotations ({first_line(exc)})") from None
     samples = np.asarray(ann.sample, dtype=np.int64)
     symbols = np.asarray(ann.symbol)
-    if len(samples) and (samples.min() < 0 or samples.max() >= len(signal)):
-        raise InputError(f"{base}.atr: annotation at sample {int(samples.max())} outside the signal "
-                         f"of {len(signal)} samples")
-    keep = np.isin(symbols, list(AAMI))
-    return signal, fs, lead, samples[keep], symbols[keep]
+    if len(samples) and samples.min() < 0:
+        raise InputError(f"{base}.atr: annotation at negative sample {int(samples.min())}")
+    inside = inside_signal(samples, len(signal), Path(f"{base}.atr"))
+    keep = inside & np.isin(symbols, list(AAMI))
+    return signal, fs, lead, samples[keep], symbols[keep], int((~inside).sum())
 
 
 def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, download: bool = True,
@@ -126,9 +126,11 @@ def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, 
     ensure_mitdb(folder, records, download=download)
     from tqdm.auto import tqdm
 
-    parts, leads = [], {}
+    parts, leads, past_end = [], {}, {}
     for name in tqdm(records, desc="records", unit="rec", disable=not progress, leave=False):
-        signal, fs, lead, samples, symbols = _read_record(folder, name)
+        signal, fs, lead, samples, symbols, dropped = _read_record(folder, name)
+        if dropped:
+            past_end[name] = dropped
         try:
             part = beats_from_peaks(signal, fs, samples, name, symbols)
         except ValueError as exc:
@@ -140,5 +142,6 @@ def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, 
     x, y, rec, smp, sym, rhy = (np.concatenate([p[i] for p in parts]) for i in range(6))
     no_mlii = {r: lead for r, lead in leads.items() if lead != "MLII"}
     meta = {"source": "mitdb", "folder": str(folder.resolve()), "records": list(records), "leads": leads,
-            "records_without_mlii": no_mlii, "fs": TARGET_FS, "rhythm_features": rhythm_meta()}
+            "records_without_mlii": no_mlii, "annotations_past_end": past_end, "fs": TARGET_FS,
+            "rhythm_features": rhythm_meta()}
     return Beats(x, y, rec.astype(str), smp.astype(np.int64), sym.astype(str), meta, rhy.astype(np.float32))

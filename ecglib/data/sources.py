@@ -15,8 +15,16 @@ from ..config import SOURCES
 from ..errors import InputError
 from ..files import atomic_dir
 from .beats import Beats, load_npz, save_npz
-from .cache import cache_root, discard, fingerprint, folder_problem, read_cache_entry, say, write_cache_entry, \
-    write_checksums
+from .cache import (
+    cache_root,
+    discard,
+    fingerprint,
+    folder_problem,
+    read_cache_entry,
+    say,
+    write_cache_entry,
+    write_checksums,
+)
 from .checks import read_record_list
 from .facts import EXTRACTION_VERSION, MITDB_RECORDS
 from .inputs import model_inputs

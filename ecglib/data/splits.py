@@ -50,12 +50,21 @@ def split_beats(beats: Beats, protocol: str = "intra", test_fraction: float = 0.
     """
     idx = np.arange(len(beats))
     if val_records is not None:
-        return _fixed_validation(beats, idx, protocol, list(val_records), test_fraction, seed)
-    try:
-        return _split_beats(beats, idx, protocol, test_fraction, val_fraction, seed)
-    except ValueError as exc:  # scikit-learn's own check: too few beats for these fractions
-        raise InputError(f"{len(beats)} beat(s) are too few to split into train, validation and test "
-                         f"({first_line(exc)})") from None
+        split = _fixed_validation(beats, idx, protocol, list(val_records), test_fraction, seed)
+    else:
+        try:
+            split = _split_beats(beats, idx, protocol, test_fraction, val_fraction, seed)
+        except ValueError as exc:  # scikit-learn's own check: too few beats for these fractions
+            raise InputError(f"{len(beats)} beat(s) are too few to split into train, validation and test "
+                             f"({first_line(exc)})") from None
+    # A split that trains on one class, or tests on nothing, would report an accuracy that means nothing.
+    trained = np.unique(beats.y[split.train])
+    if len(split.test) == 0 or len(trained) < 2:
+        raise InputError(f"{len(beats)} beat(s) are too few to split into train, validation and test: training "
+                         f"would see {len(split.train)} beat(s) of {len(trained)} class(es) and the test "
+                         f"{len(split.test)} beat(s); a classifier needs two classes to learn and beats to test on "
+                         "(use more beats: --limit)")
+    return split
 
 
 def _split_beats(beats: Beats, idx: np.ndarray, protocol: str, test_fraction: float, val_fraction: float,
@@ -125,11 +134,12 @@ def patientwise_validation(beats: Beats, index: np.ndarray, val_fraction: float 
     """Split ``index`` (beats of the training records) into (train, val) by whole records.
 
     Seeded draws: each draw orders the records at random and takes records in that order until they hold
-    ``val_fraction`` of the beats. The first draw (of at most VAL_DRAWS) is kept whose validation holds, for each
-    of the classes S and V present in ``index``, between VAL_CLASS_SHARE[0] and VAL_CLASS_SHARE[1] of that class's
+    ``val_fraction`` of the beats. The first draw (of at most VAL_DRAWS) is kept whose validation holds, for each of
+    the classes S and V present in ``index``, between VAL_CLASS_SHARE[0] and VAL_CLASS_SHARE[1] of that class's
     beats, no more than VAL_CLASS_SHARE[1] of any class with at least VAL_CLASS_MIN beats (so that F, nearly all in
-    record 208 of DS1, stays in training), and leaves at least one record for training. If no draw satisfies this (few records, as in small test
-    sets), the draw whose S and V shares come closest to the band is kept. With fewer than two records there is no
+    record 208 of DS1, stays in training), and leaves at least one record for training. If no draw satisfies this
+    (few records, as in small test sets), the draw whose S and V shares come closest to the band is kept. With fewer
+    than two records there is no
     patient-wise validation: val is empty. Returns sorted index arrays.
     """
     records = np.unique(beats.record[index])

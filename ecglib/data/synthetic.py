@@ -462,7 +462,8 @@ def write_synthetic_mitdb(
     seed: int = 0,
     fs: int = 360,
 ) -> list[str]:
-    """Write one WFDB record per name (NAME.hea, NAME.dat, NAME.atr) into folder (created if needed); return the names written.
+    """Write one WFDB record per name (NAME.hea, NAME.dat, NAME.atr) into folder (created if needed); return the names
+    written.
 
     Each record is ``seconds`` long (s) at ``fs`` Hz with two leads in mV (format 212, gain 200 adu/mV,
     baseline 1024, clipped to about -5.12..5.12 mV). ``NAME.atr`` marks every beat at its R peak (in samples)

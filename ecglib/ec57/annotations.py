@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.checks import inside_signal
 from ..errors import InputError, first_line
 from ..files import atomic_path, temporary_name
 from .bxb import BXB_CLASS
@@ -23,11 +24,13 @@ from .bxb import BXB_CLASS
 # ----------------------------------------------------------------------------------------------------- files
 @dataclass
 class Annotations:
-    """One WFDB annotation file: sample (k,) int64 at the record's rate, symbol (k,) str, subtype (k,) int."""
+    """One WFDB annotation file: sample (k,) int64 at the record's rate, symbol (k,) str, subtype (k,) int, and how
+    many annotations lay at or past the record's last sample (left out)."""
 
     sample: np.ndarray
     symbol: np.ndarray
     subtype: np.ndarray
+    past_end: int = 0
 
 
 def read_header(record: str | os.PathLike):
@@ -47,7 +50,8 @@ def read_header(record: str | os.PathLike):
 def read_annotations(record: str | os.PathLike, extension: str, sig_len: int | None = None,
                      folder: str | os.PathLike | None = None, fs: float | None = None) -> Annotations:
     """Read RECORD.EXTENSION (from ``folder`` if given, else beside the record) and check that it fits the record:
-    not empty, readable, in time order, every annotation inside the signal's ``sig_len`` samples.
+    not empty, readable, in time order. Annotations at or past the signal's ``sig_len`` samples are left out and
+    counted (``past_end``), as the WFDB tools compare up to the record's end; most of them past it is refused.
 
     fs: the record's sampling rate; a file that declares another time resolution ("## time resolution") has its
     times converted to the record's samples, rounded, as the WFDB library's getann() does."""
@@ -79,16 +83,18 @@ def read_annotations(record: str | os.PathLike, extension: str, sig_len: int | N
         raise InputError(f"{path}: unreadable annotation file (inconsistent fields)")
     if sample.min() < 0:
         raise InputError(f"{path}: annotation at negative sample {int(sample.min())}")
-    if sig_len is not None and sig_len > 0 and sample.max() >= sig_len:
-        raise InputError(f"{path}: annotation at sample {int(sample.max())} beyond the signal of {sig_len} samples "
-                         "(annotations of another record?)")
+    past_end = 0
+    if sig_len is not None and sig_len > 0:
+        inside = inside_signal(sample, sig_len, path)
+        past_end = int((~inside).sum())
+        sample, symbol, subtype = sample[inside], symbol[inside], subtype[inside]
     if len(sample) > 1 and np.any(np.diff(sample) < 0):
         i = int(np.flatnonzero(np.diff(sample) < 0)[0])
         raise InputError(f"{path}: annotations out of time order (sample {int(sample[i + 1])} after "
                          f"{int(sample[i])})")
     if not np.isin(symbol, list(BXB_CLASS)).any():
         raise InputError(f"{path}: no beat annotations")
-    return Annotations(sample, symbol, subtype)
+    return Annotations(sample, symbol, subtype, past_end)
 
 
 def write_annotations(base: str | os.PathLike, annotator: str, sample: np.ndarray, symbol: Sequence[str], fs: float,

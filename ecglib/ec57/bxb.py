@@ -176,6 +176,7 @@ class Comparison:
     shutdown_seconds: int = 0
     learning_period: float = DEFAULT_LEARNING_PERIOD
     paced: bool = False
+    notes: tuple[str, ...] = ()  # what reading the files left out, said under the report (never scored)
 
     def count(self, ref: str, test: str) -> int:
         """One cell, e.g. count("V", "N") is bxb's Vn."""

@@ -7,6 +7,7 @@ import csv
 import io
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..data.checks import read_record_list
@@ -84,6 +85,7 @@ def format_table(comparisons: Sequence[Comparison], summary: Summary | None = No
     if summary.excluded:
         note += f"; paced records scored but not aggregated (*): {', '.join(Path(r).name for r in summary.excluded)}"
     lines.append(note)
+    lines.extend(n for c in comparisons for n in c.notes)
     return "\n".join(lines)
 
 
@@ -135,16 +137,23 @@ def score_record(record: str | os.PathLike, ref: str, test: str, learning_period
     sig_len = int(header.sig_len or 0)
     r = read_annotations(record, ref, sig_len, fs=float(header.fs))
     t = read_annotations(record, test, sig_len, folder=test_dir, fs=float(header.fs))
-    return compare(r.sample, r.symbol, t.sample, t.symbol, float(header.fs), learning_period=learning_period,
-                   match_window=match_window, sig_len=sig_len, ref_subtypes=r.subtype, test_subtypes=t.subtype,
-                   record=str(record))
+    comparison = compare(r.sample, r.symbol, t.sample, t.symbol, float(header.fs), learning_period=learning_period,
+                         match_window=match_window, sig_len=sig_len, ref_subtypes=r.subtype,
+                         test_subtypes=t.subtype, record=str(record))
+    notes = tuple(f"{Path(record).name}: {a.past_end} {name} annotation(s) at or past the last sample left out"
+                  for name, a in ((ref, r), (test, t)) if a.past_end)
+    return replace(comparison, notes=notes)
 
 
 def score_records(record_dir: str | os.PathLike, ref: str, test: str, records: Sequence[str] | None = None,
-                  learning_period: float = DEFAULT_LEARNING_PERIOD, test_dir: str | os.PathLike | None = None
-                  ) -> tuple[list[Comparison], Summary]:
+                  learning_period: float = DEFAULT_LEARNING_PERIOD, test_dir: str | os.PathLike | None = None,
+                  refused: list[str] | None = None) -> tuple[list[Comparison], Summary]:
     """Score every record of ``record_dir`` (``records``; None: its RECORDS file, else every record with a ``ref``
-    annotation file): the per-record comparisons and their gross and average summary (paced records left out)."""
+    annotation file): the per-record comparisons and their gross and average summary (paced records left out).
+
+    refused: when a list is given, a record whose files are refused is left out and its one-line message appended
+    there, so that one broken record does not stop the others; else its InputError propagates. InputError when no
+    record could be scored."""
     folder = Path(record_dir)
     if not folder.is_dir():
         raise InputError(f"{folder}: record folder not found")
@@ -154,6 +163,15 @@ def score_records(record_dir: str | os.PathLike, ref: str, test: str, records: S
             p.stem for p in folder.glob("*.hea") if (folder / f"{p.stem}.{ref}").exists())
         if not records:
             raise InputError(f"{folder}: no records with {ref} annotations (name them after RECORD_DIR)")
-    comparisons = [score_record(folder / r, ref, test, learning_period=learning_period, test_dir=test_dir)
-                   for r in records]
+    comparisons = []
+    for r in records:
+        try:
+            comparisons.append(score_record(folder / r, ref, test, learning_period=learning_period,
+                                            test_dir=test_dir))
+        except InputError as exc:
+            if refused is None:
+                raise
+            refused.append(str(exc))
+    if not comparisons:
+        raise InputError(f"{folder}: none of the {len(records)} records could be scored ({refused[0]})")
     return comparisons, summarize(comparisons)

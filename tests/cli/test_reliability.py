@@ -88,6 +88,17 @@ def _edit_header(folder: Path, record: str, line: int, field: int, value: str) -
     hea.write_text("\n".join(lines) + "\n")
 
 
+def _append_past_end(folder: Path, record: str, n: int) -> None:
+    """Rewrite RECORD.atr with ``n`` more beats after the signal's end than it holds inside."""
+    import wfdb
+
+    ann = wfdb.rdann(str(folder / record), "atr")
+    sig_len = wfdb.rdheader(str(folder / record)).sig_len
+    extra = sig_len + np.arange(n) * 10
+    wfdb.wrann(record, "atr", sample=np.concatenate([ann.sample, extra]),
+               symbol=list(ann.symbol) + ["N"] * n, write_dir=str(folder))
+
+
 DATA_FILE_CASES = {
     # header values that wfdb parses but that are no ECG: (record, file suffix, edit, needles)
     "fs_zero": ("100", ".hea", lambda d: _edit_header(d, "100", 0, 2, "0"), ["sampling frequency", "out of range"]),
@@ -96,8 +107,10 @@ DATA_FILE_CASES = {
     "fs_absurd": ("100", ".hea", lambda d: _edit_header(d, "100", 0, 2, "1e9"), ["sampling frequency '1e9'"]),
     "fs_huge": ("100", ".hea", lambda d: _edit_header(d, "100", 0, 2, "500000"),
                 ["sampling frequency", "out of range"]),
-    "gain_zero": ("213", ".hea", lambda d: _edit_header(d, "213", 1, 2, "0"), ["ADC gain '0'"]),
     "gain_text": ("213", ".hea", lambda d: _edit_header(d, "213", 1, 2, "abc"), ["ADC gain 'abc'"]),
+    "gain_nan": ("213", ".hea", lambda d: _edit_header(d, "213", 1, 2, "nan"), ["ADC gain 'nan'"]),
+    "annotations_of_a_longer_record": ("232", ".atr", lambda d: _append_past_end(d, "232", 5000),
+                                       ["232.atr", "at or past the signal", "another record"]),
     "records_not_utf8": (None, "RECORDS", lambda d: (d / "RECORDS").write_bytes(b"100\n\xff\xfe213\n"),
                          ["RECORDS", "not UTF-8"]),
     "records_bad_name": (None, "RECORDS", lambda d: (d / "RECORDS").write_text("100\n../../etc/passwd\n"),

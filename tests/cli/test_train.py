@@ -234,3 +234,12 @@ def test_evaluate_rejects_unreadable_run_metrics(evaluations, evaluate, tmp_path
     (run / "metrics.json").write_text("{not json")
     line = assert_one_line_error(evaluate(run), "unreadable run metrics")
     assert str(run / "metrics.json") in line
+
+
+def test_a_split_that_cannot_train_or_test_is_one_line(tmp_path, capsys):
+    """Three beats split into one training beat of one class and one test beat: an accuracy against a baseline of 0
+    that means nothing. Refused before a run folder is made."""
+    result = run_main(capsys, "train", "--model", "resnet", *SYNTHETIC_ARGS, "--limit", "3", "--epochs", "1",
+                      "--quiet", "--out", tmp_path / "run")
+    assert_one_line_error(result, "3 beat(s) are too few", "two classes to learn")
+    assert not (tmp_path / "run").exists()

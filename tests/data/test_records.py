@@ -12,6 +12,7 @@ from conftest import (
     SYNTHETIC_RECORDS,
     check_beats,
     copy_records,
+    run_cli,
 )
 
 from ecglib.data.extract import extract_beats
@@ -179,3 +180,45 @@ def test_real_mitdb_class_counts(real_beats):
 def test_real_mitdb_leads(real_beats):
     assert real_beats.meta["records_without_mlii"] == {"102": "V5", "104": "V5"}
     assert real_beats.meta["leads"]["114"] == "MLII"
+
+
+def _set_gain(folder: Path, record: str, lead: str, gain: str) -> None:
+    """Write ``gain`` as the ADC gain of ``lead`` in RECORD.hea (the third field of its signal line)."""
+    hea = folder / f"{record}.hea"
+    lines = hea.read_text().splitlines()
+    for i, line in enumerate(lines[1:], 1):
+        tokens = line.split()
+        if tokens and tokens[-1] == lead:
+            tokens[2] = gain + tokens[2][len(tokens[2].split("(")[0].split("/")[0]):]
+            lines[i] = " ".join(tokens)
+    hea.write_text("\n".join(lines) + "\n")
+
+
+def test_a_gain_of_zero_is_uncalibrated_and_read(synthetic_records, synthetic_beats, tmp_path):
+    """The WFDB header format reads an ADC gain of 0 as 'uncalibrated'; beats are scaled to [0, 1] per window, so
+    the record gives the very beats it gives with its calibration."""
+    folder = copy_records(synthetic_records, tmp_path / "records")
+    _set_gain(folder, "213", "MLII", "0")
+    assert " 0 " in f" {(folder / '213.hea').read_text()} " or "0(" in (folder / "213.hea").read_text()
+    beats = load_mitdb(folder, records=["213"], download=False)
+    rows = synthetic_beats.record == "213"
+    np.testing.assert_allclose(beats.x, synthetic_beats.x[rows], atol=1e-6)
+    np.testing.assert_array_equal(beats.y, synthetic_beats.y[rows])
+
+
+def test_annotations_at_or_past_the_end_are_left_out_and_counted(synthetic_records, synthetic_beats, tmp_path):
+    """A reference file may hold an annotation at the sample after the last: it is left out and counted, the
+    record's beats are the same, and `ecglib prepare` says so in its summary."""
+    folder = copy_records(synthetic_records, tmp_path / "records")
+    ann = wfdb.rdann(str(folder / "232"), "atr")
+    sig_len = wfdb.rdheader(str(folder / "232")).sig_len
+    wfdb.wrann("232", "atr", sample=np.append(ann.sample, sig_len), symbol=[*ann.symbol, "N"],
+               write_dir=str(folder))
+    beats = load_mitdb(folder, download=False)
+    assert beats.meta["annotations_past_end"] == {"232": 1}
+    np.testing.assert_array_equal(beats.sample, synthetic_beats.sample)
+    np.testing.assert_array_equal(beats.y, synthetic_beats.y)
+    result = run_cli("prepare", "--source", "mitdb", "--mitdb-dir", folder, "--no-download", "--no-cache",
+                     "--out", tmp_path / "b.npz")
+    assert result.rc == 0, result.stderr
+    assert "annotations at or past the last sample, left out: 232 (1)" in result.stdout

@@ -50,7 +50,8 @@ def bad_records(synthetic_records, tmp_path_factory) -> Path:
     dat = folder / "208.dat"
     dat.write_bytes(dat.read_bytes()[: dat.stat().st_size // 2])  # truncated signal
     sig_len = wfdb.rdheader(str(folder / "100")).sig_len
-    wfdb.wrann("100", "far", sample=np.array([100, sig_len + 500]), symbol=["N", "N"], write_dir=str(folder))
+    wfdb.wrann("100", "far", sample=np.array([100, sig_len + 500, sig_len + 900]), symbol=["N", "N", "N"],
+               write_dir=str(folder))
     (folder / "100.empty").write_bytes(b"")
     (folder / "100.junk").write_bytes(b"these are not WFDB annotations\n" * 4)
     shutil.copy(folder / "100.atr", folder / "100.same")
@@ -187,7 +188,7 @@ def test_annotate_bad_run_folders(trained_run, synthetic_records, tmp_path, caps
 
 
 @pytest.mark.parametrize("test_ann, needles", [
-    ("far", ["100.far", "beyond the signal"]),
+    ("far", ["100.far", "2 of 3 annotations lie at or past the signal", "another record"]),
     ("empty", ["100.empty", "empty annotation file"]),
     ("junk", ["100.junk", "unreadable annotation file"]),
     ("none", ["100.none", "annotation file not found"]),
@@ -282,3 +283,36 @@ def test_reference_detector_gives_a_rhythm_recipe_model_its_training_inputs(synt
     kept = np.isin(result.sample, synthetic_beats.sample[rows])
     assert kept.sum() == len(rows)
     np.testing.assert_array_equal(result.label[kept], expected)
+
+
+def test_score_leaves_out_annotations_past_the_end_and_says_so(bad_records, tmp_path, capsys):
+    """An annotation at the sample after the last is not scored (bxb compares up to the record's end) and the
+    report says how many were left out; the record's statistics are those of the file without it."""
+    ann = wfdb.rdann(str(bad_records / "100"), "atr")
+    sig_len = wfdb.rdheader(str(bad_records / "100")).sig_len
+    folder = copy_records(bad_records, tmp_path / "records")
+    wfdb.wrann("100", "plus", sample=np.append(ann.sample, sig_len), symbol=[*ann.symbol, "N"],
+               write_dir=str(folder))
+    plus = run_main(capsys, "score", "atr", "plus", folder, "100", "--learning-period", "0")
+    same = run_main(capsys, "score", "atr", "same", folder, "100", "--learning-period", "0")
+    assert plus.rc == 0 == same.rc, plus.stderr
+    assert "100: 1 plus annotation(s) at or past the last sample left out" in plus.stdout
+    table = [line for line in plus.stdout.splitlines() if line.startswith("100 ")]
+    assert table == [line for line in same.stdout.splitlines() if line.startswith("100 ")]
+
+
+def test_score_of_several_records_scores_the_good_ones_and_refuses_the_broken_one(bad_records, tmp_path, capsys):
+    """A record with a broken file stops none of the others: they are scored and summed, the broken one is one
+    line on stderr, and the exit status says that something was refused."""
+    folder = copy_records(bad_records, tmp_path / "records")
+    shutil.copy(folder / "213.atr", folder / "213.same")
+    (folder / "232.same").write_bytes(b"not WFDB annotations at all\n" * 3)
+    result = run_main(capsys, "score", "atr", "same", folder, "100", "232", "213", "--learning-period", "0",
+                      "--csv", tmp_path / "s.csv")
+    assert result.rc == 2
+    assert result.stderr.splitlines() == [next(line for line in result.stderr.splitlines() if "232.same" in line)]
+    assert result.stderr.startswith("ecglib: error: ") and "unreadable annotation file" in result.stderr
+    assert "Summary of results from 2 records" in result.stdout
+    scored = [line.split()[0] for line in result.stdout.splitlines() if line[:3] in ("100", "213", "232")]
+    assert scored == ["100", "213"]
+    assert (tmp_path / "s.csv").exists()
