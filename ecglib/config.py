@@ -14,7 +14,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .data.facts import CLASSES, DS1
+from .data.facts import CLASSES, DS1, LEAD_MODES
 from .errors import InputError
 from .params import (
     Boolean,
@@ -358,6 +358,9 @@ class DataConfig:
                                   "whole DS1 records)")
     val_records: list[str] | None = setting(None, RecordList(DS1, "DS1", optional=True),
                                             "inter: validate on these whole DS1 records")
+    leads: str = setting("rule", Options(LEAD_MODES), "rule: the lead the lead rule reads (MLII, else the first); "
+                         "all: every lead of each record, each beat once per lead (training sees more than one "
+                         "lead; a run is still tested on the rule's lead)")
     download: bool = setting(True, Boolean(), "fetch missing MIT-BIH records from PhysioNet")
 
     def __post_init__(self) -> None:

@@ -64,6 +64,7 @@ def _add_data_args(p: argparse.ArgumentParser, given: str | None = None) -> None
     g.add_argument("--mitdb-dir", type=Path, help="folder of the MIT-BIH WFDB records (downloaded there if missing)")
     g.add_argument("--kaggle-dir", type=Path, help="folder with mitbih_train.csv and mitbih_test.csv")
     _setting(g, "synthetic_seconds", default=setting_default("synthetic_seconds"))
+    _setting(g, "leads", default=setting_default("leads"))
     g.add_argument("--no-download", action="store_true", help="never contact PhysioNet; fail if records are missing")
     g.add_argument("--no-cache", action="store_true", help="re-extract beats instead of reading the cache")
 

@@ -29,7 +29,8 @@ def _load(args: argparse.Namespace, progress: bool = True, rhythm: bool = False)
     # The records bar only on a terminal: in a log or a pipe it would run into the one-line error message.
     return load_beats(args.source or "synthetic", mitdb_dir=args.mitdb_dir, kaggle_dir=args.kaggle_dir,
                       synthetic_seconds=args.synthetic_seconds, cache=not args.no_cache,
-                      download=not args.no_download, progress=progress and sys.stderr.isatty(), rhythm=rhythm)
+                      download=not args.no_download, progress=progress and sys.stderr.isatty(), rhythm=rhythm,
+                      leads=args.leads)
 
 
 def _data_name(args: argparse.Namespace) -> str:
@@ -57,7 +58,8 @@ def _data_config(args: argparse.Namespace) -> dict[str, Any]:
     from ..data.sources import data_config
 
     return data_config(args.source, args.mitdb_dir, args.kaggle_dir, args.split, args.limit, args.val_fraction,
-                       args.synthetic_seconds, getattr(args, "data", None), getattr(args, "val_records", None))
+                       args.synthetic_seconds, getattr(args, "data", None), getattr(args, "val_records", None),
+                       args.leads)
 
 
 def refuse_each(messages: list[str]) -> int:

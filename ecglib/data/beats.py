@@ -32,6 +32,9 @@ class Beats:
       names and units under "rhythm_features".
     rhythm: (n, k) float32 rhythm features (columns RHYTHM_NAMES, see rhythm_features), or None where the source
       has no R-peak positions (Kaggle).
+    lead: (n,) str, the lead each beat was cut from (WFDB sources), or None (Kaggle; npz files written without it).
+      A table read with every lead of its records (``leads="all"``) holds each beat once per lead; meta["leads"]
+      names the lead the lead rule reads for each record, the one that is tested (:meth:`rule_lead`).
     """
 
     x: np.ndarray
@@ -41,13 +44,30 @@ class Beats:
     symbol: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     rhythm: np.ndarray | None = None
+    lead: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, index: np.ndarray) -> Beats:
         return Beats(self.x[index], self.y[index], self.record[index], self.sample[index], self.symbol[index],
-                     dict(self.meta), None if self.rhythm is None else self.rhythm[index])
+                     dict(self.meta), None if self.rhythm is None else self.rhythm[index],
+                     None if self.lead is None else self.lead[index])
+
+    def rule_lead(self) -> np.ndarray:
+        """(n,) bool: the beats of the lead the lead rule reads for their record (all of them when the table holds
+        one lead per record): what a model is tested on, whatever leads it trained on."""
+        rule = self.meta.get("leads") or {}
+        if self.lead is None or not rule:
+            return np.ones(len(self), dtype=bool)
+        return self.lead == np.array([rule.get(r, "") for r in self.record], dtype=self.lead.dtype)
+
+    def group_key(self) -> np.ndarray:
+        """(n,) str: what a beat's neighbours and its record template are taken within: its record, and its lead
+        when the table holds several leads of a record."""
+        if self.lead is None or self.rule_lead().all():
+            return self.record
+        return np.char.add(np.char.add(self.record.astype(str), "\x1f"), self.lead.astype(str))
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(CLASSES))
@@ -98,6 +118,8 @@ def save_npz(beats: Beats, path: str | os.PathLike, compressed: bool = True) -> 
               "meta": np.array(json.dumps(beats.meta))}
     if beats.rhythm is not None:
         arrays["rhythm"] = beats.rhythm
+    if beats.lead is not None:
+        arrays["lead"] = beats.lead
     with atomic_path(path) as tmp:
         # np.savez_compressed at zlib's default level takes seconds on 80 MB of beats; level 1 is about three
         # times faster for a file only slightly larger, and np.load reads it the same way.
@@ -125,11 +147,12 @@ def load_npz(path: str | os.PathLike) -> Beats:
             symbol = z["symbol"] if "symbol" in z.files else None
             meta = json.loads(str(z["meta"])) if "meta" in z.files else {"source": str(path)}
             rhythm = z["rhythm"] if "rhythm" in z.files else None
+            lead = z["lead"] if "lead" in z.files else None
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile, pickle and value errors all mean a corrupt file
         raise InputError(f"{path}: not a readable .npz file ({first_line(exc)})") from None
-    check_npz_arrays(path, x, y, record, sample, symbol, meta)
+    check_npz_arrays(path, x, y, record, sample, symbol, meta, lead)
     validate(x, y, str(path))
     y = y.astype(np.int64)
     if symbol is None:
@@ -138,7 +161,7 @@ def load_npz(path: str | os.PathLike) -> Beats:
         _validate_rhythm(rhythm, len(y), meta, str(path))
         rhythm = rhythm.astype(np.float32)
     return Beats(x.astype(np.float32), y, record.astype(str), sample.astype(np.int64), symbol.astype(str), meta,
-                 rhythm)
+                 rhythm, None if lead is None else lead.astype(str))
 
 
 def _validate_rhythm(rhythm: np.ndarray, n: int, meta: dict[str, Any], name: str) -> None:

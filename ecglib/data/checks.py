@@ -124,9 +124,9 @@ def read_record_list(listing: Path) -> list[str]:
 
 
 def check_npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, record: np.ndarray, sample: np.ndarray,
-                      symbol: np.ndarray | None, meta: Any) -> None:
+                     symbol: np.ndarray | None, meta: Any, lead: np.ndarray | None = None) -> None:
     """Types and lengths of an npz's arrays, before any arithmetic on them: numbers for x and y, one record,
-    sample and symbol per beat, whole-number samples, a JSON mapping for meta."""
+    sample, symbol and lead per beat, whole-number samples, a JSON mapping for meta."""
     if x.dtype.kind not in "fiu":
         raise InputError(f"{path}: beats x are of type {x.dtype}, expected numbers (float32)")
     if x.dtype.kind == "f" and x.size:
@@ -140,7 +140,8 @@ def check_npz_arrays(path: Path, x: np.ndarray, y: np.ndarray, record: np.ndarra
     if y.ndim != 1:
         raise InputError(f"{path}: labels y have shape {y.shape}, expected (n,)")
     n = len(y)
-    for name, arr, kinds in (("record", record, "USiu"), ("sample", sample, "iu"), ("symbol", symbol, "US")):
+    for name, arr, kinds in (("record", record, "USiu"), ("sample", sample, "iu"), ("symbol", symbol, "US"),
+                             ("lead", lead, "US")):
         if arr is None:
             continue
         if arr.ndim != 1 or len(arr) != n:

@@ -30,7 +30,7 @@ TARGET_FS = 125
 WINDOW_SECONDS = 10.0
 BEAT_PERIODS = 1.2
 # Part of the cache key of prepared beats: raise it whenever extraction changes, so that no stale cache is read.
-EXTRACTION_VERSION = 3
+EXTRACTION_VERSION = 4
 
 # Rhythm features of every beat (ecglib.data.rhythm.rhythm_features): name and unit, in column order. RR intervals in
 # seconds, ratios unitless. "local" is the mean of the LOCAL_RR_INTERVALS RR intervals centred on the beat (the
@@ -78,4 +78,6 @@ DS2: tuple[str, ...] = (
 )
 # The names a lead that is MLII goes by in other databases' headers, in the order the lead rule tries them
 # (ecglib.data.records.choose_lead).
-MLII_NAMES: tuple[str, ...] = ("MLII", "ML II", "II", "ECG II", "Lead II", "ECG2 (II)")
+MLII_NAMES: tuple[str, ...] = ("MLII", "ML II", "II", "ECG II", "Lead II")
+# Which leads of a record become beats: the one the lead rule reads, or every lead (each beat once per lead).
+LEAD_MODES: tuple[str, ...] = ("rule", "all")

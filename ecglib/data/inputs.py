@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 
 def context_beats(beats: Beats) -> np.ndarray:
     """Each beat with its neighbours in the same record: (n, 3, 187) float32, channels predecessor, beat, successor
-    (neighbours in R-peak order among the table's beats of that record). The first and last beat of a record, with
-    no neighbour on one side, repeat themselves there. Call it on the whole table, before subsets drop neighbours.
+    (neighbours in R-peak order among the table's beats of that record and lead, :meth:`Beats.group_key`). The first
+    and last beat of a record, with no neighbour on one side, repeat themselves there. Call it on the whole table,
+    before subsets drop neighbours.
     Raises InputError for the Kaggle source, whose rows are beats of unknown records and positions."""
     require_records(beats, "beats", "neighbouring beats")
-    order = np.lexsort((beats.sample, beats.record))
-    x, rec = beats.x[order], beats.record[order]
+    group = beats.group_key()
+    order = np.lexsort((beats.sample, group))
+    x, rec = beats.x[order], group[order]
     same = rec[1:] == rec[:-1]
     prev, nxt = x.copy(), x.copy()
     prev[1:][same] = x[:-1][same]
@@ -48,9 +50,11 @@ def record_templates(beats: Beats, name: str = "beats") -> np.ndarray:
     """
     require_records(beats, name, "record templates")
     out = np.empty_like(beats.x, dtype=np.float32)
-    # Grouped by record with one sort: a boolean mask per record would cost n x records comparisons.
-    order = np.argsort(beats.record, kind="stable")
-    _, starts = np.unique(beats.record[order], return_index=True)
+    # Grouped by record (and lead, when the table holds several) with one sort: a boolean mask per record would cost
+    # n x records comparisons.
+    group = beats.group_key()
+    order = np.argsort(group, kind="stable")
+    _, starts = np.unique(group[order], return_index=True)
     for rows in np.split(order, starts[1:]):
         out[rows] = np.median(beats.x[rows], axis=0)
     return out

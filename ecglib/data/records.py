@@ -13,7 +13,7 @@ from ..errors import InputError, first_line
 from .beats import Beats
 from .checks import check_annotation_file, check_header_values, check_signal_files, inside_signal, read_record_list
 from .extract import beats_from_peaks
-from .facts import AAMI, MITDB_RECORDS, TARGET_FS
+from .facts import AAMI, LEAD_MODES, MITDB_RECORDS, TARGET_FS
 from .rhythm import rhythm_meta
 
 
@@ -113,13 +113,18 @@ def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.nd
 
 
 def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, download: bool = True,
-               progress: bool = False) -> Beats:
+               progress: bool = False, leads: str = "rule") -> Beats:
     """Beats of MIT-BIH (or MIT-BIH-formatted) WFDB records in ``folder``.
 
     records: names to read; None reads the names in the folder's RECORDS file, else the 48 MIT-BIH names.
-    Missing records are downloaded from PhysioNet when ``download`` is true.
+    Missing records are downloaded from PhysioNet when ``download`` is true. leads: "rule", the lead the lead rule
+    reads (MLII, else the first); "all", every lead of each record, each beat once per lead (the same R peaks,
+    labels and rhythm; ``Beats.lead`` tells them apart): a model trained on them sees more than one lead.
     """
     folder = Path(folder)
+    leads_mode = leads
+    if leads_mode not in LEAD_MODES:
+        raise InputError(f"unknown leads {leads_mode!r}; choose one of {', '.join(LEAD_MODES)}")
     if records is None:
         listing = folder / "RECORDS"
         records = read_record_list(listing) if listing.exists() else list(MITDB_RECORDS)
@@ -136,12 +141,25 @@ def load_mitdb(folder: str | os.PathLike, records: Sequence[str] | None = None, 
         except ValueError as exc:
             raise InputError(f"{folder / name}.atr: {exc}") from None
         leads[name] = lead
-        parts.append((part.x, part.y, part.record, part.sample, part.symbol, part.rhythm))
+        parts.append((part.x, part.y, part.record, part.sample, part.symbol, part.rhythm, np.full(len(part), lead)))
+        for other in _other_leads(folder / name, lead) if leads_mode == "all" else ():
+            signal, fs, _ = read_lead(folder / name, other)
+            part = beats_from_peaks(signal, fs, samples, name, symbols)
+            parts.append((part.x, part.y, part.record, part.sample, part.symbol, part.rhythm,
+                          np.full(len(part), other)))
     if not any(len(p[0]) for p in parts):
         raise InputError(f"{folder}: the records hold no beat annotations")
-    x, y, rec, smp, sym, rhy = (np.concatenate([p[i] for p in parts]) for i in range(6))
+    x, y, rec, smp, sym, rhy, led = (np.concatenate([p[i] for p in parts]) for i in range(7))
     no_mlii = {r: lead for r, lead in leads.items() if lead != "MLII"}
     meta = {"source": "mitdb", "folder": str(folder.resolve()), "records": list(records), "leads": leads,
             "records_without_mlii": no_mlii, "annotations_past_end": past_end, "fs": TARGET_FS,
-            "rhythm_features": rhythm_meta()}
-    return Beats(x, y, rec.astype(str), smp.astype(np.int64), sym.astype(str), meta, rhy.astype(np.float32))
+            "rhythm_features": rhythm_meta(), "lead_mode": leads_mode}
+    return Beats(x, y, rec.astype(str), smp.astype(np.int64), sym.astype(str), meta, rhy.astype(np.float32),
+                 led.astype(str))
+
+
+def _other_leads(base: Path, read: str) -> list[str]:
+    """The leads of a record other than ``read``, in header order."""
+    import wfdb
+
+    return [n for n in (wfdb.rdheader(str(base)).sig_name or []) if n != read]

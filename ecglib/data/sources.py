@@ -37,12 +37,13 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
                kaggle_dir: str | os.PathLike | None = None, records: Sequence[str] | None = None,
                synthetic_seconds: float = 60.0, seed: int = 0, cache: bool = True,
                cache_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = False,
-               rhythm: bool = False) -> Beats:
+               rhythm: bool = False, leads: str = "rule") -> Beats:
     """Beats of one source, read through a compressed cache keyed by the source, its parameters and its files.
 
     source: "mitdb" (WFDB records in ``mitdb_dir``), "kaggle" (CSVs in ``kaggle_dir``) or "synthetic" (seeded
     MIT-BIH-like WFDB records written to the cache and read through the mitdb path). The WFDB sources always carry
     rhythm features (``Beats.rhythm``); ``rhythm=True`` asks for them, which the Kaggle source refuses at once.
+    leads: "rule" or "all" (:func:`ecglib.data.records.load_mitdb`); the Kaggle CSVs hold one lead.
     """
     if source not in SOURCES:
         raise InputError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -72,6 +73,7 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
         names = (KAGGLE_FILES if source == "kaggle"
                  else [f"{r}.{e}" for r in (records or MITDB_RECORDS) for e in ("hea", "dat", "atr")])
         key_src = json.dumps({"v": EXTRACTION_VERSION, "key": 2, "source": source, "folder": str(folder.resolve()),
+                              "leads": leads,
                               "records": list(records) if records else None,
                               "files": fingerprint(folder, names)}, sort_keys=True)
         key = cache_root(cache_dir) / "beats" / f"{source}-{hashlib.sha1(key_src.encode()).hexdigest()[:16]}.npz"
@@ -81,7 +83,7 @@ def load_beats(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
     if source == "kaggle":
         beats = load_kaggle(folder)
     else:
-        beats = load_mitdb(folder, records=records, download=download, progress=progress)
+        beats = load_mitdb(folder, records=records, download=download, progress=progress, leads=leads)
         beats.meta["source"] = source
         if source == "synthetic":
             beats.meta.update(seed=seed, seconds=synthetic_seconds)
@@ -118,18 +120,18 @@ def load_split(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
                kaggle_dir: str | os.PathLike | None = None, split: str = "intra", limit: int | None = None,
                seed: int = 0, val_fraction: float = 0.1, synthetic_seconds: float = 60.0,
                download: bool = True, progress: bool = False, npz: str | os.PathLike | None = None,
-               val_records: Sequence[str] | None = None) -> tuple[Beats, Split]:
+               val_records: Sequence[str] | None = None, leads: str = "rule") -> tuple[Beats, Split]:
     """Beats of ``source`` (a stratified subset of ``limit`` beats when given; 0 or None: all) and their split;
     ``npz``: read the beats from that file (``ecglib prepare``) instead of ``source``.
 
     The same call in the training notebook and the comparison notebook yields the same test beats, because the
-    subset and the split depend on (source, limit, split, seed, val_fraction, val_records) alone.
+    subset and the split depend on (source, limit, split, seed, val_fraction, val_records, leads) alone.
     """
     if npz is not None:
         beats = load_npz(npz)
     else:
         beats = load_beats(source, mitdb_dir=mitdb_dir, kaggle_dir=kaggle_dir, synthetic_seconds=synthetic_seconds,
-                           seed=0, download=download, progress=progress)
+                           seed=0, download=download, progress=progress, leads=leads)
     beats = limit_beats(beats, limit or None, seed=seed)
     return beats, split_beats(beats, split, val_fraction=val_fraction, seed=seed, val_records=val_records)
 
@@ -137,15 +139,17 @@ def load_split(source: str = "synthetic", mitdb_dir: str | os.PathLike | None = 
 def data_config(source: str, mitdb_dir: str | os.PathLike | None = None, kaggle_dir: str | os.PathLike | None = None,
                 split: str = "intra", limit: int | None = None, val_fraction: float = 0.1,
                 synthetic_seconds: float = 60.0, npz: str | os.PathLike | None = None,
-                val_records: Sequence[str] | None = None) -> dict[str, Any]:
+                val_records: Sequence[str] | None = None, leads: str = "rule") -> dict[str, Any]:
     """What a run folder records about its data (``metrics.json`` ``config.data``), folders made absolute so the
     comparison notebook finds them from wherever it runs. Same keys as ``ecglib train`` writes: ``npz`` (beats read
     from that file) replaces the source's keys by "data"; "val_records" is there only when records are named, so
-    that the checkpoints of runs from before the option still resume."""
+    that the checkpoints of runs from before the option still resume; "leads" likewise only when every lead is read."""
     def absolute(p: str | os.PathLike | None) -> str | None:
         return str(Path(p).expanduser().resolve()) if p else None
 
     named = {"val_records": list(val_records)} if val_records else {}
+    if leads != "rule":
+        named["leads"] = leads
     if npz is not None:
         return {"data": absolute(npz), "limit": limit, "split": split, "val_fraction": val_fraction, **named}
     return {"source": source, "mitdb_dir": absolute(mitdb_dir), "kaggle_dir": absolute(kaggle_dir),
@@ -167,7 +171,8 @@ def beats_of_run(config: Mapping[str, Any], download: bool = False, **overrides:
                 "kaggle_dir": d.get("kaggle_dir"), "npz": d.get("data"),
                 "split": config.get("split", d.get("split", "intra")), "limit": d.get("limit"),
                 "seed": config.get("train", {}).get("seed", 0), "val_fraction": d.get("val_fraction", 0.1),
-                "synthetic_seconds": d.get("synthetic_seconds", 60.0), "val_records": d.get("val_records"), **given}
+                "synthetic_seconds": d.get("synthetic_seconds", 60.0), "val_records": d.get("val_records"),
+                "leads": d.get("leads", "rule"), **given}
     return load_split(download=download, **settings)
 
 

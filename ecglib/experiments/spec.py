@@ -53,8 +53,10 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != "threads")
 INPUT_KEYS = ("context", "template")  # the beat's neighbours, its record template (ecglib.config.RECIPES)
 # val_records: a validation fold of whole DS1 records (inter), as `ecglib train --val-records`; an axis of folds
 # makes a selection sweep (ecglib.experiments.selection.fold_selection_scores pools each seed's folds).
+# leads: which leads of each record become training beats (ecglib.config.DataConfig.leads), per trial so that a
+# selection sweep can set "all" against "rule".
 SETTING_KEYS = ("model", "split", "features", "seed") + INPUT_KEYS + MODEL_KEYS + \
-    tuple(k for k in TRAIN_KEYS if k != "seed") + ("val_records",)
+    tuple(k for k in TRAIN_KEYS if k != "seed") + ("val_records", "leads")
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -279,6 +281,8 @@ def _make_trial(path: Path, configuration: str, point: dict[str, Any], settings:
     if val_records and split != "inter":
         raise InputError(f"{path}: {configuration}: val_records names a validation fold of DS1 records, which "
                          f"needs split = \"inter\" (this trial's split is {split})")
+    if settings.get("leads", "rule") != "rule":
+        data = {**data, "leads": settings["leads"]}
     return Trial(id=f"{configuration}_seed-{seed}", configuration=configuration, model=model, seed=seed,
                  split=split, model_kwargs=kwargs, train=train, data=data, settings=point, features=features,
                  context=chosen["context"], template=chosen["template"],

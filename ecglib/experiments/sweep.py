@@ -70,7 +70,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _data_config(trial: Trial) -> dict[str, Any]:
     d = trial.data
     return data_config(d["source"], d["mitdb_dir"], d["kaggle_dir"], trial.split, d["limit"], d["val_fraction"],
-                       d["synthetic_seconds"], val_records=trial.val_records)
+                       d["synthetic_seconds"], val_records=trial.val_records, leads=d.get("leads", "rule"))
 
 
 def _expected_config(trial: Trial) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def run_trial(trial: Trial, out: str | os.PathLike, threads: int | None = None, 
         beats, split = load_split(d["source"], d["mitdb_dir"], d["kaggle_dir"], split=trial.split, limit=d["limit"],
                                   seed=trial.seed, val_fraction=d["val_fraction"],
                                   synthetic_seconds=d["synthetic_seconds"], download=d["download"],
-                                  val_records=trial.val_records)
+                                  val_records=trial.val_records, leads=d.get("leads", "rule"))
         config = TrainConfig(**trial.train, threads=threads)
         run_training(trial.model, beats, split, run_dir, config, trial.model_kwargs, progress=False,
                      data_config=_data_config(trial), features=trial.features, context=trial.context,
@@ -176,7 +176,8 @@ def _row(trial: Trial, out: Path, spec: SweepSpec) -> dict[str, Any]:
     row: dict[str, Any] = {"id": trial.id, "configuration": trial.configuration,
                            "sweep_point": json.dumps(trial.settings, sort_keys=True)}
     row.update(model=trial.model, seed=trial.seed, split=trial.split, source=trial.data["source"],
-               limit=trial.data["limit"] or "", val_records=",".join(trial.val_records or []))
+               limit=trial.data["limit"] or "", val_records=",".join(trial.val_records or []),
+               leads=trial.data.get("leads", "rule"))
     for key in MODEL_KEYS:
         row[key] = trial.model_kwargs.get(key, "")
     train = asdict(TrainConfig(**trial.train))

@@ -98,7 +98,7 @@ def check_resumable(state: dict[str, Any], model: Classifier, config: TrainConfi
 # What a run folder remembers of its data, and must find again to resume: where the beats come from, which of
 # them, how they are split, and a digest of the beats themselves (a file changed under the same name).
 RESUME_DATA_KEYS = ("source", "data", "mitdb_dir", "kaggle_dir", "synthetic_seconds", "limit", "split",
-                    "val_fraction", "val_records", "beats")
+                    "val_fraction", "val_records", "leads", "beats")
 
 
 def check_resumable_data(state: dict[str, Any], data: dict[str, Any], path: Path) -> None:

@@ -81,7 +81,10 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
     model = build_model(model_name, **model_kwargs, logit_offsets=logit_offsets(config.s_offset))
     x_tr, y_tr, r_tr = tensors.part(split.train)
     x_va, y_va, r_va = tensors.part(split.val)
-    x_te, y_te, r_te = tensors.part(split.test)
+    # A table read with every lead trains on all of them; the test (and the reported validation) stays on the lead
+    # the lead rule reads, so that its numbers mean what a one-lead run's mean. The other leads are scored apart.
+    rule = beats.rule_lead()
+    x_te, y_te, r_te = tensors.part(split.test[rule[split.test]])
     if len(x_te) == 0:
         raise InputError("the test split is empty")
     # "template" only when on, so that the checkpoints of runs from before the option still resume.
@@ -109,12 +112,21 @@ def _run_training_locked(model_name: str, beats: Any, split: Any, run: RunFolder
     best.to(device)
     pred, _, test_nfe = predict_nfe(best, x_te, device=device, rhythm=r_te)
     metrics = classification_metrics(y_te.numpy(), pred, y_train=y_tr.numpy())
+    summary_keys = ("accuracy", "macro_f1", "baseline_accuracy", "gross", "kappa", "confusion_matrix", "n_test")
+
+    def scores(index: np.ndarray) -> dict[str, Any]:
+        x, y, r = tensors.part(index)
+        p, _ = predict(best, x, device=device, rhythm=r)
+        m = classification_metrics(y.numpy(), p, y_train=y_tr.numpy())
+        return {k: m[k] for k in summary_keys}
+
     if len(x_va):
         # The validation scores of the same weights: what model choices (class weighting, features) are made on.
-        val_pred, _ = predict(best, x_va, device=device, rhythm=r_va)
-        val_m = classification_metrics(y_va.numpy(), val_pred, y_train=y_tr.numpy())
-        metrics["validation"] = {k: val_m[k] for k in ("accuracy", "macro_f1", "baseline_accuracy", "gross", "kappa",
-                                                       "confusion_matrix", "n_test")}
+        metrics["validation"] = scores(split.val[rule[split.val]])
+    if not rule.all():
+        for part, index in (("test", split.test), ("validation", split.val)):
+            if (~rule[index]).any():
+                metrics[f"{part}_other_leads"] = scores(index[~rule[index]])
     xb, yb = x_tr[: config.batch_size].to(device), y_tr[: config.batch_size].to(device)
     rb = r_tr[: config.batch_size].to(device) if r_tr is not None else None
     metrics.update({

@@ -222,3 +222,32 @@ def test_annotations_at_or_past_the_end_are_left_out_and_counted(synthetic_recor
                      "--out", tmp_path / "b.npz")
     assert result.rc == 0, result.stderr
     assert "annotations at or past the last sample, left out: 232 (1)" in result.stdout
+
+
+def test_every_lead_of_a_record_gives_the_same_beats_once_per_lead(synthetic_records, synthetic_beats):
+    """leads="all": each beat once per lead, with the same R peak, label and rhythm; the rule's lead's rows are the
+    one-lead table's rows; neighbours and templates stay within a record's lead."""
+    from ecglib.data.inputs import context_beats, record_templates
+
+    beats = load_mitdb(synthetic_records, download=False, leads="all")
+    assert {"MLII", "V1"} <= set(np.unique(beats.lead)) and len(beats) > len(synthetic_beats)
+    rule = beats.rule_lead()
+    one = synthetic_beats
+    order = np.lexsort((beats.sample[rule], beats.record[rule]))
+    order_one = np.lexsort((one.sample, one.record))
+    np.testing.assert_array_equal(beats.x[rule][order], one.x[order_one])
+    np.testing.assert_array_equal(beats.y[rule][order], one.y[order_one])
+    for lead in np.unique(beats.lead[~rule]):
+        rows = beats.lead == lead
+        other = np.flatnonzero(rows)
+        twin = {(r, s): i for i, (r, s) in enumerate(zip(beats.record[rule], beats.sample[rule]))}
+        idx = np.array([twin[(r, s)] for r, s in zip(beats.record[other], beats.sample[other])])
+        np.testing.assert_array_equal(beats.y[other], beats.y[rule][idx])
+        np.testing.assert_array_equal(beats.rhythm[other], beats.rhythm[rule][idx])
+        assert not np.array_equal(beats.x[other], beats.x[rule][idx])  # another lead, another shape
+    context, templates = context_beats(beats), record_templates(beats)
+    one_context, one_templates = context_beats(one), record_templates(one)
+    np.testing.assert_array_equal(context[rule][order], one_context[order_one])
+    np.testing.assert_array_equal(templates[rule][order], one_templates[order_one])
+    with pytest.raises(InputError, match="unknown leads 'some'"):
+        load_mitdb(synthetic_records, download=False, leads="some")

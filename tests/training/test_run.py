@@ -153,3 +153,20 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(cli_runs):
     best_a = torch.load(cli_runs["root"] / "straight" / "best.pt", weights_only=True)["model"]
     best_b = torch.load(cli_runs["root"] / "killed" / "best.pt", weights_only=True)["model"]
     assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
+
+
+def test_a_run_on_every_lead_tests_on_the_rule_lead_and_scores_the_others_apart(synthetic_records, tmp_path):
+    """Trained on every lead, tested on the lead rule's: its test beats are the one-lead run's, and the other
+    leads' test and validation beats are scored in their own entries."""
+    from ecglib.data.records import load_mitdb
+
+    beats = load_mitdb(synthetic_records, download=False, leads="all")
+    split = split_beats(beats, "inter", seed=0)
+    m = run_training("resnet", beats, split, tmp_path / "run",
+                     TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=3e-3, threads=1),
+                     {"width": 8, "blocks": 1}, progress=False, data_config={"source": "mitdb", "leads": "all"})
+    rule = beats.rule_lead()
+    assert m["n_test"] == int(rule[split.test].sum()) < len(split.test)
+    assert m["test_other_leads"]["n_test"] == int((~rule[split.test]).sum())
+    assert m["validation"]["n_test"] == int(rule[split.val].sum())
+    assert m["config"]["data"]["leads"] == "all"
