@@ -107,7 +107,8 @@ def merge_intervals(intervals: Sequence[tuple[float, float]]) -> list[tuple[floa
 
 
 def overlaps_noise(start: np.ndarray, end: np.ndarray, noise: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Whether each span [start, end] (arrays, seconds) overlaps one of the noise intervals."""
+    """Whether each span (start, end) (arrays, seconds) overlaps one of the noise intervals by more than a point
+    (an RR interval that starts where noise ends is clean)."""
     start, end = np.atleast_1d(np.asarray(start, float)), np.atleast_1d(np.asarray(end, float))
     hit = np.zeros(start.shape, dtype=bool)
     merged = merge_intervals(noise)
@@ -115,11 +116,11 @@ def overlaps_noise(start: np.ndarray, end: np.ndarray, noise: Sequence[tuple[flo
         return hit
     a = np.array([m[0] for m in merged])
     b = np.array([m[1] for m in merged])
-    # The last interval that starts at or before the span's end is the only one that can overlap it (merged
-    # intervals do not overlap each other and are sorted).
-    j = np.searchsorted(a, end, side="right") - 1
+    # The last interval that starts before the span's end is the only one that can overlap it (merged intervals
+    # are sorted and apart).
+    j = np.searchsorted(a, end, side="left") - 1
     ok = j >= 0
-    hit[ok] = b[j[ok]] >= start[ok]
+    hit[ok] = b[j[ok]] > start[ok]
     return hit
 
 

@@ -92,7 +92,9 @@ def _strips(signal: np.ndarray, fs: float, starts: list[tuple[float, str]], resu
     axes = np.atleast_1d(fig.subplots(len(starts), 1))
     for ax, (start, title) in zip(axes, starts):
         plot_strip(signal, fs, ref_sample, ref_class, result.sample, pred, start, STRIP_SECONDS, ax=ax, title=title)
-        clock_axis(ax, start, start + STRIP_SECONDS, label=ax is axes[-1], step=1.0)
+        clock_axis(ax, start, start + STRIP_SECONDS, step=1.0)
+        if ax is not axes[-1]:
+            ax.set_xlabel("")  # one time label under the stack
     return png_data_uri(fig)
 
 
