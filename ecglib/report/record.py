@@ -81,13 +81,17 @@ dt{font-weight:bold;margin-top:4px}dd{margin-left:18px}pre{background:#f7f7f7;pa
 
 def _strips(signal: np.ndarray, fs: float, starts: list[tuple[float, str]], result: AnnotatedRecord,
             pred: np.ndarray, reference: Annotations | None) -> str:
-    """One image of strips, one row per (start, title), their time axes on the record's clock."""
+    """One image of strips, one row per (start, title), their time axes on the record's clock ('' when no strip
+    starts inside the signal)."""
     if reference is not None:
         ref_class = aami_classes(reference.symbol)
         beat = ref_class != ""
         ref_sample, ref_class = reference.sample[beat], ref_class[beat]
     else:
         ref_sample = ref_class = None
+    starts = [(start, title) for start, title in starts if int(start * fs) < len(signal) - 1]
+    if not starts:
+        return ""
     fig = new_figure(14, 2.6 * len(starts))
     axes = np.atleast_1d(fig.subplots(len(starts), 1))
     for ax, (start, title) in zip(axes, starts):
@@ -209,6 +213,11 @@ def record_name(result: AnnotatedRecord) -> str:
     return Path(result.record).name
 
 
+def _rows(starts: list[tuple[float, str]]) -> str:
+    """The strips of an image named in its caption, so that a reader (and a search) finds them in the text."""
+    return "; ".join(f"{title} from {format_clock(start)}" for start, title in starts)
+
+
 def _event_strips(events: list[Event], seconds: float) -> list[tuple[float, str]]:
     """Strips of the longest VT run, SVT run, pause and bigeminy episode (the first of equals)."""
     out = []
@@ -231,6 +240,9 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
     seconds marked as noise; prob: (k, 5) class probabilities of the beats (the count of uncertain beats);
     reference: the reference annotations (their labels above the strips).
     """
+    signal = np.asarray(signal)
+    if signal.ndim != 1:
+        raise ValueError(f"{result.record}: the signal is one lead of shape (T,), not {signal.shape}")
     fs = float(result.fs)
     seconds = float(result.seconds)
     times = np.asarray(result.sample, dtype=float) / fs
@@ -254,7 +266,6 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
         if len(tc):
             class_starts.append((densest_start(tc, seconds, STRIP_SECONDS),
                                  f"{c}: {CLASS_NAMES[c]} ({summary.counts[c]:,} beats)"))
-    signal = np.asarray(signal)
     strips_png = _strips(signal, fs, class_starts, result, classes, reference) if class_starts else ""
     event_starts = _event_strips(events, seconds)
     events_png = _strips(signal, fs, event_starts, result, classes, reference) if event_starts else ""
@@ -286,9 +297,9 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
             '<h2 id="strips">Strips</h2>'
             + (_img(strips_png, "example strips of each class",
                     f"For each class, the {STRIP_SECONDS:g} seconds holding the most beats of that class, with "
-                    f"{labelled}.") if strips_png else "<p>No beats.</p>")
-            + (_img(events_png, "strips of the longest events", "The longest events of each kind.")
-               if events_png else "")]
+                    f"{labelled}: {_rows(class_starts)}.") if strips_png else "<p>No beats.</p>")
+            + (_img(events_png, "strips of the longest events",
+                    f"The longest event of each kind: {_rows(event_starts)}.") if events_png else "")]
     if comparison is not None:
         body.append(f'<h2 id="ec57">EC57 against the reference annotations</h2>{_ec57_html(comparison)}')
     body.append(f'<footer><h2 id="defs">Definitions</h2>{_definitions_html()}<p>Written by ecglib {_e(__version__)}'
