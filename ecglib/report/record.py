@@ -137,7 +137,8 @@ def _summary_html(s: RecordSummary, noise_count: int) -> str:
            ("minimum heart rate (10 RR)", _rate(s.min_hr)), ("maximum heart rate (10 RR)", _rate(s.max_hr)),
            ("S burden (ectopic S beats)", _pct(s.s_burden)), ("V burden (ectopic V beats)", _pct(s.v_burden)),
            ("time marked as noise", f"{format_clock(s.noise_seconds)} ({noise_share:.1f} %, "
-                                    f"{noise_count} interval{'s' if noise_count != 1 else ''})"),
+                                    f"{noise_count} interval{'s' if noise_count != 1 else ''})"
+            if noise_count else "none marked"),
            ("VT runs (3+ V) / of which triplets", f"{s.events[VT]} / {s.triplets}"),
            ("couplets", s.events[COUPLET]), ("SVT runs (3+ S)", s.events[SVT]),
            ("bigeminy / trigeminy episodes", f"{s.events[BIGEMINY]} / {s.events[TRIGEMINY]}"),
@@ -166,8 +167,7 @@ def _events_html(events: list[Event]) -> str:
         mine = [e for e in events if e.kind == kind]
         if mine:
             longest = max(mine, key=lambda e: (e.duration if kind == PAUSE else e.beats, -e.start))
-            what = f"{longest.duration:.1f} s" if kind == PAUSE else f"{longest.beats} beats"
-            rows.append([kind, len(mine), f"{what} at {format_clock(longest.start)}"])
+            rows.append([kind, len(mine), f"{longest.describe()} at {format_clock(longest.start)}"])
     out = _table(["event", "count", "longest"], rows)
     shown = events[:MAX_EVENT_ROWS]
     rows = [[format_clock(e.start), format_clock(e.end), e.describe(),
@@ -226,7 +226,7 @@ def _event_strips(events: list[Event], seconds: float) -> list[tuple[float, str]
         if mine:
             e = max(mine, key=lambda e: (e.duration, -e.start))
             start = min(max(e.start - 1.0, 0.0), max(seconds - STRIP_SECONDS, 0.0))
-            out.append((start, f"the longest {kind}: {e.describe()} at {format_clock(e.start)}"))
+            out.append((start, f"{e.describe()} at {format_clock(e.start)} (the longest)"))
     return out
 
 
@@ -285,7 +285,8 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
             '<h2 id="hr">Heart rate</h2>'
             + _img(hr_png, "heart rate over the recording",
                    "Heart rate over 10 RR intervals at every beat" + (", per minute" if len(times) > DENSE_POINTS
-                                                                      else "") + "; grey: noise."),
+                                                                      else "") + ("; grey: noise" if noise else "")
+                   + "."),
             '<h2 id="ectopy">S and V beats per hour</h2>' + _img(ectopy_png, "S and V beats per hour"),
             '<h2 id="rr">RR intervals</h2>'
             + _img(rr_png, "RR tachogram and Poincare plot",

@@ -189,6 +189,11 @@ def test_ectopy_per_hour_in_bins_with_a_partial_last_bin():
     assert list(starts) == [0.0, 60.0, 120.0]
     assert rates["S"][:2] == pytest.approx([60.0, 0.0]) and rates["V"][:2] == pytest.approx([60.0, 60.0])
     assert rates["V"][2] == pytest.approx(2 * 3600 / 30.5)  # two V beats in the last 30.5 s
+    # a last bin shorter than half a bin joins the one before: 150.5 s in 100-s bins is one of 100 s, one of 50.5
+    starts, rates = ectopy_per_hour(times, classes, seconds=150.5, bin_seconds=100.0)
+    assert list(starts) == [0.0, 100.0] and rates["V"] == pytest.approx([2 * 36, 2 * 3600 / 50.5])
+    starts, rates = ectopy_per_hour(times, classes, seconds=160.0, bin_seconds=150.0)
+    assert list(starts) == [0.0] and rates["S"] == pytest.approx([2 * 3600 / 160])
 
 
 def test_format_clock():
