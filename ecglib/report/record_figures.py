@@ -23,6 +23,7 @@ DPI = 80
 # package's layers (strips reads records); a test holds them equal.
 COLOURS: dict[str, str] = {"N": "tab:green", "S": "tab:blue", "V": "tab:red", "F": "tab:purple", "Q": "tab:gray"}
 BIN_NAMES = {3600.0: "1-hour", 300.0: "5-minute", 60.0: "1-minute"}
+CLOCK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200)  # s
 HR_GAP = 3.0  # s: the heart-rate line breaks where consecutive rates are further apart (noise, a pause)
 
 
@@ -43,10 +44,11 @@ def png_data_uri(fig: Any) -> str:
 def clock_axis(ax: Any, lo: float, hi: float, label: bool = True, step: float | None = None) -> None:
     """The x axis from ``lo`` to ``hi`` seconds labelled hh:mm:ss from the record's start (ticks every ``step``
     seconds, or about eight nice ones)."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-    ax.xaxis.set_major_locator(MultipleLocator(step) if step else
-                               MaxNLocator(nbins=8, steps=[1, 2, 3, 5, 6, 10]))
+    if step is None:  # clock-friendly steps (10 min, 1 h, 3 h...), not decimal ones (05:33:20)
+        step = next((s for s in CLOCK_STEPS if s >= (hi - lo) / 8), CLOCK_STEPS[-1])
+    ax.xaxis.set_major_locator(MultipleLocator(step))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_clock(x) if x >= 0 else ""))
     ax.set_xlim(lo, max(hi, lo + 1.0))
     if label:
@@ -98,7 +100,7 @@ def plot_ectopy(ax: Any, times: np.ndarray, classes: np.ndarray, seconds: float)
                label=f"{c} ({CLASS_NAMES[c]})")
     ax.set_ylabel("beats per hour")
     ax.set_title(f"in {BIN_NAMES[width]} bins", fontsize=9, loc="right")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=8, frameon=False)
     clock_axis(ax, 0.0, seconds)
     return ax
 

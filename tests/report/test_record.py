@@ -4,6 +4,7 @@ browser (headless Chromium, skipped where none is installed)."""
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import re
 import shutil
@@ -16,31 +17,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecglib.data.facts import AAMI, CLASS_NAMES, CLASSES
-from ecglib.data.records import read_lead
+from ecglib.data.facts import CLASS_NAMES, CLASSES
 from ecglib.ec57.annotate import AnnotatedRecord
-from ecglib.ec57.annotations import read_annotations
-from ecglib.ec57.bxb import compare
 from ecglib.report.events import DEFINITIONS, format_clock
 from ecglib.report.record import MAX_EVENT_ROWS, write_record_report, write_report_index
 from ecglib.report.record_figures import COLOURS
 from ecglib.report.strips import CLASS_COLOURS
 
+ROOT = Path(__file__).resolve().parents[2]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
-def labelled_from_reference(base: Path, learning_period: float = 5.0):
-    """(AnnotatedRecord, signal, reference annotations, bxb comparison) of a WFDB record whose beats and labels are
-    its own reference annotations (what a perfect model would write)."""
-    signal, fs, lead = read_lead(base, "MLII")
-    ref = read_annotations(base, "atr", len(signal))
-    beat = np.isin(ref.symbol, list(AAMI))
-    label = np.array([AAMI[s] for s in ref.symbol[beat]], dtype=np.int64)
-    result = AnnotatedRecord(str(base), ref.sample[beat], label, np.array(CLASSES)[label], fs, len(signal) / fs,
-                             1.0, "reference", None, lead=lead)
-    comparison = compare(ref.sample, ref.symbol, result.sample, result.symbol, fs, learning_period=learning_period,
-                         sig_len=len(signal), record=str(base))
-    return result, signal, ref, comparison
+def _bench_module():
+    """benchmarks/bench_report.py, whose records the tests share: a record labelled from its reference annotations
+    and a 24-hour-sized one."""
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks" / "bench_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCH = _bench_module()
+labelled_from_reference = BENCH.labelled_from_reference
+day_record = BENCH.day_record
 
 
 class Page(HTMLParser):
@@ -84,7 +83,7 @@ def png_size(src: str) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def record_208(synthetic_records):
-    return labelled_from_reference(synthetic_records / "208")
+    return labelled_from_reference(synthetic_records / "208", learning_period=5.0)
 
 
 # ------------------------------------------------------------------------------------------------- the page
@@ -149,7 +148,7 @@ def test_the_index_links_every_record_and_survives_a_move(synthetic_records, tmp
     out = tmp_path / "reports"
     entries = []
     for name in ("100", "208", "213"):
-        result, signal, ref, comparison = labelled_from_reference(synthetic_records / name)
+        result, signal, ref, comparison = labelled_from_reference(synthetic_records / name, learning_period=5.0)
         entries.append((result, write_record_report(result, signal, out / "records", comparison, reference=ref)))
     index = write_report_index(entries, out)
     assert index == out / "index.html"
@@ -164,32 +163,9 @@ def test_the_index_links_every_record_and_survives_a_move(synthetic_records, tmp
 
 
 # ---------------------------------------------------------------------------------------------- 24 hours
-def day_record(hours: float = 24.0, fs: float = 360.0, seed: int = 0):
-    """A 24-hour-sized labelled record: about 100,000 beats (3 % S, 3 % V, some F, a V run of 2 to 5 beats every
-    300 beats), a spike train for a signal."""
-    rng = np.random.default_rng(seed)
-    n = int(hours * 3600 / 0.86)
-    rr = 0.86 + 0.05 * rng.standard_normal(n)
-    label = np.zeros(n, dtype=np.int64)
-    u = rng.random(n)
-    label[u < 0.03] = 1
-    label[u > 0.97] = 2
-    label[u > 0.995] = 3
-    for k, i in enumerate(range(150, n - 10, 300)):
-        label[i:i + 2 + k % 4] = 2
-    rr[label == 1] *= 0.7
-    rr[label == 2] *= 0.6
-    times = np.cumsum(rr)
-    seconds = float(times[-1] + 1.0)
-    sample = (times * fs).astype(np.int64)
-    signal = np.zeros(int(seconds * fs), dtype=np.float32)
-    signal[sample] = 1.0
-    return AnnotatedRecord("day", sample, label, np.array(CLASSES)[label], fs, seconds, 0.0, "xqrs", None), signal
-
-
 @pytest.mark.slow
 def test_a_24_hour_record_renders_in_seconds_with_the_events_table_capped(tmp_path):
-    result, signal = day_record()
+    result, signal = day_record(24.0)
     assert len(result.sample) > 95_000
     write_record_report(*day_record(hours=0.1), tmp_path)  # imports and matplotlib's caches, not counted
     start = time.perf_counter()
@@ -202,6 +178,12 @@ def test_a_24_hour_record_renders_in_seconds_with_the_events_table_capped(tmp_pa
     assert path.stat().st_size < 2_000_000
     # A few seconds on an idle 2-core machine (docs/record-report.md); the bound leaves room for a busy one.
     assert elapsed < 60, elapsed
+
+
+def test_the_benchmark_script_runs(tmp_path, capsys):
+    BENCH.main(["--hours", "0.2", "--repeat", "1", "--out", str(tmp_path)])
+    assert "beats (0.2 h): report in" in capsys.readouterr().out
+    assert (tmp_path / "day0.2h.html").is_file()
 
 
 # -------------------------------------------------------------------------------------------- in a browser
@@ -235,7 +217,7 @@ def test_every_image_loads_in_a_real_browser(synthetic_records, tmp_path):
     exe = browser()
     if exe is None:
         pytest.skip(f"no headless browser installed (looked for {', '.join(BROWSERS)})")
-    result, signal, ref, comparison = labelled_from_reference(synthetic_records / "208")
+    result, signal, ref, comparison = labelled_from_reference(synthetic_records / "208", learning_period=5.0)
     out = tmp_path / "out"
     path = write_record_report(result, signal, out, comparison, noise=[(3.0, 4.0)], reference=ref)
     index = write_report_index([(result, path)], out)
