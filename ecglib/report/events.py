@@ -5,9 +5,10 @@ Input everywhere: ``times`` (k,) the beats' R-peak times in seconds from the rec
 could not classify, breaks every pattern); ``noise`` the intervals (start, end) in seconds marked as noise. No
 files, no figures: :mod:`ecglib.report.record` draws and writes what these compute.
 
-The definitions follow common Holter practice (ACC/AHA ambulatory ECG guidelines; the usual "couplet = two,
-triplet = three successive ectopic beats", "VT = three or more successive ventricular beats", "pause = RR > 2 s")
-and are stated once, in :data:`DEFINITIONS`, which the report prints in its footer:
+The definitions follow common Holter practice and ECG textbooks ("couplet = two, triplet = three successive
+ectopic beats", "VT = three or more successive ventricular beats", "pause = RR > 2 s"); where practice varies
+(the heart-rate window, the cycles that make a bigeminy) the choice is ecglib's. They are stated once, in
+:data:`DEFINITIONS`, which the report prints in its footer (and docs/record-report.md):
 
 - runs are maximal: a run of 5 V beats is one VT run, not a couplet and a triplet;
 - a triplet is the shortest VT run (it is counted among the VT runs and named a triplet);
