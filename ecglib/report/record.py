@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+import ecglib  # its __version__, named on every page (a dunder that a `from .. import` would make look private)
+
 from ..data.facts import CLASS_NAMES, CLASSES
 from ..ec57.annotate import AnnotatedRecord
 from ..ec57.annotations import Annotations
@@ -275,7 +276,7 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
     body = [f"<h1>Record {_e(name)}</h1>",
             f"<p class=sub>{_e(format_clock(seconds))} of ECG, lead {_e(result.lead)} at {fs:g} Hz; "
             f"{len(times):,} beats found by the {_e(result.detector)} detector and labelled by ecglib "
-            f"{_e(__version__)}. Times are hh:mm:ss from the record's start.</p>",
+            f"{_e(ecglib.__version__)}. Times are hh:mm:ss from the record's start.</p>",
             "<p class=warn>Beat labels by a trained model, not by a cardiologist: for study and review, not for "
             "diagnosis.</p>",
             '<nav><a href="#summary">summary</a><a href="#hr">heart rate</a><a href="#ectopy">S and V per hour</a>'
@@ -303,8 +304,8 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
                     f"The longest event of each kind: {_rows(event_starts)}.") if events_png else "")]
     if comparison is not None:
         body.append(f'<h2 id="ec57">EC57 against the reference annotations</h2>{_ec57_html(comparison)}')
-    body.append(f'<footer><h2 id="defs">Definitions</h2>{_definitions_html()}<p>Written by ecglib {_e(__version__)}'
-                f" (record {_e(result.record)}).</p></footer>")
+    body.append(f'<footer><h2 id="defs">Definitions</h2>{_definitions_html()}<p>Written by ecglib '
+                f"{_e(ecglib.__version__)} (record {_e(result.record)}).</p></footer>")
     path = Path(out_dir) / f"{name}.html"
     atomic_write_text(path, _page(f"Record {name} - ecglib report", "\n".join(body)))
     return path
@@ -331,8 +332,9 @@ def write_report_index(entries: Sequence[tuple[AnnotatedRecord, Path]], out_dir:
     table = ("<table><tr>" + "".join(f"<th{' class=l' if i == 0 else ''}>{_e(h)}</th>" for i, h in enumerate(head))
              + "</tr>" + "".join(rows) + "</table>")
     body = (f"<h1>Records</h1><p class=sub>{len(entries)} record{'s' if len(entries) != 1 else ''} labelled by "
-            f"ecglib {_e(__version__)}; heart rates in bpm (min and max over 10 RR intervals). Each name opens the "
-            f"record's report.</p><p class=warn>Beat labels by a trained model, not by a cardiologist.</p>{table}"
+            f"ecglib {_e(ecglib.__version__)}; heart rates in bpm (min and max over 10 RR intervals). Each name "
+            "opens the record's report.</p><p class=warn>Beat labels by a trained model, not by a cardiologist.</p>"
+            f"{table}"
             f'<footer><h2>Definitions</h2>{_definitions_html()}</footer>')
     path = out / "index.html"
     atomic_write_text(path, _page("ecglib records", body))
