@@ -244,6 +244,7 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
     signal = np.asarray(signal)
     if signal.ndim != 1:
         raise ValueError(f"{result.record}: the signal is one lead of shape (T,), not {signal.shape}")
+    noise = merge_intervals(noise)  # a list of (start, end) from any sequence of pairs, an (n, 2) array included
     fs = float(result.fs)
     seconds = float(result.seconds)
     times = np.asarray(result.sample, dtype=float) / fs
@@ -282,7 +283,7 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
             '<nav><a href="#summary">summary</a><a href="#hr">heart rate</a><a href="#ectopy">S and V per hour</a>'
             '<a href="#rr">RR intervals</a><a href="#events">events</a><a href="#strips">strips</a>'
             + ('<a href="#ec57">EC57</a>' if comparison is not None else "") + '<a href="#defs">definitions</a></nav>',
-            f'<h2 id="summary">Summary</h2>{_summary_html(summary, len(merge_intervals(noise)))}',
+            f'<h2 id="summary">Summary</h2>{_summary_html(summary, len(noise))}',
             '<h2 id="hr">Heart rate</h2>'
             + _img(hr_png, "heart rate over the recording",
                    "Heart rate over 10 RR intervals at every beat" + (", per minute" if len(times) > DENSE_POINTS

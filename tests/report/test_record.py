@@ -92,8 +92,8 @@ def test_a_report_has_every_section_and_only_embedded_images(record_208, tmp_pat
     prob = np.full((len(result.label), len(CLASSES)), 0.1)
     prob[np.arange(len(result.label)), result.label] = 0.6
     prob[:3] = 0.2  # three beats the model could not decide
-    path = write_record_report(result, signal, tmp_path / "out", comparison=comparison, noise=[(10.0, 12.0)],
-                               prob=prob, reference=ref)
+    path = write_record_report(result, signal, tmp_path / "out", comparison=comparison,
+                               noise=np.array([[10.0, 11.0], [10.5, 12.0]]), prob=prob, reference=ref)
     assert path == tmp_path / "out" / "208.html"
     text = path.read_text()
     page = Page(text)
@@ -111,7 +111,7 @@ def test_a_report_has_every_section_and_only_embedded_images(record_208, tmp_pat
     assert f"beats {len(result.label):,}" in words
     for c, n in counts.items():
         assert f"{c} {CLASS_NAMES[c]} {n:,} {100 * n / len(result.label):.2f} %" in words
-    assert "time marked as noise 00:00:02" in words
+    assert "time marked as noise 00:00:02 (8.0 %, 1 interval)" in words and "grey: noise" in words
     assert "uncertain" in words
     assert counts["V"] > 0 and f"V: ventricular ectopic ({counts['V']:,} beats) from 00:00:" in words
     # EC57: labels that are the reference's own score 100 % on V
