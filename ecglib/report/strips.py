@@ -3,27 +3,40 @@ disagreements circled (what 04_annotate and the record report show)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..data.facts import CLASSES
 from ..data.records import read_lead
-from ..ec57.annotate import AnnotatedRecord
 from ..ec57.annotations import read_annotations
 from ..ec57.bxb import BXB_CLASS
+
+
+class LabelledRecord(Protocol):
+    """What a strip needs of an annotated record (ecglib.ec57.annotate.AnnotatedRecord has it). A protocol rather
+    than an import of ec57.annotate: it keeps this module, and the record report that ``ecglib annotate`` calls,
+    below the annotation layer, so that the command line stays within the package's ten import layers."""
+
+    record: str
+    lead: str
+    detector: str
+    sample: np.ndarray
+    label: np.ndarray
+
 
 # ------------------------------------------------------------------------------------------------- plotting
 CLASS_COLOURS: dict[str, str] = {"N": "tab:green", "S": "tab:blue", "V": "tab:red", "F": "tab:purple",
                                  "Q": "tab:gray", "O": "black"}
 
 
-def plot_strip(signal: np.ndarray, fs: float, ref_sample: np.ndarray, ref_class: np.ndarray, test_sample: np.ndarray,
-               test_class: np.ndarray, start: float = 0.0, seconds: float = 10.0, ax: Any = None,
-               title: str | None = None) -> Any:
+def plot_strip(signal: np.ndarray, fs: float, ref_sample: np.ndarray | None, ref_class: np.ndarray | None,
+               test_sample: np.ndarray, test_class: np.ndarray, start: float = 0.0, seconds: float = 10.0,
+               ax: Any = None, title: str | None = None) -> Any:
     """An ECG strip (signal (T,) at fs, from ``start`` for ``seconds``) with the reference labels above the trace
     and the predicted ones below it, each a letter in its class colour; a prediction that disagrees with the
     reference beat within 0.15 s is circled. Classes are AAMI letters (or 'O' for a beat bxb does not count).
+    ref_sample and ref_class None: a record without reference annotations (predicted labels only, nothing circled).
     Returns the matplotlib Axes."""
     import matplotlib.pyplot as plt
 
@@ -36,7 +49,10 @@ def plot_strip(signal: np.ndarray, fs: float, ref_sample: np.ndarray, ref_class:
     top, bottom = float(np.max(seg)), float(np.min(seg))
     span = max(top - bottom, 1e-6)
     window = int(0.15 * fs + 0.5)
-    ref_sample, test_sample = np.asarray(ref_sample), np.asarray(test_sample)
+    has_reference = ref_sample is not None and ref_class is not None
+    ref_sample = np.asarray(ref_sample if has_reference else [], dtype=np.int64)
+    ref_class = np.asarray(ref_class if has_reference else [], dtype=str)
+    test_sample = np.asarray(test_sample)
     for samples, classes, y, va in ((ref_sample, ref_class, top + 0.12 * span, "bottom"),
                                     (test_sample, test_class, bottom - 0.12 * span, "top")):
         for s, c in zip(samples, classes):
@@ -44,7 +60,7 @@ def plot_strip(signal: np.ndarray, fs: float, ref_sample: np.ndarray, ref_class:
                 ax.text(s / fs, y, c, color=CLASS_COLOURS.get(str(c), "black"), ha="center", va=va,
                         fontsize=10, fontweight="bold")
     for s, c in zip(test_sample, test_class):
-        if not lo <= s < hi:
+        if not has_reference or not lo <= s < hi:
             continue
         near = np.flatnonzero(np.abs(ref_sample - s) <= window)
         if len(near) == 0 or str(ref_class[near[np.argmin(np.abs(ref_sample[near] - s))]]) != str(c):
@@ -53,7 +69,8 @@ def plot_strip(signal: np.ndarray, fs: float, ref_sample: np.ndarray, ref_class:
     ax.set_xlim(lo / fs, hi / fs)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mV")
-    ax.text(0.005, 0.98, "reference", transform=ax.transAxes, va="top", fontsize=8, color="0.3")
+    if has_reference:
+        ax.text(0.005, 0.98, "reference", transform=ax.transAxes, va="top", fontsize=8, color="0.3")
     ax.text(0.005, 0.02, "predicted", transform=ax.transAxes, va="bottom", fontsize=8, color="0.3")
     handles = [plt.Line2D([], [], color=col, marker="s", ls="", label=c) for c, col in CLASS_COLOURS.items()
                if c != "O"]
@@ -90,7 +107,7 @@ def choose_strip_start(ref_sample: np.ndarray, ref_class: np.ndarray, test_sampl
     return float(max(after, times[int(np.argmax(counts))] - 1.0))
 
 
-def plot_annotated_strip(result: AnnotatedRecord, start: float | None = None, seconds: float = 10.0,
+def plot_annotated_strip(result: LabelledRecord, start: float | None = None, seconds: float = 10.0,
                          reference: str = "atr", after: float = 0.0, ax: Any = None) -> Any:
     """:func:`plot_strip` of an annotated record: its lead, the reference annotations (bxb's AAMI classes) above
     and the predictions below. start None: :func:`choose_strip_start` after ``after`` seconds."""
