@@ -136,13 +136,14 @@ class ODEConfig:
     integral over t of the mean squared dynamics, and jacobian times that of the mean squared Jacobian-vector product
     (a one-sample Hutchinson estimate of the Jacobian's Frobenius norm), both per state element. 0 turns them off.
 
-    The defaults are the project's: three midpoint steps (six evaluations of the dynamics, as many as the ResNet's
-    six blocks) with direct backpropagation; why, and what each setting costs, is in docs/performance.md.
+    The defaults are the project's: two midpoint steps (four evaluations of the dynamics, where the ResNet has six
+    blocks) with direct backpropagation, chosen by seeds on both protocols against three midpoint steps and one RK4
+    step (benchmarks/sweeps/ode-default.toml; docs/performance.md says why and what each setting costs).
     :meth:`original` gives the original study's settings.
     """
 
     solver: str = setting("midpoint", Options(SOLVERS), "a torchdiffeq method (the original study: dopri5)")
-    step_size: float | None = setting(1 / 3, StepSize(MAX_STEPS, optional=True),
+    step_size: float | None = setting(1 / 2, StepSize(MAX_STEPS, optional=True),
                                       "step of a fixed-grid solver, a number or a fraction")
     rtol: float = setting(1e-3, Interval(float, 1e-12, 1.0), "relative tolerance of an adaptive solver")
     atol: float = setting(1e-3, Interval(float, 1e-12, 1.0), "absolute tolerance of an adaptive solver")

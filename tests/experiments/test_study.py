@@ -120,7 +120,7 @@ def test_the_default_odenet_is_the_same_everywhere():
     for profile in PROFILES:
         _, ode, _ = study_settings(profile, "synthetic")
         assert build_model("odenet", ode=ode).config == default
-    assert ODEConfig().steps == 3 and default["solver"] == "midpoint"
+    assert ODEConfig().steps == 2 and default["solver"] == "midpoint"
 
 
 @pytest.mark.slow
@@ -144,8 +144,8 @@ def test_study_executes_every_notebook_and_writes_the_run_folders(study):
         cm = m["confusion_matrix"]
         assert m["accuracy"] == pytest.approx(sum(cm[i][i] for i in range(5)) / sum(map(sum, cm)))
     odenet = json.loads((study / "odenet" / "metrics.json").read_text())
-    # the study trains the project's default ODE-Net: three midpoint steps, 6 evaluations per batch
-    assert odenet["config"]["model"] == build_model("odenet").config and odenet["nfe_forward"] == 6
+    # the study trains the project's default ODE-Net: two midpoint steps, 4 evaluations per batch
+    assert odenet["config"]["model"] == build_model("odenet").config and odenet["nfe_forward"] == 4
     sweep = (study / "tolerance_sweep.csv").read_text().splitlines()
     assert len(sweep) == 1 + 1 + len(DEFAULT_SWEEP) - 1  # header, trained, the rest (one entry is the trained setting)
     assert (study / "conclusions.txt").read_text().count("\n- ") >= 5
