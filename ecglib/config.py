@@ -368,7 +368,7 @@ class DataConfig:
 _EXTENSION = Pattern(r"[A-Za-z0-9]+", "a file extension of letters and digits")
 # The pretrained model (ecglib/pretrained/) `ecglib annotate` labels with when no model is named: docs/labelling.md
 # gives both models' DS2 EC57 tables and times, and why this one.
-DEFAULT_PRETRAINED = "resnet-ds1"
+DEFAULT_PRETRAINED = "odenet-ds1"
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,11 @@ def resampled_span(signal: np.ndarray, fs: float, start: int, stop: int) -> np.n
 
 
 def extract_beats(signal: np.ndarray, fs: float, r_peaks: np.ndarray,
-                  block_windows: int | None = BLOCK_WINDOWS) -> tuple[np.ndarray, np.ndarray]:
+                  block_windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cut beats from one lead after Kachuee et al. (2018).
 
     signal: (T,) float, any unit, sampled at ``fs`` Hz. r_peaks: (k,) R-peak samples at ``fs``, sorted.
-    block_windows: 10-second windows cut at a time (None: the whole lead at once; the beats are the same).
+    block_windows: 10-second windows cut at a time (None: BLOCK_WINDOWS; any number gives the same beats).
     Returns x (m, 187) float32 in [0, 1] at 125 Hz and the indices (m,) into ``r_peaks`` of the beats kept
     (a beat is dropped when its 1.2 RR segment would run past the end of the record).
     """
@@ -78,7 +78,7 @@ def extract_beats(signal: np.ndarray, fs: float, r_peaks: np.ndarray,
     kept = np.flatnonzero((peaks >= 0) & (peaks + length <= n))
     x = np.empty((len(kept), BEAT_LENGTH), dtype=np.float32)
     offsets = np.arange(BEAT_LENGTH)
-    step = n_win if block_windows is None else max(1, int(block_windows))
+    step = max(1, min(n_win, int(BLOCK_WINDOWS if block_windows is None else block_windows)))
     bounds = np.searchsorted(window_of[kept], np.arange(0, n_win + step, step))
     for b, w0 in enumerate(range(0, n_win, step)):
         rows = np.arange(bounds[b], bounds[b + 1])

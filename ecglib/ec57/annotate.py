@@ -181,14 +181,14 @@ def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR
     for start in range(0, n, size):
         a, b = max(0, start - overlap), min(n, start + size + overlap)
         peaks = detect_r_peaks(signal[a:b], fs, detector) + a
-        # Each chunk keeps the peaks from the middle of the overlap before it to the middle of the one after it.
-        lo = start - overlap // 2 if start else 0
-        hi = start + size + overlap // 2 if start + size < n else n
-        parts.append(peaks[(peaks >= lo) & (peaks < hi)])
+        # Neighbouring chunks share 2 x DETECT_OVERLAP seconds around their boundary; each keeps the peaks on its
+        # side of it, where its detector had DETECT_OVERLAP seconds of signal before and after.
+        parts.append(peaks[(peaks >= start) & (peaks < start + size)])
         if step is not None:
             step()
     peaks = np.concatenate(parts)
-    # One beat seen by both chunks a few samples apart: keep the first.
+    # One beat found by both chunks on either side of their boundary, a few samples apart, is one beat: two R peaks
+    # 0.1 s apart would be a heart rate of 600 per minute.
     keep = np.concatenate(([True], np.diff(peaks) > int(0.1 * fs))) if len(peaks) else np.zeros(0, bool)
     return peaks[keep]
 
