@@ -5,7 +5,7 @@ The recording is MIT-BIH's 48 records joined end to end (each record's MLII, or 
 lead; 360 Hz, format 212: 24.07 hours, 109,494 reference beats), written with wfdb.wrsamp, or, without
 --mitdb-dir, seeded synthetic records joined likewise. It is labelled by `python -m ecglib annotate` in a process
 of its own, so that the figures are the whole command's (imports, reading, detection, classification, writing):
-wall and CPU seconds from the clock and getrusage, peak memory from the child's maximum resident set size.
+wall and CPU seconds from the clock and getrusage, peak memory from its maximum resident set size.
 
     python benchmarks/bench_long.py --mitdb-dir DIR [--hours 24] [--model resnet-ds1] [--step-size 1]
         [--threads 1] [--repeat 1] [--edf] --out runs/bench-long
@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +83,32 @@ def write_edf(base: Path) -> Path:
     return path
 
 
+# Runs the command and reports its child's resource usage: a small process of its own, because a child forked from
+# this one (which may hold the whole recording after building it) would count this one's memory as its own.
+_MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.perf_counter() - start
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": proc.returncode, "wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime,
+                  "peak_rss_mb": use.ru_maxrss / 1024, "stdout": proc.stdout, "stderr": proc.stderr}))
+"""
+
+
 def label(recording: Path, out: Path, model: str, threads: int, step_size: str | None) -> dict:
-    """`python -m ecglib annotate` on ``recording`` in a process of its own: its wall and CPU seconds, peak RSS,
-    exit status and summary line."""
+    """`python -m ecglib annotate` on ``recording`` in a process of its own: its wall and CPU seconds, peak
+    resident memory (getrusage of that process), exit status and summary line."""
     cmd = [sys.executable, "-m", "ecglib", "annotate", str(recording), "--model", model, "--threads", str(threads),
            "--out", str(out / "labels"), "--quiet"]
     if step_size:
         cmd += ["--step-size", step_size]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"annotate failed ({proc.returncode}): {proc.stderr.strip()}")
-    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "peak_rss_mb": after.ru_maxrss / 1024, "summary": proc.stdout.strip().splitlines()[0]}
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": str(threads)}, check=True)
+    use = json.loads(proc.stdout)
+    if use["rc"] != 0:
+        raise SystemExit(f"annotate failed ({use['rc']}): {use['stderr'].strip()}")
+    return {k: use[k] for k in ("wall_s", "cpu_s", "peak_rss_mb")} | {"summary": use["stdout"].strip().splitlines()[0]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print(f"all {len(beats):,} beats -> {args.out}")
     notes = beats.meta.get("records_without_mlii")
     if notes:
-        print("no MLII lead, first lead used: " + ", ".join(f"{r} ({lead})" for r, lead in notes.items()))
+        print("no MLII lead, the lead rule read: " + ", ".join(f"{r} ({lead})" for r, lead in notes.items()))
     return 0
 
 

@@ -47,11 +47,13 @@ DEFAULT_ANNOTATOR: str = setting_default("annotator")
 DEFAULT_LEAD = "MLII"
 # Beats whose inputs are built and classified at a time: 8,192 beats of four channels are 25 MB.
 CLASSIFY_BEATS = 8192
-# Leads longer than DETECT_SECONDS + DETECT_OVERLAP are detected in chunks of DETECT_SECONDS that share
-# DETECT_OVERLAP seconds with their neighbours, each keeping the peaks of its own part: XQRS holds about ten
-# float64 copies of its input (a 24-hour lead at 360 Hz would take 2.5 GB). A MIT-BIH record is one chunk.
+# Leads longer than DETECT_SECONDS + DETECT_OVERLAP are detected in chunks of DETECT_SECONDS, each given
+# DETECT_OVERLAP seconds of its neighbours on either side and keeping the peaks of its own part: XQRS over a whole
+# 24-hour lead at 360 Hz peaks near 1.8 GB. XQRS adapts its thresholds from the signal before a beat, so a chunk
+# needs a run-up: on the 24-hour recording of benchmarks/bench_long.py, 30 s of overlap lost 34 of 109,171 beats
+# found in one piece, 60 s 14, 120 s none. A MIT-BIH record is one chunk.
 DETECT_SECONDS = 1800.0
-DETECT_OVERLAP = 30.0
+DETECT_OVERLAP = 120.0
 
 
 # ---------------------------------------------------------------------------------------------------- model
@@ -142,15 +144,6 @@ class AnnotatedRecord:
                 f"{self.seconds:.1f} s of ECG in {self.elapsed:.2f} s ({self.realtime_factor:.0f}x real time; "
                 f"{steps} s; detector {self.detector}{'; model ' + self.model if self.model else ''}{scored})"
                 f"{where}")
-
-
-def record_base(record: str | os.PathLike) -> Path:
-    """RECORD as given on the command line -> the record's path without extension: 'dir/100', 'dir/100.hea' and
-    'dir/100.dat' all name dir/100."""
-    base = Path(record)
-    if base.suffix in (".hea", ".dat", ".atr"):
-        base = base.with_suffix("")
-    return base
 
 
 def reference_r_peaks(base: str | os.PathLike, sig_len: int, annotator: str = "atr") -> np.ndarray:

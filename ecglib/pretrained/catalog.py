@@ -18,8 +18,8 @@ from ..models import Classifier
 FOLDER = Path(__file__).resolve().parent
 # The model `ecglib annotate RECORD` labels with when none is named (a setting: ecglib.config says why this one).
 DEFAULT_MODEL = DEFAULT_PRETRAINED
-CARD_KEYS = ("name", "model", "network", "parameters", "data", "recipe", "seed", "command", "commit", "machine", "license",
-             "ec57")
+CARD_KEYS = ("name", "model", "network", "parameters", "data", "recipe", "seed", "command", "commit", "machine",
+             "license", "ec57")
 
 
 def available(folder: str | os.PathLike = FOLDER) -> list[str]:
