@@ -278,8 +278,11 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
         timings[step] = clock[-1] - clock[-2]
 
     signal, fs, name = recording.signal, recording.fs, recording.name
-    bar = tqdm(total=detect_chunks(len(signal), fs), desc=name, disable=not progress, leave=False,
-               dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+    # Detection's chunks, then classification's parts: their number known once the beats are, guessed at 90 per
+    # minute until then (so that the bar does not reach 100 % after detection).
+    detecting = detect_chunks(len(signal), fs)
+    bar = tqdm(total=detecting + classify_chunks(int(1.5 * recording.seconds)), desc=name, disable=not progress,
+               leave=False, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     try:
         if detector == "reference":
             if recording.reference is None:
@@ -293,7 +296,7 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
         if len(peaks) == 0:
             raise InputError(f"{recording.path}: no beats found by the {detector} detector")
         lap("detect")
-        bar.total += classify_chunks(len(peaks))
+        bar.total = detecting + classify_chunks(len(peaks))
         bar.refresh()
         labels, prob = classify_beats(trained, signal, fs, peaks, name, step=bar.update)
     finally:
