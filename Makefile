@@ -37,7 +37,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_odenet.py $(if $(filter command line,$(origin MITDB_DIR)),--mitdb-dir $(MITDB_DIR),--train-beats 4096 --test-beats 1000 --seeds 1) --out $(BENCH_OUT)
 
 # The pretrained models (ecglib/pretrained/): trained afresh on DS1, scored on DS2 with `annotate` + `score`, weights
-# and cards written (about an hour on a 2-core CPU). MITDB_DIR must hold the 48 records.
+# and cards written (about 45 minutes on the busy 2-core VM). MITDB_DIR must hold the 48 records.
 pretrained: $(BIN)/.installed
 	$(BIN)/python benchmarks/train_pretrained.py --mitdb-dir $(MITDB_DIR)
 

@@ -108,7 +108,7 @@ def score_ds2(name: str, mitdb: Path, out: Path, detector: str, extra: list[str]
     printed = ecglib(*score).stdout
     rows = list(csv.DictReader(table.open()))
     keep = ("Q Se", "Q +P", "V Se", "V +P", "V FPR", "S Se", "S +P")
-    value = lambda v: float(v) if v not in ("", None) else None  # noqa: E731
+    value = lambda v: float(v) if v not in ("", None) else None
     by = {row["record"]: {k: value(row.get(k)) for k in keep} for row in rows}
     return {"gross": by.pop("gross"), "average": by.pop("average"), "records": by, "table": printed.strip(),
             "commands": [_shown(annotate, mitdb), _shown(score, mitdb)]}
@@ -116,7 +116,7 @@ def score_ds2(name: str, mitdb: Path, out: Path, detector: str, extra: list[str]
 
 def card_markdown(card: dict[str, Any]) -> str:
     def row(label: str, stats: dict[str, Any]) -> str:
-        f = lambda k: "-" if stats.get(k) is None else f"{stats[k]:.2f}"  # noqa: E731
+        f = lambda k: "-" if stats.get(k) is None else f"{stats[k]:.2f}"
         return f"| {label} | {f('Q Se')} | {f('Q +P')} | {f('V Se')} | {f('V +P')} | {f('V FPR')} | " \
                f"{f('S Se')} | {f('S +P')} |"
 
@@ -161,6 +161,7 @@ def build(model: str, args: argparse.Namespace) -> None:
     from ecglib.checkpoints import load_checkpoint
     from ecglib.config import MODEL_LABELS, ODEConfig
     from ecglib.data.facts import DS1, DS2
+    from ecglib.files import atomic_write_text
     from ecglib.inference import machine_description
     from ecglib.metrics import count_parameters
 
@@ -195,7 +196,7 @@ def build(model: str, args: argparse.Namespace) -> None:
         "deploy": deploy, "deploy_label": None if deploy is None else ODEConfig(**deploy).label(),
     }
     # The card must exist for `ecglib annotate --model NAME` to find the weights; its numbers follow.
-    (args.out / f"{name}.json").write_text(json.dumps({**card, "ec57": {}}, indent=2))
+    atomic_write_text(args.out / f"{name}.json", json.dumps({**card, "ec57": {}}, indent=2))
     scores = args.runs / f"{model}-ds2"
     weights = args.out / f"{name}.pt"
     card["ec57"] = {"detector": score_ds2(name, args.mitdb_dir, scores / "xqrs", "xqrs", [], weights, args.reuse),
@@ -208,8 +209,8 @@ def build(model: str, args: argparse.Namespace) -> None:
             "detector": score_ds2(name, args.mitdb_dir, scores / "xqrs-trained", "xqrs", back, weights, args.reuse),
             "reference": score_ds2(name, args.mitdb_dir, scores / "reference-trained", "reference", back, weights,
                                    args.reuse)}
-    (args.out / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    (args.out / f"{name}.md").write_text(card_markdown(card))
+    atomic_write_text(args.out / f"{name}.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(args.out / f"{name}.md", card_markdown(card))
     print(f"{name}: {size:,} bytes; DS2 gross (xqrs) VEB {card['ec57']['detector']['gross']['V Se']:.2f} / "
           f"{card['ec57']['detector']['gross']['V +P']:.2f}, SVEB {card['ec57']['detector']['gross']['S Se']:.2f} / "
           f"{card['ec57']['detector']['gross']['S +P']:.2f}", flush=True)

@@ -266,7 +266,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in names:
         card = read_card(name)
         g = gross(card)
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"
         rows.append((name + (" *" if name == DEFAULT_MODEL else ""), card["network"], f"{card['parameters']:,}",
                      f"{fmt(g['V Se'])} / {fmt(g['V +P'])}", f"{fmt(g['S Se'])} / {fmt(g['S +P'])}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

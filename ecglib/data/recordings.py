@@ -122,8 +122,9 @@ def _same_rate(where: Path, stated: float, given: float | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- WFDB
-# Samples read per wfdb.rdrecord call: wfdb decodes every channel of the span into int64 and then float64, so a
-# 24-hour two-lead record read at once peaks near 2 GB; in spans of this size the peak is the lead itself.
+# Samples read per wfdb.rdrecord call: read at once, a 24-hour two-lead record at 360 Hz took twice its lead's
+# 250 MB at the peak (wfdb decodes every channel of the span to integers, then the chosen one to float64); in spans
+# of 2 M samples the peak is the lead and a few MB.
 READ_CHUNK_SAMPLES = 1 << 21
 
 

@@ -49,9 +49,9 @@ DEFAULT_LEAD = "MLII"
 CLASSIFY_BEATS = 8192
 # Leads longer than DETECT_SECONDS + DETECT_OVERLAP are detected in chunks of DETECT_SECONDS, each given
 # DETECT_OVERLAP seconds of its neighbours on either side and keeping the peaks of its own part: XQRS over a whole
-# 24-hour lead at 360 Hz peaks near 1.8 GB. XQRS adapts its thresholds from the signal before a beat, so a chunk
-# needs a run-up: on the 24-hour recording of benchmarks/bench_long.py, 30 s of overlap lost 34 of 109,171 beats
-# found in one piece, 60 s 14, 120 s none. A MIT-BIH record is one chunk.
+# 24-hour lead at 360 Hz took the process to 1.8 GB. XQRS adapts its thresholds from the signal before a beat, so
+# a chunk needs a run-up: on the 24-hour recording of benchmarks/bench_long.py, 30 s of overlap lost 34 of 109,171
+# beats found in one piece, 60 s 14, 120 s none. A MIT-BIH record is one chunk.
 DETECT_SECONDS = 1800.0
 DETECT_OVERLAP = 120.0
 
@@ -137,7 +137,7 @@ class AnnotatedRecord:
         scored = ""
         if self.comparison is not None:
             s = self.comparison.stats()
-            fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+            fmt = lambda v: "-" if v is None else f"{v:.1f}"
             scored = (f"; vs reference: QRS Se/+P {fmt(s['Q Se'])}/{fmt(s['Q +P'])}, VEB {fmt(s['V Se'])}/"
                       f"{fmt(s['V +P'])}, SVEB {fmt(s['S Se'])}/{fmt(s['S +P'])}")
         return (f"{self.name or Path(self.record).name}: {len(self.sample)} beats ({counts}), {lead}), "
