@@ -178,7 +178,7 @@ def build(model: str, args: argparse.Namespace) -> None:
     deploy, trained_ode = None, None
     if trained_model.ode is not None:
         trained_ode = trained_model.ode.config
-        if trained_ode.fixed_grid:  # one step of the solver it was trained with
+        if trained_ode.fixed_grid and (trained_ode.steps or 1) > 1:  # one step of the solver it was trained with
             deploy = {"solver": trained_ode.solver, "step_size": 1.0}
     config = export_weights(run, args.out / f"{name}.pt", deploy)
     size = (args.out / f"{name}.pt").stat().st_size
