@@ -191,10 +191,10 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
             "resnet_dir": str(out / "resnet"), "odenet_dir": str(out / "odenet"), "out_dir": str(out),
             "profile": profile, "download": download, "threads": threads,
             "protocol_dirs": {label: str(out / name) for label, (name, _) in runs.items()} if len(runs) > 2 else None}),
-        # A whole record labelled by the ResNet and scored as EC57 does: a synthetic record of its own seed, or
-        # MIT-BIH's 213 (rich in V and F beats; with the intra split its beats were among the training patients').
+        # A whole record labelled by the default pretrained model (trained on DS1 alone) and scored as EC57 does: a
+        # synthetic record of its own seed, or MIT-BIH's 213 (a DS2 record, rich in V and F beats).
         ("04_annotate.ipynb", "04_annotate.ipynb", {
-            "run_dir": str(out / "resnet"), "out_dir": str(out / "annotate"), "threads": threads,
+            "out_dir": str(out / "annotate"), "threads": threads,
             "record": str(Path(mitdb_dir).resolve() / "213") if data == "mitdb" else None}),
     ]
     what = f"{data}, {'all' if n_limit is None else f'{n_limit:,}'} beats, {recipe.epochs} epoch(s)"
