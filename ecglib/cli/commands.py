@@ -62,12 +62,17 @@ def _data_config(args: argparse.Namespace) -> dict[str, Any]:
                        args.leads)
 
 
+def say_error(message: str) -> None:
+    """One error line of a multi-record command, which goes on with its next record."""
+    sys.stdout.flush()
+    print(f"ecglib: error: {message}".replace("\r", " ").replace("\n", " "), file=sys.stderr, flush=True)
+
+
 def refuse_each(messages: list[str]) -> int:
     """A multi-record command's refusals, after its good records' output: one line each on stderr, and exit status
     2 when there was any (0 otherwise), so that one broken record stops none of the others."""
-    sys.stdout.flush()
     for message in messages:
-        print(f"ecglib: error: {message}".replace("\n", " "), file=sys.stderr, flush=True)
+        say_error(message)
     return 2 if messages else 0
 
 
@@ -194,11 +199,6 @@ def cmd_study(args: argparse.Namespace) -> int:
                      threads=args.threads if args.threads else "auto", progress=sys.stderr.isatty())
 
 
-def _say_error(message: str) -> None:
-    """One error line of a multi-record command (the command goes on with the next record)."""
-    print(f"ecglib: error: {message}".replace("\r", " ").replace("\n", " "), file=sys.stderr, flush=True)
-
-
 def _annotate_model(args: argparse.Namespace) -> tuple[Any, list[str]]:
     """The model and the recordings of ``ecglib annotate``: --model, else a run folder given first (the older form
     ``ecglib annotate RUN_DIR RECORD...``), else the default pretrained model."""
@@ -227,16 +227,11 @@ def _annotate_model(args: argparse.Namespace) -> tuple[Any, list[str]]:
 def cmd_annotate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..ec57.annotate import annotate_records
+    from ..ec57.annotate import annotate_records, reference_annotations
     from ..experiments.study import study_threads
+    from ..report import record as report
 
     trained, records = _annotate_model(args)
-    report = None
-    if args.report is not None:
-        try:
-            from ..report import record as report
-        except ImportError:
-            raise InputError("--report: this build of ecglib has no record report (ecglib.report.record)") from None
     # On a busy machine more torch threads than free cores make classification several times slower.
     threads = args.threads or study_threads()
     if threads:
@@ -248,8 +243,11 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     def done(result: Any, recording: Any) -> None:
         print(result.summary_line(), flush=True)
-        if report is not None:
-            page = report.write_record_report(result, recording.signal, args.report, comparison=result.comparison)
+        if args.report is not None:
+            reference = reference_annotations(recording) if result.comparison is not None else None
+            noise = [(start / result.fs, end / result.fs) for start, end in result.noise]
+            page = report.write_record_report(result, recording.signal, args.report, comparison=result.comparison,
+                                              noise=noise, prob=result.prob, reference=reference)
             entries.append((result, Path(page)))
             # The index after every record, so that a long run stopped halfway leaves an index of what it wrote.
             report.write_report_index(entries, args.report)
@@ -257,7 +255,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     def refused(record: str, exc: EcgError) -> None:
         text = str(exc)
         failed.append(record)
-        _say_error(text if record in text or Path(record).name in text else f"{record}: {text}")
+        say_error(text if record in text or Path(record).name in text else f"{record}: {text}")
 
     results = annotate_records(trained, records, detector=args.detector, out_dir=args.out, annotator=args.annotator,
                                lead=args.lead, fs=args.fs, reference=args.reference, on_record=done,
@@ -266,7 +264,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         seconds, elapsed = sum(r.seconds for r in results), sum(r.elapsed for r in results)
         print(f"{len(results)} records, {sum(len(r.sample) for r in results)} beats, {seconds:.0f} s of ECG in "
               f"{elapsed:.1f} s ({seconds / max(elapsed, 1e-9):.0f}x real time)")
-    if report is not None and entries:
+    if args.report is not None and entries:
         print(f"report: {Path(args.report) / 'index.html'}")
     return 2 if failed else 0
 

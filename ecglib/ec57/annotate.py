@@ -34,7 +34,7 @@ from ..files import atomic_write_text
 from ..inference import predict
 from ..models import Classifier
 from ..runs import RunFolder
-from .annotations import read_annotations, write_annotations
+from .annotations import Annotations, read_annotations, write_annotations
 from .bxb import BXB_CLASS, DEFAULT_LEARNING_PERIOD, Comparison, compare
 from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_r_peaks
 
@@ -224,12 +224,17 @@ def classify_chunks(k: int) -> int:
     return max(1, -(-k // CLASSIFY_BEATS))
 
 
+def reference_annotations(recording: Recording) -> Annotations:
+    """The recording's reference annotations (``NAME.EXT`` beside it), read and checked against its signal."""
+    base, ext = _reference_parts(recording)
+    return read_annotations(base, ext, len(recording.signal), fs=recording.fs)
+
+
 def compare_with_reference(recording: Recording, sample: np.ndarray, symbol: np.ndarray) -> Comparison:
     """bxb's comparison of the labels with the recording's reference annotations (its 5-minute learning period
     when the recording is longer than that, else none)."""
-    base, ext = _reference_parts(recording)
     n = len(recording.signal)
-    ref = read_annotations(base, ext, n, fs=recording.fs)
+    ref = reference_annotations(recording)
     period = DEFAULT_LEARNING_PERIOD if recording.seconds > DEFAULT_LEARNING_PERIOD else 0.0
     return compare(ref.sample, ref.symbol, sample, symbol, recording.fs, learning_period=period, sig_len=n,
                    ref_subtypes=ref.subtype, record=recording.name)
