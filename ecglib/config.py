@@ -390,6 +390,8 @@ class AnnotateConfig:
     reference: str | None = setting(None, Pattern(_EXTENSION.regex, _EXTENSION.description, optional=True),
                                     "extension of the reference annotations NAME.EXT beside each recording, which "
                                     "the labels are compared with")
+    quality: bool = setting(True, Boolean(), "mark the stretches a signal-quality check finds unreadable as noise "
+                            "(EC57's shutdown) instead of labelling the detections there")
     annotator: str = setting("ecglib", _EXTENSION, "annotator name: the extension of the annotation file written "
                              "(NAME.ANNOTATOR) and of the beats CSV (NAME.ANNOTATOR.csv)")
 

@@ -163,9 +163,11 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     _setting(p, "lead", metavar="NAME_OR_INDEX", shown="the lead rule: MLII, another name of lead II, else the first "
              "ECG lead")
     _setting(p, "reference", metavar="EXT", shown="atr, when NAME.atr is there")
-    p.add_argument("--detector", type=arg_type(Options(DETECTOR_CHOICES)), metavar="{" + ",".join(DETECTOR_CHOICES)
-                   + "}", default=DEFAULT_DETECTOR,
-                   help=f"R-peak detector (default {DEFAULT_DETECTOR}); reference: the reference annotations' beats")
+    p.add_argument("--detector", type=arg_type(Options(DETECTOR_CHOICES)), metavar="NAME", default=DEFAULT_DETECTOR,
+                   help=f"R-peak detector (default {DEFAULT_DETECTOR}): ecglib, adaptive, xqrs, gqrs, neurokit or "
+                   "nk-METHOD (neurokit2's methods, the 'detectors' extra), or reference: the reference annotations' "
+                   "beats (docs/detection.md)")
+    _setting(p, "quality", default=setting_default("quality"), shown="on; never with --detector reference")
     p.add_argument("--out", type=Path, metavar="DIR", help="folder for the annotation files and beats CSVs "
                    "(default: beside each recording)")
     _setting(p, "annotator", default=setting_default("annotator"), metavar="NAME")

@@ -259,7 +259,8 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     results = annotate_records(trained, records, detector=args.detector, out_dir=args.out, annotator=args.annotator,
                                lead=args.lead, fs=args.fs, reference=args.reference, on_record=done,
-                               on_error=refused, progress=not args.quiet and sys.stderr.isatty())
+                               on_error=refused, progress=not args.quiet and sys.stderr.isatty(),
+                               quality=args.quality)
     if len(results) > 1:
         seconds, elapsed = sum(r.seconds for r in results), sum(r.elapsed for r in results)
         print(f"{len(results)} records, {sum(len(r.sample) for r in results)} beats, {seconds:.0f} s of ECG in "

@@ -13,7 +13,8 @@ so that reading the class facts does not import numpy, scipy or wfdb:
   ``rhythm_features``;
 - splits (:mod:`.splits`): ``split_beats``, ``limit_beats``;
 - model inputs (:mod:`.inputs`): ``beat_tensors``, ``model_inputs``, ``make_loader``;
-- tables for reading (:mod:`.tables`): ``class_table``, ``majority_class``, ``record_composition``, ``split_table``.
+- tables for reading (:mod:`.tables`): ``class_table``, ``majority_class``, ``record_composition``, ``split_table``;
+- noise stress as WFDB's nst adds it (:mod:`.noise`): ``make_noise``, ``add_noise``, ``stress_record``.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ _EXPORTS = {
     **dict.fromkeys(("split_beats", "limit_beats"), "splits"),
     **dict.fromkeys(("beat_tensors", "model_inputs", "make_loader"), "inputs"),
     **dict.fromkeys(("class_table", "majority_class", "record_composition", "split_table"), "tables"),
+    **dict.fromkeys(("make_noise", "add_noise", "stress_record"), "noise"),
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,10 +1,12 @@
-"""Whole records labelled and scored as ANSI/AAMI EC57 prescribes: R-peak detection (:mod:`.detect`), labelling
+"""Whole records labelled and scored as ANSI/AAMI EC57 prescribes: R-peak detection (:mod:`.detect`, ecglib's own
+detector in :mod:`.rpeaks`), signal quality (:mod:`.quality`: unreadable stretches as EC57's shutdown), labelling
 (:mod:`.annotate`, with the model of :mod:`.trained`), annotation files (:mod:`.annotations`), the bxb comparison
 (:mod:`.bxb`, pure) and scoring with bxb-style reports (:mod:`.score`).
 
 Public surface, resolved on first use: ``annotate_record``, ``annotate_records``, ``load_trained``, ``load_model``,
-``detect_r_peaks``, ``DETECTORS``, ``compare``, ``summarize``, ``score_record``, ``score_records``,
-``format_table``, ``format_matrix``, ``write_csv``, ``read_annotations``, ``write_annotations``.
+``detect_r_peaks``, ``DETECTORS``, ``align_peaks``, ``noise_intervals``, ``compare``, ``summarize``,
+``score_record``, ``score_records``, ``format_table``, ``format_matrix``, ``write_csv``, ``read_annotations``,
+``write_annotations``.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ _EXPORTS = {
     **dict.fromkeys(("annotate_record", "annotate_records", "load_trained"), "annotate"),
     "load_model": "trained",
     **dict.fromkeys(("detect_r_peaks", "DETECTORS"), "detect"),
+    "align_peaks": "rpeaks",
+    "noise_intervals": "quality",
     **dict.fromkeys(("compare", "summarize"), "bxb"),
     **dict.fromkeys(("score_record", "score_records", "format_table", "format_matrix", "write_csv"), "score"),
     **dict.fromkeys(("read_annotations", "write_annotations"), "annotations"),

@@ -37,6 +37,7 @@ from ..runs import RunFolder
 from .annotations import Annotations, read_annotations, write_annotations
 from .bxb import BXB_CLASS, DEFAULT_LEARNING_PERIOD, Comparison, compare
 from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_r_peaks
+from .quality import merge_with_beats, noise_intervals
 
 # AAMI class -> the WFDB beat code written for it (the one bxb maps back to the same class).
 CLASS_CODE: dict[str, str] = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
@@ -100,7 +101,8 @@ class AnnotatedRecord:
     probabilities (softmax of its decision logits; NaN rows for unclassified beats); the lead read and why; the
     recording's length and the wall time (s); the files written (annotation file ``path``, beats ``csv``); the bxb
     ``comparison`` with the reference annotations when the recording has them; ``noise`` (start, end) sample
-    intervals of unreadable signal (none until a signal-quality check fills them)."""
+    intervals (end exclusive) the signal-quality check (:mod:`ecglib.ec57.quality`) marked unreadable: no beat is
+    labelled there, and the annotation file marks them as EC57's shutdown."""
 
     record: str
     sample: np.ndarray
@@ -135,10 +137,13 @@ class AnnotatedRecord:
         if self.lead.replace(" ", "").upper() != self.model_lead.replace(" ", "").upper():
             lead += f"; the model learnt from {self.model_lead}"
         scored = ""
+        if self.noise:
+            marked = sum(e - a for a, e in self.noise) / self.fs
+            scored += f"; {marked:.0f} s in {len(self.noise)} stretch{'es' if len(self.noise) > 1 else ''} marked noise"
         if self.comparison is not None:
             s = self.comparison.stats()
             fmt = lambda v: "-" if v is None else f"{v:.1f}"
-            scored = (f"; vs reference: QRS Se/+P {fmt(s['Q Se'])}/{fmt(s['Q +P'])}, VEB {fmt(s['V Se'])}/"
+            scored += (f"; vs reference: QRS Se/+P {fmt(s['Q Se'])}/{fmt(s['Q +P'])}, VEB {fmt(s['V Se'])}/"
                       f"{fmt(s['V +P'])}, SVEB {fmt(s['S Se'])}/{fmt(s['S +P'])}")
         return (f"{self.name or Path(self.record).name}: {len(self.sample)} beats ({counts}), {lead}), "
                 f"{self.seconds:.1f} s of ECG in {self.elapsed:.2f} s ({self.realtime_factor:.0f}x real time; "
@@ -186,6 +191,36 @@ def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR
     return peaks[keep]
 
 
+def find_noise(signal: np.ndarray, fs: float, peaks: np.ndarray) -> list[tuple[int, int]]:
+    """The unreadable stretches [(start, end)] samples, end exclusive, of one lead by
+    :func:`ecglib.ec57.quality.noise_intervals` given its R peaks, in detection's chunks (memory stays bounded);
+    stretches that meet at a chunk boundary are joined."""
+    n, size, overlap = len(signal), int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
+    if n <= size + overlap:
+        return noise_intervals(signal, fs, peaks)
+    found: list[tuple[int, int]] = []
+    for start in range(0, n, size):
+        a, b = max(0, start - overlap), min(n, start + size + overlap)
+        inside = peaks[(peaks >= a) & (peaks < b)] - a
+        for lo, hi in noise_intervals(signal[a:b], fs, inside):
+            lo, hi = max(lo + a, start), min(hi + a, start + size, n)
+            if hi <= lo:
+                continue
+            if found and lo <= found[-1][1]:
+                found[-1] = (found[-1][0], max(hi, found[-1][1]))
+            else:
+                found.append((lo, hi))
+    return found
+
+
+def outside(peaks: np.ndarray, intervals: list[tuple[int, int]]) -> np.ndarray:
+    """The peaks outside every interval [(start, end)], its end too (where the mark that closes it goes)."""
+    keep = np.ones(len(peaks), dtype=bool)
+    for a, e in intervals:
+        keep &= (peaks < a) | (peaks > e)
+    return peaks[keep]
+
+
 def detect_chunks(n: int, fs: float) -> int:
     """How many chunks :func:`detect_peaks` detects a lead of ``n`` samples in."""
     size, overlap = int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
@@ -230,14 +265,16 @@ def reference_annotations(recording: Recording) -> Annotations:
     return read_annotations(base, ext, len(recording.signal), fs=recording.fs)
 
 
-def compare_with_reference(recording: Recording, sample: np.ndarray, symbol: np.ndarray) -> Comparison:
-    """bxb's comparison of the labels with the recording's reference annotations (its 5-minute learning period
-    when the recording is longer than that, else none)."""
+def compare_with_reference(recording: Recording, sample: np.ndarray, symbol: np.ndarray,
+                           subtype: np.ndarray | None = None) -> Comparison:
+    """bxb's comparison of the labels (with their ``~`` shutdown marks and ``subtype``s, as written) with the
+    recording's reference annotations (its 5-minute learning period when the recording is longer than that, else
+    none)."""
     n = len(recording.signal)
     ref = reference_annotations(recording)
     period = DEFAULT_LEARNING_PERIOD if recording.seconds > DEFAULT_LEARNING_PERIOD else 0.0
     return compare(ref.sample, ref.symbol, sample, symbol, recording.fs, learning_period=period, sig_len=n,
-                   ref_subtypes=ref.subtype, record=recording.name)
+                   ref_subtypes=ref.subtype, test_subtypes=subtype, record=recording.name)
 
 
 def write_beats_csv(result: AnnotatedRecord, path: str | os.PathLike) -> Path:
@@ -264,11 +301,13 @@ def write_beats_csv(result: AnnotatedRecord, path: str | os.PathLike) -> Path:
 # ------------------------------------------------------------------------------------------------ annotate
 def annotate_recording(trained: TrainedModel, recording: Recording, detector: str = DEFAULT_DETECTOR,
                        out_dir: str | os.PathLike | None = None, annotator: str = DEFAULT_ANNOTATOR,
-                       write: bool = True, progress: bool = False, read_seconds: float = 0.0) -> AnnotatedRecord:
+                       write: bool = True, progress: bool = False, read_seconds: float = 0.0,
+                       quality: bool = True) -> AnnotatedRecord:
     """Label one recording (read by :func:`ecglib.data.recordings.read_recording`) and, when ``write``, write
     OUT_DIR/NAME.ANNOTATOR and OUT_DIR/NAME.ANNOTATOR.csv (OUT_DIR defaults to the recording's folder); compare
-    with its reference annotations when it has them. progress: a bar on stderr. read_seconds: the time its reading
-    took, for the summary."""
+    with its reference annotations when it has them. quality: mark the stretches the signal-quality check finds
+    unreadable as noise (detections there are not labelled; not with the reference detector, whose beats are the
+    truth). progress: a bar on stderr. read_seconds: the time its reading took, for the summary."""
     if detector not in DETECTOR_CHOICES:
         raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTOR_CHOICES)}")
     if not annotator.isalnum():
@@ -298,8 +337,11 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
             bar.update()
         else:
             peaks = detect_peaks(signal, fs, detector, step=bar.update)
+        noise = find_noise(signal, fs, peaks) if quality and detector != "reference" and len(peaks) else []
+        peaks = outside(peaks, noise)
         if len(peaks) == 0:
-            raise InputError(f"{recording.path}: no beats found by the {detector} detector")
+            raise InputError(f"{recording.path}: no beats found by the {detector} detector"
+                             + (" outside the stretches marked noise" if noise else ""))
         lap("detect")
         bar.total = detecting + classify_chunks(len(peaks))
         bar.refresh()
@@ -309,13 +351,15 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
     codes = np.array([CLASS_CODE[c] for c in CLASSES] + [UNCLASSIFIED_CODE])
     symbols = codes[labels]  # label -1 picks the last entry
     lap("classify")
-    comparison = compare_with_reference(recording, peaks, symbols) if recording.reference is not None else None
+    # What is written and scored: the beats with a '~' shutdown mark opening each noise stretch and one closing it.
+    marked = merge_with_beats(peaks, symbols, noise, len(signal))
+    comparison = compare_with_reference(recording, *marked) if recording.reference is not None else None
     result = AnnotatedRecord(str(recording.path), peaks, labels, symbols, fs, recording.seconds, 0.0, detector, None,
                              timings, recording.lead, prob, name, recording.format, recording.lead_reason,
-                             trained.name, trained.lead, comparison=comparison)
+                             trained.name, trained.lead, comparison=comparison, noise=noise)
     if write:
         folder = Path(out_dir) if out_dir is not None else recording.path.parent
-        result.path = write_annotations(name, annotator, peaks, symbols, fs, folder)
+        result.path = write_annotations(name, annotator, *marked[:2], fs, folder, subtype=marked[2])
         result.csv = write_beats_csv(result, folder / f"{name}.{annotator}.csv")
     lap("write")
     result.elapsed = sum(timings.values())
@@ -325,14 +369,14 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
 def annotate_record(trained: TrainedModel, record: str | os.PathLike, detector: str = DEFAULT_DETECTOR,
                     out_dir: str | os.PathLike | None = None, annotator: str = DEFAULT_ANNOTATOR,
                     write: bool = True, lead: str | int | None = None, fs: float | None = None,
-                    reference: str | None = None, progress: bool = False) -> AnnotatedRecord:
+                    reference: str | None = None, progress: bool = False, quality: bool = True) -> AnnotatedRecord:
     """Read and label one recording (a WFDB record path without extension, an EDF, CSV or npy file): the lead by
     the lead rule unless ``lead`` names one, ``fs`` for CSV and npy files, the reference annotations NAME.atr (or
     NAME.REFERENCE) beside it; see :func:`annotate_recording`."""
     start = time.perf_counter()
     recording = read_recording(record, lead=lead, fs=fs, reference=reference)
     return annotate_recording(trained, recording, detector, out_dir, annotator, write, progress,
-                              read_seconds=time.perf_counter() - start)
+                              read_seconds=time.perf_counter() - start, quality=quality)
 
 
 def annotate_records(trained: TrainedModel | str | os.PathLike, records: list[str | os.PathLike],
@@ -341,7 +385,7 @@ def annotate_records(trained: TrainedModel | str | os.PathLike, records: list[st
                      reference: str | None = None,
                      on_record: Callable[[AnnotatedRecord, Recording], None] | None = None,
                      on_error: Callable[[str, EcgError], None] | None = None,
-                     progress: bool = False) -> list[AnnotatedRecord]:
+                     progress: bool = False, quality: bool = True) -> list[AnnotatedRecord]:
     """Label each recording in turn with one model (a TrainedModel, or a run folder). A recording that cannot be
     labelled (an InputError: unreadable, no ECG lead, no beats, an output that cannot be written) is passed to
     ``on_error`` with its error and the next one goes on; without ``on_error`` the error is raised. What was
@@ -365,7 +409,7 @@ def annotate_records(trained: TrainedModel | str | os.PathLike, records: list[st
             start = time.perf_counter()
             recording = read_recording(record, lead=lead, fs=fs, reference=reference)
             result = annotate_recording(trained, recording, detector, out_dir, annotator, progress=progress,
-                                        read_seconds=time.perf_counter() - start)
+                                        read_seconds=time.perf_counter() - start, quality=quality)
         except InputError as exc:
             if on_error is None:
                 raise

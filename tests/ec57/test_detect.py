@@ -1,0 +1,262 @@
+"""R-peak detection (ecglib.ec57.detect, .rpeaks), noise stress (ecglib.data.noise) and signal quality
+(ecglib.ec57.quality)."""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import wfdb
+
+from ecglib import ec57
+from ecglib.data import noise, read_lead
+from ecglib.ec57 import annotate, detect, quality, rpeaks
+from ecglib.ec57.annotations import read_annotations
+from ecglib.ec57.bxb import BXB_CLASS
+from ecglib.errors import InputError
+
+
+def _score(ref_samples, ref_symbols, peaks, fs, n, learning_period=0.0, **kw) -> dict:
+    c = ec57.compare(ref_samples, ref_symbols, peaks, ["N"] * len(peaks), fs, learning_period=learning_period,
+                     sig_len=n, **kw)
+    return c.stats()
+
+
+def _beats(record) -> tuple[np.ndarray, np.ndarray]:
+    ann = wfdb.rdann(str(record), "atr")
+    symbols = np.asarray(ann.symbol)
+    keep = np.isin(symbols, list(BXB_CLASS))
+    return np.asarray(ann.sample)[keep], symbols[keep]
+
+
+def _toy_ecg(seconds: float, fs: float, rr: float = 0.8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A lead of Gaussian QRS complexes (1 mV, 12 ms wide) with T waves, and its R-peak samples."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fs)
+    times = np.cumsum(rng.uniform(0.9, 1.1, int(seconds / rr) + 2) * rr)
+    times = times[times < seconds - 0.5]
+    t = np.arange(n) / fs
+    x = np.zeros(n)
+    for c in times:
+        x += np.exp(-0.5 * ((t - c) / 0.012) ** 2) + 0.25 * np.exp(-0.5 * ((t - c - 0.28) / 0.05) ** 2)
+    return x, np.rint(times * fs).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------------ detection
+def test_find_local_peaks_equals_wfdb():
+    from wfdb.processing.peaks import find_local_peaks as wfdb_find_local_peaks
+
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        radius = int(rng.integers(1, 25))
+        sig = rng.integers(0, 4, int(rng.integers(2 * radius + 2, 300))).astype(float) if trial % 2 else \
+            rng.normal(size=int(rng.integers(2 * radius + 2, 300)))
+        expected = np.asarray(wfdb_find_local_peaks(sig, radius), dtype=np.int64)
+        np.testing.assert_array_equal(detect.find_local_peaks(sig, radius), expected, err_msg=str(trial))
+    assert detect.find_local_peaks(np.ones(50), 5).size == 0
+
+
+@pytest.mark.parametrize("fs", [360, 128])
+def test_ecglib_detector_finds_the_beats_of_a_synthetic_record(synthetic_records, tmp_path, fs):
+    record = synthetic_records / "208"  # ventricular and fusion beats among the normal ones
+    if fs != 360:
+        record = noise.stress_record(record, tmp_path, fs=fs)
+    signal, rate, _ = read_lead(record)
+    assert rate == fs
+    peaks = detect.detect_r_peaks(signal, rate)
+    assert peaks.dtype == np.int64 and np.all(np.diff(peaks) > 0)
+    ref, symbols = _beats(record)
+    s = _score(ref, symbols, peaks, rate, len(signal))
+    assert s["Q Se"] >= 97 and s["Q +P"] >= 97, s
+    # aligned to the reference's fiducial point: most peaks on the annotated sample or next to it
+    matched = [int(p - ref[np.argmin(np.abs(ref - p))]) for p in peaks]
+    assert np.median(np.abs(matched)) <= 1
+
+
+def test_a_record_resampled_to_128_hz_through_wrsamp(synthetic_records, tmp_path):
+    out = noise.stress_record(synthetic_records / "100", tmp_path, name="r128", fs=128)
+    header = wfdb.rdheader(str(out))
+    assert header.fs == 128 and header.sig_name == ["MLII", "V1"]
+    ann = wfdb.rdann(str(out), "atr")
+    original = wfdb.rdann(str(synthetic_records / "100"), "atr")
+    assert list(ann.symbol) == list(original.symbol)
+    np.testing.assert_array_equal(ann.sample, np.floor(original.sample * 128 / 360 + 0.5).astype(np.int64))
+    signal, fs, _ = read_lead(out)
+    ref, symbols = _beats(out)
+    for name in ("ecglib", "xqrs"):
+        s = _score(ref, symbols, detect.detect_r_peaks(signal, fs, name), fs, len(signal))
+        assert s["Q Se"] >= 95 and s["Q +P"] >= 95, (name, s)
+
+
+def test_detection_in_chunks_matches_the_whole(monkeypatch):
+    x, truth = _toy_ecg(120.0, 250.0, seed=2)
+    whole = detect.detect_r_peaks(x, 250.0)
+    monkeypatch.setattr(annotate, "DETECT_SECONDS", 40.0)
+    monkeypatch.setattr(annotate, "DETECT_OVERLAP", 10.0)
+    assert annotate.detect_chunks(len(x), 250.0) == 3
+    assert len(whole) == len(truth)
+    np.testing.assert_array_equal(annotate.detect_peaks(x, 250.0), whole)
+
+
+def test_alignment_moves_peaks_to_the_r_peak():
+    x, truth = _toy_ecg(30.0, 360.0)
+    shifted = truth + np.random.default_rng(0).integers(-15, 16, len(truth))  # up to 42 ms off
+    np.testing.assert_array_equal(rpeaks.align_peaks(x, 360.0, shifted), truth)
+
+
+def test_detector_names_and_errors(monkeypatch):
+    assert detect.DEFAULT_DETECTOR == "ecglib" and {"ecglib", "xqrs", "gqrs", "neurokit"} <= set(detect.DETECTORS)
+    with pytest.raises(InputError, match="unknown detector"):
+        detect.detect_r_peaks(np.zeros(1000), 360.0, "nope")
+    with pytest.raises(InputError, match="one lead"):
+        detect.detect_r_peaks(np.zeros((1000, 2)), 360.0)
+    monkeypatch.setitem(sys.modules, "neurokit2", None)  # as if it were not installed
+    with pytest.raises(InputError, match="detectors") as err:
+        detect.detect_r_peaks(np.zeros(3600), 360.0, "nk-pantompkins1985")
+    assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------------- noise
+def _sigamp_reference(x: np.ndarray, fs: float, samples: np.ndarray) -> float:
+    """sigamp -a, written out: p-p over [t - 50 ms, t + 50 ms] of the first 300 beats, 5 % trimmed mean."""
+    half = int(0.05 * fs + 0.5)
+    amps = sorted(float(x[t - half:t + half + 1].max() - x[t - half:t + half + 1].min()) for t in samples[:300])
+    k = len(amps) // 20
+    return float(np.mean(amps[k:len(amps) - k]))
+
+
+def _rms_reference(v: np.ndarray, fs: float) -> float:
+    """sigamp without -a: RMS of the first 300 one-second windows, each window's mean removed, trimmed mean."""
+    w = int(fs + 0.5)
+    rms = sorted(float(np.sqrt(np.mean((v[i:i + w] - v[i:i + w].mean()) ** 2)))
+                 for i in range(0, min(len(v) // w, 300) * w, w))
+    k = len(rms) // 20
+    return float(np.mean(rms[k:len(rms) - k]))
+
+
+@pytest.mark.parametrize("kind", noise.NOISE_KINDS)
+def test_noise_is_added_at_the_snr_nst_defines(kind):
+    fs = 250.0
+    x, beats = _toy_ecg(400.0, fs)
+    symbols = ["N"] * len(beats)
+    n = len(x)
+    z = noise.make_noise(kind, n, fs, seed=3)
+    assert z.shape == (n,) and abs(np.sqrt(np.mean(z * z)) - 1) < 1e-9
+    for snr in (12.0, 0.0):
+        # everywhere: nst's SNR, computed from scratch, is the one asked for
+        y, gain = noise.add_noise(x, z, fs, snr, beats, symbols, intervals=None)
+        a, r = _sigamp_reference(x, fs, beats), _rms_reference(y - x, fs)
+        assert abs(20 * math.log10(a / (2 * math.sqrt(2) * r)) - snr) < 1e-6
+        assert abs(noise.measure_snr(x, y, fs, beats, symbols) - snr) < 1e-6
+        assert gain == pytest.approx(10 ** (-snr / 20) * math.sqrt(2) / 4 * a / _rms_reference(z, fs))
+    # nst's protocol: clean for five minutes, then noise for two, then clean again, continuous at each switch
+    y, gain = noise.add_noise(x, z, fs, 6.0, beats, symbols)
+    assert noise.nst_intervals(n, fs) == [(75000, 100000)]
+    assert np.array_equal(y[:75000], x[:75000])
+    np.testing.assert_allclose(y[75000:100000] - x[75000:100000], gain * (z[75000:100000] - z[74999]), atol=1e-9)
+    assert np.allclose(np.diff(y[100000:] - x[100000:]), 0.0)  # off again: only a constant offset is left
+
+
+def test_noise_is_seeded_and_shaped():
+    a = noise.make_noise("em", 5000, 360.0, seed=7, channels=2)
+    b = noise.make_noise("em", 5000, 360.0, seed=7, channels=2)
+    assert a.shape == (5000, 2) and np.array_equal(a, b)
+    assert not np.array_equal(a[:, 0], a[:, 1])
+    bw = noise.make_noise("bw", 360 * 120, 360.0, seed=1)
+    spectrum = np.abs(np.fft.rfft(bw)) ** 2
+    freqs = np.fft.rfftfreq(len(bw), 1 / 360.0)
+    assert spectrum[freqs < 0.5].sum() / spectrum.sum() > 0.97  # baseline wander lives below 0.5 Hz
+    with pytest.raises(InputError, match="unknown noise"):
+        noise.make_noise("hum", 100, 360.0)
+
+
+def test_stress_record_writes_a_noisy_copy(synthetic_records, tmp_path):
+    out = noise.stress_record(synthetic_records / "213", tmp_path, name="213em", noise="em", snr=6, seed=1)
+    header = wfdb.rdheader(str(out))
+    assert header.fs == 360 and any("em noise at SNR 6 dB" in c for c in header.comments)
+    clean, fs, _ = read_lead(synthetic_records / "213")
+    noisy, _, _ = read_lead(out)
+    # 25 s: nst's protocol has not switched the noise on yet; everywhere, it is on
+    assert np.max(np.abs(noisy - clean)) < 0.01
+    out2 = noise.stress_record(synthetic_records / "213", tmp_path, name="213em2", noise="em", snr=6, seed=1,
+                               intervals=None)
+    assert np.std(read_lead(out2)[0] - clean) > 0.05
+
+
+# ------------------------------------------------------------------------------------------------- quality
+def test_quality_marks_a_stretch_of_pure_noise_and_not_a_clean_record(tmp_path):
+    from ecglib.data.synthetic import write_synthetic_mitdb
+
+    write_synthetic_mitdb(tmp_path, records=["100"], seconds=90, seed=5)
+    signal, fs, _ = read_lead(tmp_path / "100")
+    assert quality.noise_intervals(signal, fs) == []
+    noisy = signal.copy()
+    a, b = int(30 * fs), int(45 * fs)
+    amplitude = np.percentile(signal, 99.5) - np.percentile(signal, 0.5)
+    noisy[a:b] += amplitude * noise.make_noise("ma", b - a, fs, seed=2)
+    intervals = quality.noise_intervals(noisy, fs)
+    assert len(intervals) == 1
+    s, e = intervals[0]
+    assert abs(s - a) <= 2 * fs and abs(e - b) <= 2 * fs, (s / fs, e / fs)
+
+
+def test_noise_annotations_become_a_shutdown_for_bxb():
+    fs = 360.0
+    ref = np.arange(1, 120) * 360  # one beat a second for two minutes
+    test = ref.copy()
+    intervals = [(int(50.5 * fs), int(60.5 * fs))]
+    sample, symbol, subtype = quality.merge_with_beats(test, ["N"] * len(test), intervals)
+    assert list(symbol[(sample > 50 * fs) & (sample < 61 * fs)]) == ["~", "~"]
+    assert list(subtype[symbol == "~"]) == [quality.SHUTDOWN_SUBTYPE, quality.CLEAR_SUBTYPE]
+    c = ec57.compare(ref, ["N"] * len(ref), sample, symbol, fs, learning_period=0, sig_len=int(121 * fs),
+                     test_subtypes=subtype)
+    assert c.count("N", "X") == 10 and c.count("N", "O") == 0 and c.count("N", "N") == len(ref) - 10
+    assert c.shutdown_seconds == 10
+    assert quality.noise_annotations([(100, 200), (300, 400)], sig_len=400) == [
+        (100, "~", 0x30), (200, "~", 0), (300, "~", 0x30)]
+
+
+# ------------------------------------------------------------------------------------------------ real data
+@pytest.mark.realdata
+def test_ecglib_detector_on_record_208(MITDB):
+    """MIT-BIH 208 (992 ventricular, 373 fusion beats; XQRS misses 120 of its 2,437 scored beats): QRS Se and +P
+    of at least 99.5 % under bxb's rules (5-minute learning period, 150 ms match window)."""
+    signal, fs, lead = read_lead(MITDB / "208")
+    assert lead == "MLII"
+    ref = read_annotations(MITDB / "208", "atr", len(signal), fs=fs)
+    peaks = detect.detect_r_peaks(signal, fs)
+    s = ec57.compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
+                     ref_subtypes=ref.subtype, record="208").stats()
+    assert s["Q Se"] >= 99.5 and s["Q +P"] >= 99.5, s
+
+
+# ------------------------------------------------------------------------------------------- in annotate
+def test_annotate_marks_a_noise_burst_as_noise_and_labels_no_beat_there(synthetic_records, tmp_path):
+    """Electrode-motion noise at -6 dB over 40-70 s of a two-minute record: ``annotate`` marks it as EC57's
+    shutdown ('~' 0x30 ... '~' 0) and labels no beat inside; bxb counts the reference beats there as missed in
+    shutdown (X), not as false V beats. Without the check, detections in the noise are labelled."""
+    from ecglib.data.synthetic import write_synthetic_mitdb
+    from ecglib.ec57.trained import load_model
+
+    write_synthetic_mitdb(tmp_path / "clean", records=["119"], seconds=120, seed=4)
+    fs = 360.0
+    burst = (int(40 * fs), int(70 * fs))
+    record = noise.stress_record(tmp_path / "clean" / "119", tmp_path, noise="em", snr=-6, seed=2,
+                                 intervals=[burst])
+    model = load_model()
+    result = annotate.annotate_record(model, record, out_dir=tmp_path / "on")
+    assert len(result.noise) >= 1
+    covered = sum(min(e, burst[1]) - max(a, burst[0]) for a, e in result.noise if e > burst[0] and a < burst[1])
+    assert covered >= 0.8 * (burst[1] - burst[0]), result.noise
+    assert sum(e - a for a, e in result.noise) <= 1.3 * (burst[1] - burst[0]), result.noise
+    assert not np.any((result.sample >= result.noise[0][0]) & (result.sample <= result.noise[0][1]))
+    assert "marked noise" in result.summary_line()
+    ann = wfdb.rdann(str(tmp_path / "on" / "119"), "ecglib")
+    marks = [(int(t), int(st)) for t, c, st in zip(ann.sample, ann.symbol, ann.subtype) if c == "~"]
+    assert marks[0] == (result.noise[0][0], quality.SHUTDOWN_SUBTYPE) and marks[1][1] == quality.CLEAR_SUBTYPE
+    assert result.comparison.shutdown_seconds >= 20 and result.comparison.count("N", "X") > 0
+    # the noise is not a beat class: no V label where the reference has none
+    off = annotate.annotate_record(model, record, out_dir=tmp_path / "off", quality=False)
+    assert not off.noise and "~" not in wfdb.rdann(str(tmp_path / "off" / "119"), "ecglib").symbol
+    assert result.comparison.stats()["Q +P"] >= off.comparison.stats()["Q +P"]
