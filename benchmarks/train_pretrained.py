@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ecglib.ec57.detect import DEFAULT_DETECTOR
+
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {"resnet": "resnet-ds1", "odenet": "odenet-ds1"}
 TRAIN = ["--source", "mitdb", "--split", "inter", "--features", "beat+rhythm", "--epochs", "5", "--seed", "0",
@@ -192,28 +194,30 @@ def build(model: str, args: argparse.Namespace) -> None:
         "command": _shown(train, args.mitdb_dir), "commit": commit,
         "machine": f"{metrics.get('machine') or machine_description()}; {platform.platform()}",
         "trained": datetime.date.fromtimestamp((run / "metrics.json").stat().st_mtime).isoformat(),
-        "license": LICENSE, "weights_bytes": size, "ds2_accuracy": metrics["accuracy"], "detector": "xqrs",
+        "license": LICENSE, "weights_bytes": size, "ds2_accuracy": metrics["accuracy"], "detector": DEFAULT_DETECTOR,
         "deploy": deploy, "deploy_label": None if deploy is None else ODEConfig(**deploy).label(),
     }
     # The card must exist for `ecglib annotate --model NAME` to find the weights; its numbers follow.
     atomic_write_text(args.out / f"{name}.json", json.dumps({**card, "ec57": {}}, indent=2))
     scores = args.runs / f"{model}-ds2"
     weights = args.out / f"{name}.pt"
-    card["ec57"] = {"detector": score_ds2(name, args.mitdb_dir, scores / "xqrs", "xqrs", [], weights, args.reuse),
+    card["ec57"] = {"detector": score_ds2(name, args.mitdb_dir, scores / DEFAULT_DETECTOR, DEFAULT_DETECTOR, [],
+                                          weights, args.reuse),
                     "reference": score_ds2(name, args.mitdb_dir, scores / "reference", "reference", [], weights,
                                            args.reuse)}
     if deploy is not None and trained_ode is not None:
         back = ["--solver", trained_ode.solver, "--step-size", str(trained_ode.step_size)]
         card["ec57_trained_solver"] = {
             "solver": trained_ode.label(),
-            "detector": score_ds2(name, args.mitdb_dir, scores / "xqrs-trained", "xqrs", back, weights, args.reuse),
+            "detector": score_ds2(name, args.mitdb_dir, scores / f"{DEFAULT_DETECTOR}-trained", DEFAULT_DETECTOR,
+                                  back, weights, args.reuse),
             "reference": score_ds2(name, args.mitdb_dir, scores / "reference-trained", "reference", back, weights,
                                    args.reuse)}
     atomic_write_text(args.out / f"{name}.json", json.dumps(card, indent=2) + "\n")
     atomic_write_text(args.out / f"{name}.md", card_markdown(card))
-    print(f"{name}: {size:,} bytes; DS2 gross (xqrs) VEB {card['ec57']['detector']['gross']['V Se']:.2f} / "
-          f"{card['ec57']['detector']['gross']['V +P']:.2f}, SVEB {card['ec57']['detector']['gross']['S Se']:.2f} / "
-          f"{card['ec57']['detector']['gross']['S +P']:.2f}", flush=True)
+    g = card["ec57"]["detector"]["gross"]
+    print(f"{name}: {size:,} bytes; DS2 gross ({DEFAULT_DETECTOR}) VEB {g['V Se']:.2f} / {g['V +P']:.2f}, SVEB "
+          f"{g['S Se']:.2f} / {g['S +P']:.2f}", flush=True)
 
 
 def _shown(args: list[Any], mitdb: Path) -> str:
