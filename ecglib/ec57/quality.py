@@ -12,7 +12,9 @@ The check, per one-second block of the lead, in the QRS band the detectors see (
 - **noise**: the block's background, the lower quartile of the feature over 3 s, against the QRS level, the
   median feature height of the beats in clean blocks within a minute (the beats given, or detected). Clean ECG has
   a background of a few percent of its QRS level (P and T waves); a block whose background reaches
-  ``noise_ratio`` of it holds noise as large as the QRS complexes it would have to find;
+  ``noise_ratio`` of it holds noise as large as the QRS complexes it would have to find, and the stretch extends
+  over the blocks next to it whose background is above ``extend_ratio`` (hysteresis: a burst rises and falls
+  through the threshold);
 - **flat line**: the raw lead moves less than ``flat_fraction`` of the QRS amplitude over the block and its
   neighbours (lead off, a disconnected electrode);
 - **saturation**: the lead sits at its own extreme values (clipped by the recorder) for more than
@@ -38,7 +40,8 @@ NOISE_SYMBOL = "~"
 class QualityParams:
     block: float = 1.0  # s
     context: int = 3  # blocks over which the background quantile is taken
-    noise_ratio: float = 0.35  # background / QRS level above which a block is unreadable
+    noise_ratio: float = 0.5  # background / QRS level above which a block is unreadable (benchmarks/select_quality.py)
+    extend_ratio: float = 0.35  # an unreadable stretch extends over the blocks next to it above this ratio
     clean_ratio: float = 0.15  # blocks below this are clean: their beats set the QRS level
     level_window: float = 60.0  # s either side for the QRS level
     flat_fraction: float = 0.03  # peak-to-peak below this fraction of the QRS amplitude: flat line
@@ -143,9 +146,18 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
     else:
         clipped = np.zeros(nb, dtype=bool)
         flat = np.ones(nb, dtype=bool)
-    bad = (ratio > p.noise_ratio) | flat | clipped
+    bad = _extend(ratio > p.noise_ratio, ratio > min(p.extend_ratio, p.noise_ratio)) | flat | clipped
     intervals = _merge_blocks(bad, b, n, p, fs)
     return QualityReport(starts, ratio, flat, clipped, bad, intervals, float(fs))
+
+
+def _extend(core: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """Hysteresis: every run of consecutive ``weak`` blocks that holds a ``core`` block (noise rises into and falls
+    out of a burst through the threshold; the blocks on its flanks are as unreadable as its peak)."""
+    out = core.copy()
+    run = np.cumsum(~weak)  # constant over each run of consecutive weak blocks, different between runs
+    ids = np.unique(run[core & weak])
+    return out | (weak & np.isin(run, ids))
 
 
 def _merge_blocks(bad: np.ndarray, b: int, n: int, p: QualityParams, fs: float) -> list[tuple[int, int]]:
