@@ -242,8 +242,14 @@ def _shape_correlation(bm: np.ndarray, seeds: np.ndarray, at: np.ndarray, fs: fl
                        ) -> np.ndarray:
     """For each sample in ``at``: the largest normalised correlation, within +-shape_lag, of the window of ``bm``
     around it with the templates of its block (made from the ``seeds``, clean beats, of the block and half a block
-    either side, each aligned at its largest |bm|). 1 where no template could be made."""
-    from scipy.ndimage import maximum_filter1d
+    either side, each aligned at its largest |bm|). 1 where no template could be made.
+
+    Per block, ``correlate`` runs over the block with a margin for the window and the lag (``seg``; zero-padded
+    where the record ends): numpy's direct 1-D correlation is fast, and copying out the windows at the samples
+    needed costs more than it saves. The normalisation (the window's standard deviation times its length, from
+    cumulative sums over ``seg``, the window clipped to ``seg``) and the maximum over the lags are computed at
+    ``at`` and its lag neighbours only, those clipped to ``seg`` as a maximum filter in mode "nearest" clips them:
+    the same values as over the whole segment, for well under half of its samples."""
     from scipy.signal import correlate
 
     n = len(bm)
@@ -255,6 +261,7 @@ def _shape_correlation(bm: np.ndarray, seeds: np.ndarray, at: np.ndarray, fs: fl
     if len(valid):
         idx = valid[:, None] + np.arange(-r, r + 1)
         valid = idx[np.arange(len(valid)), np.argmax(np.abs(bm[idx]), axis=1)]
+    lags = np.arange(-r, r + 1)
     templates: list[np.ndarray] = []
     for start in range(0, n, block):
         end = min(n, start + block)
@@ -271,59 +278,69 @@ def _shape_correlation(bm: np.ndarray, seeds: np.ndarray, at: np.ndarray, fs: fl
         seg = bm[a:b]
         c1 = np.concatenate(([0.0], np.cumsum(seg)))
         c2 = np.concatenate(([0.0], np.cumsum(seg * seg)))
-        centre = np.arange(len(seg))
+        centre = np.clip((at[here] - a)[:, None] + lags, 0, len(seg) - 1)  # (k, 2 r + 1)
         lo = np.clip(centre - hw, 0, len(seg))
         hi = np.clip(centre + hw + 1, 0, len(seg))
         s1, s2 = c1[hi] - c1[lo], c2[hi] - c2[lo]
         den = np.sqrt(np.maximum(s2 - s1 * s1 / (hi - lo), 1e-20))
-        best = np.full(len(seg), -1.0)
+        best = np.full(centre.shape, -1.0)
         for template in templates:
-            best = np.maximum(best, correlate(seg, template, mode="same", method="direct") / den)
-        best = maximum_filter1d(best, size=2 * r + 1, mode="nearest")
-        out[here] = best[at[here] - a]
+            best = np.maximum(best, correlate(seg, template, mode="same", method="direct")[centre] / den)
+        out[here] = best.max(axis=1)
     return out
 
 
 def _select(cand: np.ndarray, reward: np.ndarray, expected: np.ndarray, fs: float, p: DetectorParams
             ) -> np.ndarray:
     """The chain of candidates (sorted samples) maximising the sum of rewards minus interval costs (module
-    docstring, step 3)."""
+    docstring, step 3).
+
+    A plain loop over Python floats: a candidate weighs the chains ending at most ``window`` before it, a few dozen,
+    too few for numpy's per-call overhead to pay. The arithmetic is that of the array form, in the same order, so
+    the scores are the same IEEE doubles; the predecessor is the first best one (argmax's rule), and those nearer
+    than the refractory period, the last ones since ``cand`` is sorted, are not weighed. Rewards are finite (the
+    feature is positive at its peaks) and expected intervals at least one sample."""
     k_all = len(cand)
     if k_all == 0:
         return cand
     refr = p.refractory * fs
     win = p.window * fs
     restart = p.long_cost * p.long_sat  # a chain may start, or resume after a long gap, at this cost
-    best = np.empty(k_all)
-    back = np.full(k_all, -1, dtype=np.int64)
-    t = cand.astype(np.float64)
-    lo = 0
-    old_best, old_arg = -np.inf, -1  # the best chain ending before the window
+    q_lo, q_hi, short_cost, long_cost, long_sat = p.q_lo, p.q_hi, p.short_cost, p.long_cost, p.long_sat
+    t = cand.astype(np.float64).tolist()
+    rr = np.asarray(expected, dtype=np.float64).tolist()
+    gain = np.asarray(reward, dtype=np.float64).tolist()
+    best = [0.0] * k_all
+    back = [-1] * k_all
+    lo = hi = 0  # the window: candidates lo..i-1; those before hi are a refractory period or more before i
+    old_best, old_arg = -math.inf, -1  # the best chain ending before the window
     for i in range(k_all):
-        while lo < i and t[i] - t[lo] > win:
+        ti = t[i]
+        while lo < i and ti - t[lo] > win:
             if best[lo] > old_best:
                 old_best, old_arg = best[lo], lo
             lo += 1
+        while hi < i and ti - t[hi] >= refr:
+            hi += 1
         score, arg = -restart, -1
         if old_best - restart > score:
             score, arg = old_best - restart, old_arg
-        if lo < i:
-            d = t[i] - t[lo:i]
-            q = d / expected[lo:i]
-            cost = np.where(q < p.q_lo, p.short_cost * (p.q_lo - q) / p.q_lo, 0.0)
-            cost += p.long_cost * np.minimum(np.maximum(q - p.q_hi, 0.0), p.long_sat)
-            scores = best[lo:i] - cost
-            scores[d < refr] = -np.inf
-            j = int(np.argmax(scores))
-            if scores[j] > score:
-                score, arg = float(scores[j]), lo + j
-        best[i] = score + reward[i]
+        for j in range(lo, hi):
+            q = (ti - t[j]) / rr[j]
+            cost = short_cost * (q_lo - q) / q_lo if q < q_lo else 0.0
+            m = q - q_hi
+            if m > 0.0:
+                cost += long_cost * (m if m < long_sat else long_sat)
+            s = best[j] - cost
+            if s > score:
+                score, arg = s, j
+        best[i] = score + gain[i]
         back[i] = arg
     i = int(np.argmax(best))
     chosen = []
     while i >= 0:
         chosen.append(i)
-        i = int(back[i])
+        i = back[i]
     return cand[np.asarray(chosen[::-1], dtype=np.int64)]
 
 
