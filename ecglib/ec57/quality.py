@@ -40,7 +40,7 @@ NOISE_SYMBOL = "~"
 class QualityParams:
     block: float = 1.0  # s
     context: int = 3  # blocks over which the background quantile is taken
-    noise_ratio: float = 0.5  # background / QRS level above which a block is unreadable (benchmarks/select_quality.py)
+    noise_ratio: float = 0.6  # background / QRS level above which a block is unreadable (benchmarks/select_quality.py)
     extend_ratio: float = 0.35  # an unreadable stretch extends over the blocks next to it above this ratio
     clean_ratio: float = 0.15  # blocks below this are clean: their beats set the QRS level
     level_window: float = 60.0  # s either side for the QRS level
