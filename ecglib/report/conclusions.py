@@ -38,14 +38,14 @@ def conclusions(table: Any, sweep: Any = None, tolerance: float = 0.001, missed:
     ``tolerance`` (0.001 = 0.1 point) is how close to the trained accuracy a cheaper solver setting must stay, and
     below which two accuracies count as equal."""
     out = _comparison(table, sweep, tolerance)
+    # How sure the accuracy is goes right after the accuracy, before anything is read into it.
+    noise = (_intervals(intervals) if intervals is not None and len(intervals) else []) \
+        + (_seeds(seeds, paired) if seeds is not None and len(seeds) else [])
+    out[1:1] = noise
     if missed is not None and len(missed):
         out += _missed(missed)
     if protocols is not None and len(protocols):
         out += _protocols(protocols)
-    if intervals is not None and len(intervals):
-        out += _intervals(intervals)
-    if seeds is not None and len(seeds):
-        out += _seeds(seeds, paired)
     return out
 
 
