@@ -83,8 +83,10 @@ def train_missing(runs: Mapping[str | os.PathLike, ProtocolRun], parameters: Map
                   cwd: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
     """Train with 02_train, as the study does, every run of ``runs`` (run folder -> what it trains) whose folder
     holds no finished run (no metrics.json); an interrupted one resumes from its checkpoint. ``parameters``: the
-    other 02_train parameters (source, mitdb_dir, profile, threads, ...). The executed notebooks go beside the
-    run folders as 02_train_<folder name>.ipynb. Returns the run folders trained."""
+    other 02_train parameters (source, mitdb_dir, profile, threads, ...); threads None or absent: as the study
+    chooses them (:func:`study_threads`). The executed notebooks go beside the run folders as
+    02_train_<folder name>.ipynb. Returns the run folders trained."""
+    parameters = {**parameters, "threads": parameters.get("threads") or study_threads()}
     trained = []
     for folder, run in runs.items():
         folder = Path(folder).resolve()

@@ -466,10 +466,13 @@ def test_missing_runs_are_trained_by_02_train_and_finished_ones_are_not(tmp_path
     finished = tmp_path / "resnet-synthetic"
     finished.mkdir()
     (finished / "metrics.json").write_text("{}")
+    # threads as the study chooses them: a training on a busy machine is several times faster on fewer threads
+    monkeypatch.setattr(study_module, "study_threads", lambda: 1)
+    threads = 1
     trained = train_missing(runs, {"source": "synthetic", "profile": "quick"}, progress=False)
     assert finished.resolve() not in trained and len(trained) == len(runs) - 1
     for notebook, out, params in calls:
         run = runs[tmp_path / out.name.removeprefix("02_train_").removesuffix(".ipynb")]
         assert notebook == "02_train.ipynb" and out.parent == tmp_path.resolve()
-        assert params == {"source": "synthetic", "profile": "quick", **run.parameters(),
+        assert params == {"source": "synthetic", "profile": "quick", **run.parameters(), "threads": threads,
                           "run_dir": str((tmp_path / run.name("synthetic")).resolve())}
