@@ -14,7 +14,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .data.facts import CLASSES, DS1, LEAD_MODES
+from .data.facts import CLASSES, DS1, LEAD_MODES, MAX_FS, MIN_FS
 from .errors import InputError
 from .params import (
     Boolean,
@@ -136,13 +136,14 @@ class ODEConfig:
     integral over t of the mean squared dynamics, and jacobian times that of the mean squared Jacobian-vector product
     (a one-sample Hutchinson estimate of the Jacobian's Frobenius norm), both per state element. 0 turns them off.
 
-    The defaults are the project's: three midpoint steps (six evaluations of the dynamics, as many as the ResNet's
-    six blocks) with direct backpropagation; why, and what each setting costs, is in docs/performance.md.
+    The defaults are the project's: two midpoint steps (four evaluations of the dynamics, where the ResNet has six
+    blocks) with direct backpropagation, chosen by seeds on both protocols against three midpoint steps and one RK4
+    step (benchmarks/sweeps/ode-default.toml; docs/performance.md says why and what each setting costs).
     :meth:`original` gives the original study's settings.
     """
 
     solver: str = setting("midpoint", Options(SOLVERS), "a torchdiffeq method (the original study: dopri5)")
-    step_size: float | None = setting(1 / 3, StepSize(MAX_STEPS, optional=True),
+    step_size: float | None = setting(1 / 2, StepSize(MAX_STEPS, optional=True),
                                       "step of a fixed-grid solver, a number or a fraction")
     rtol: float = setting(1e-3, Interval(float, 1e-12, 1.0), "relative tolerance of an adaptive solver")
     atol: float = setting(1e-3, Interval(float, 1e-12, 1.0), "absolute tolerance of an adaptive solver")
@@ -367,16 +368,45 @@ class DataConfig:
         _check(self)
 
 
+# --------------------------------------------------------------------------------------------------- annotate
+_EXTENSION = Pattern(r"[A-Za-z0-9]+", "a file extension of letters and digits")
+# The pretrained model (ecglib/pretrained/) `ecglib annotate` labels with when no model is named: docs/labelling.md
+# gives both models' DS2 EC57 tables and times, and why this one.
+DEFAULT_PRETRAINED = "odenet-ds1"
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    """How ``ecglib annotate`` reads recordings and names what it writes (docs/labelling.md). Its detector is one of
+    ecglib.ec57.detect's; the model a pretrained model's name or a run folder, checked when it is loaded."""
+
+    annotate_model: str | None = setting(None, Pattern(r"\S.*", "a pretrained model's name or a run folder",
+                                                       optional=True),
+                                         "a pretrained model (`ecglib models`) or a run folder of `ecglib train`")
+    fs: float | None = setting(None, Interval(float, MIN_FS, MAX_FS, optional=True),
+                               "sampling rate in Hz of CSV and npy signals (WFDB and EDF files state theirs)")
+    lead: str | None = setting(None, Pattern(r"\S.*", "a lead's name or its 0-based position", optional=True),
+                               "the lead to read, by name or 0-based position")
+    reference: str | None = setting(None, Pattern(_EXTENSION.regex, _EXTENSION.description, optional=True),
+                                    "extension of the reference annotations NAME.EXT beside each recording, which "
+                                    "the labels are compared with")
+    annotator: str = setting("ecglib", _EXTENSION, "annotator name: the extension of the annotation file written "
+                             "(NAME.ANNOTATOR) and of the beats CSV (NAME.ANNOTATOR.csv)")
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
 # Every setting's constraint by name: the command line and sweep specs check their values with these.
 SETTINGS: dict[str, Constraint] = {**constraints(ModelConfig), **constraints(ODEConfig), **constraints(TrainConfig),
-                                   **constraints(DataConfig)}
-assert len(SETTINGS) == sum(len(constraints(c)) for c in (ModelConfig, ODEConfig, TrainConfig, DataConfig)), \
-    "a setting name is used by two config objects"
+                                   **constraints(DataConfig), **constraints(AnnotateConfig)}
+_CONFIGS = (ModelConfig, ODEConfig, TrainConfig, DataConfig, AnnotateConfig)
+assert len(SETTINGS) == sum(len(constraints(c)) for c in _CONFIGS), "a setting name is used by two config objects"
 
 
 def setting_doc(name: str) -> str:
     """The one-line description of a setting (its field's doc)."""
-    for cls in (ModelConfig, ODEConfig, TrainConfig, DataConfig):
+    for cls in _CONFIGS:
         for f in fields(cls):
             if f.name == name:
                 return f.metadata.get("doc", "")
@@ -384,7 +414,7 @@ def setting_doc(name: str) -> str:
 
 
 def setting_default(name: str) -> Any:
-    for cls in (ModelConfig, ODEConfig, TrainConfig, DataConfig):
+    for cls in _CONFIGS:
         for f in fields(cls):
             if f.name == name:
                 return f.default

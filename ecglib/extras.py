@@ -12,6 +12,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "sweep": ("ray",),
     "torchode": ("torchode",),
     "detectors": ("neurokit2",),
+    "edf": ("edfio",),
 }
 
 

@@ -392,3 +392,36 @@ def synthetic_cache(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic-cache")
     load_beats("synthetic", synthetic_seconds=20, cache_dir=folder)
     return folder
+
+
+# ------------------------------------------------------------------------------------------ recordings as files
+def write_edf(path: Path, record: Path, extra: Sequence[tuple[str, float, np.ndarray]] = (),
+              annotations: bool = False, seconds: float | None = None) -> Path:
+    """The WFDB record ``record`` written as an EDF(+) file at ``path`` through edfio: each lead with its 11-bit
+    digital values and MIT-BIH's calibration (gain 200, baseline 1024: physical range -5.12 to 5.115 mV), then the
+    ``extra`` signals (label, rate, physical values). annotations: an EDF+ file with an annotation. seconds: the
+    first so many seconds (EDF holds whole data records of 1 s)."""
+    import edfio
+    import wfdb
+
+    rec = wfdb.rdrecord(str(record), physical=False)
+    n = rec.sig_len if seconds is None else int(seconds * rec.fs)
+    signals = [edfio.EdfSignal((rec.d_signal[:n, i] - 1024) / 200.0, rec.fs, label=name, physical_dimension="mV",
+                               physical_range=(-5.12, 5.115), digital_range=(-1024, 1023))
+               for i, name in enumerate(rec.sig_name)]
+    signals += [edfio.EdfSignal(np.asarray(x, dtype=float), fs, label=label) for label, fs, x in extra]
+    notes = [edfio.EdfAnnotation(1.0, None, "recording starts")] if annotations else None
+    edfio.Edf(signals, annotations=notes).write(path)
+    return path
+
+
+def write_csv_signal(path: Path, record: Path, header: bool = True) -> Path:
+    """The WFDB record's leads as CSV in mV (three decimals: MIT-BIH's 0.005 mV steps are exact), with a header row
+    of the lead names when ``header``."""
+    import wfdb
+
+    rec = wfdb.rdrecord(str(record))
+    lines = [",".join(rec.sig_name)] if header else []
+    lines += [",".join(f"{v:.3f}" for v in row) for row in rec.p_signal]
+    path.write_text("\n".join(lines) + "\n")
+    return path

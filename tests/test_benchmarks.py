@@ -119,3 +119,21 @@ def test_s_offset_selection_scores_and_rule():
     scores[("m", 0, 0.25)], scores[("m", 1, 0.25)] = {"s_f2": 0.5, "v_f1": 0.8}, {"s_f2": 0.1, "v_f1": 0.8}
     assert sel.choose(scores, "m", [0, 1]) == 0.5  # 0.25 loses seed 1, 1.0 costs V
     assert sel.choose({k: dict(flat) for k in scores}, "m", [0, 1]) == 0.0
+
+
+@pytest.mark.slow
+def test_bench_long_labels_a_joined_recording(tmp_path):
+    """bench_long.py builds a recording of half-hour records joined end to end (synthetic here) and measures the
+    annotate command on it: time, CPU time and peak memory (the figures themselves are not asserted)."""
+    out = tmp_path / "long"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_long.py"), "--hours", "0.6", "--out",
+                           str(out)], capture_output=True, text=True, timeout=900, env={**os.environ,
+                                                                                        "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "results.json").read_text())
+    row = result["rows"][0]
+    assert row["format"] == "WFDB" and row["hours"] == pytest.approx(1.0, abs=0.01)
+    for key in ("wall_s", "cpu_s", "peak_rss_mb", "wall_s_per_hour", "cpu_s_per_hour"):
+        assert row[key] > 0
+    assert row["summary"].startswith("holter: ") and "model odenet-ds1" in row["summary"]
+    assert (out / "labels" / "holter.ecglib").exists() and (out / "results.md").exists()

@@ -11,7 +11,17 @@ from conftest import train_then_evaluate
 
 from ecglib.cli import build_parser
 from ecglib.cli.commands import train_settings
-from ecglib.config import RECIPES, SETTINGS, DataConfig, ModelConfig, ODEConfig, TrainConfig, logit_offsets, recipe
+from ecglib.config import (
+    RECIPES,
+    SETTINGS,
+    AnnotateConfig,
+    DataConfig,
+    ModelConfig,
+    ODEConfig,
+    TrainConfig,
+    logit_offsets,
+    recipe,
+)
 from ecglib.data.inputs import (
     input_channels,
 )
@@ -126,7 +136,7 @@ def test_the_command_line_and_a_spec_accept_and_refuse_the_same_values(name, val
 def test_every_common_setting_is_covered():
     """A setting added to a config object without a constraint, or to one face only, fails here."""
     fields = {**{k: ModelConfig for k in ("model", "width", "blocks", "features", "context", "template")}}
-    assert set(SETTINGS) == {f for cls in (ModelConfig, ODEConfig, TrainConfig, DataConfig)
+    assert set(SETTINGS) == {f for cls in (ModelConfig, ODEConfig, TrainConfig, DataConfig, AnnotateConfig)
                              for f in cls.__dataclass_fields__}
     assert set(fields) <= set(SETTINGS)
     assert set(MODEL_KEYS) <= set(SETTINGS) and set(COMMON) <= set(SETTINGS)

@@ -119,7 +119,7 @@ def test_nfe_grows_when_the_tolerance_tightens():
     ("rk4", {"step_size": 0.25}, 16),   # 4 steps of 4 evaluations
     ("rk4", {"step_size": 0.5}, 8),
     ("euler", {"step_size": 0.1}, 10),
-    ("midpoint", {}, 6),                # the default's three steps, 2 evaluations each
+    ("midpoint", {}, 4),                # the default: two steps, 2 evaluations each
     ("rk4", {"step_size": 1.0}, 4),     # one step
 ])
 def test_fixed_grid_solvers(solver, kwargs, expected_nfe):
@@ -217,12 +217,12 @@ def test_concat_conv_equals_convolving_the_concatenated_time_channel(t):
 
 
 
-def test_the_default_odenet_takes_exactly_three_midpoint_steps():
+def test_the_default_odenet_takes_exactly_two_midpoint_steps():
     model = build_model("odenet")
-    assert model.ode.config == ODEConfig() and ODEConfig().steps == 3 and ODEConfig().solver == "midpoint"
+    assert model.ode.config == ODEConfig() and ODEConfig().steps == 2 and ODEConfig().solver == "midpoint"
     model.reset_nfe()
     model(batch(2)[0]).sum().backward()
-    assert model.nfe() == (6, 0)  # 3 steps of 2 evaluations, direct backprop: none backwards
+    assert model.nfe() == (4, 0)  # 2 steps of 2 evaluations, direct backprop: none backwards
 
 
 @pytest.mark.parametrize("text, value", [("1/3", 1 / 3), ("0.25", 0.25), (" 1/4 ", 0.25), ("1", 1.0)])
@@ -271,7 +271,7 @@ def test_the_original_settings_and_the_default_are_one_object_each():
     original = ODEConfig.original()
     assert (original.solver, original.step_size, original.rtol, original.atol, original.adjoint) == \
         ("dopri5", None, 1e-3, 1e-3, True)
-    assert ODEConfig().label() == "midpoint, 3 steps, direct backpropagation"
+    assert ODEConfig().label() == "midpoint, 2 steps, direct backpropagation"
     assert original.label() == "dopri5, rtol 0.001, atol 0.001, adjoint"
 
 

@@ -1,4 +1,5 @@
-"""The ``ecglib`` command: a thin face over the library (prepare, train, evaluate, study, annotate, score, sweep).
+"""The ``ecglib`` command, a thin face over the library: prepare, train, evaluate, study, annotate, models, score,
+sweep.
 
 Known errors (bad input, a run that cannot go on) print one line ``ecglib: error: ...`` and exit with status 2.
 The parser is :mod:`.arguments`, each subcommand's function is in :mod:`.commands`.

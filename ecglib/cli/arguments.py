@@ -10,7 +10,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import PROFILES, RECIPES, SETTINGS, THREADS, recipe_default, setting_default, setting_doc
+from ..config import (
+    DEFAULT_PRETRAINED,
+    PROFILES,
+    RECIPES,
+    SETTINGS,
+    THREADS,
+    recipe_default,
+    setting_default,
+    setting_doc,
+)
 from ..params import Boolean, Interval, Options, arg_type, metavar
 
 # Settings whose default depends on the feature set (the recipe): --help says both, the parser leaves None.
@@ -39,7 +48,7 @@ def _shown(name: str, value: Any) -> str:
 
 
 def _setting(group: Any, name: str, default: Any = None, help: str | None = None, shown: str | None = None,
-             **kwargs: Any) -> None:
+             flag: str | None = None, **kwargs: Any) -> None:
     """Add --NAME for the setting ``name``: its constraint as the type, its doc and default as the help (``help`` and
     ``shown`` replace them). The parsed value is None when the option is not given (the config object's default
     applies), unless ``default`` is set."""
@@ -48,13 +57,15 @@ def _setting(group: Any, name: str, default: Any = None, help: str | None = None
     if shown is None:
         shown = recipe_default(name) if name in _RECIPE_KEYS else \
             _shown(name, default if default is not None else setting_default(name))
-    flag = "--" + name.replace("_", "-")
+    flag = flag or "--" + name.replace("_", "-")
+    if flag != "--" + name.replace("_", "-"):
+        kwargs.setdefault("dest", name)
     if isinstance(constraint, Boolean):
         group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
                            help=f"{text} (default: {shown})", **kwargs)
         return
-    group.add_argument(flag, type=arg_type(constraint), default=default, metavar=metavar(constraint, name),
-                       help=f"{text} (default: {shown})", **kwargs)
+    kwargs.setdefault("metavar", metavar(constraint, name))
+    group.add_argument(flag, type=arg_type(constraint), default=default, help=f"{text} (default: {shown})", **kwargs)
 
 
 def _add_data_args(p: argparse.ArgumentParser, given: str | None = None) -> None:
@@ -138,22 +149,36 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/study"),
                    help="folder for the executed notebooks, the run folders and report.html")
 
-    from ..ec57.annotate import DEFAULT_ANNOTATOR
     from ..ec57.detect import DEFAULT_DETECTOR, DETECTOR_CHOICES
 
-    p = sub.add_parser("annotate", help="label every beat of WFDB records with a trained model (writes NAME.ANN)")
-    p.add_argument("run", type=Path, help="RUN_DIR written by `ecglib train`")
+    p = sub.add_parser("annotate", help="label every beat of ECG recordings (WFDB, EDF, CSV, npy): annotation "
+                       "file, beats CSV, optional HTML report")
     p.add_argument("records", nargs="+", metavar="RECORD",
-                   help="record path without extension, e.g. data/mitdb/100 (100.hea is accepted too)")
+                   help="a WFDB record (path without extension, e.g. data/mitdb/100; 100.hea is accepted too), an "
+                   ".edf/.bdf file, or a .csv/.npy signal (with --fs). A run folder first is the model: the older "
+                   "form `ecglib annotate RUN_DIR RECORD...`")
+    _setting(p, "annotate_model", flag="--model", metavar="NAME_OR_RUN_DIR", shown=f"the pretrained "
+             f"{DEFAULT_PRETRAINED}")
+    _setting(p, "fs", shown="the file's; CSV and npy need it", metavar="HZ")
+    _setting(p, "lead", metavar="NAME_OR_INDEX", shown="the lead rule: MLII, another name of lead II, else the first "
+             "ECG lead")
+    _setting(p, "reference", metavar="EXT", shown="atr, when NAME.atr is there")
     p.add_argument("--detector", type=arg_type(Options(DETECTOR_CHOICES)), metavar="{" + ",".join(DETECTOR_CHOICES)
                    + "}", default=DEFAULT_DETECTOR,
-                   help=f"R-peak detector (default {DEFAULT_DETECTOR}); reference: the record's atr beats")
-    p.add_argument("--out", type=Path, help="folder for the annotation files (default: beside each record)")
-    p.add_argument("--annotator", default=DEFAULT_ANNOTATOR,
-                   help=f"annotator name, the file extension (default {DEFAULT_ANNOTATOR})")
-    p.add_argument("--lead", help="lead to read (default: the one the model was trained on, MLII)")
+                   help=f"R-peak detector (default {DEFAULT_DETECTOR}); reference: the reference annotations' beats")
+    p.add_argument("--out", type=Path, metavar="DIR", help="folder for the annotation files and beats CSVs "
+                   "(default: beside each recording)")
+    _setting(p, "annotator", default=setting_default("annotator"), metavar="NAME")
+    p.add_argument("--report", type=Path, metavar="DIR", help="also write an HTML report per recording and an "
+                   "index page linking them into DIR")
+    g = p.add_argument_group("the ODE-Net's solver when labelling (train precise, deploy loose)")
+    for name in ("solver", "step_size"):
+        _setting(g, name, shown="the model's")
     p.add_argument("--threads", type=arg_type(THREADS), metavar="THREADS", help="torch CPU threads (default: all "
                    "cores on an idle machine, the free ones on a busy one)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is one on a terminal only)")
+
+    p = sub.add_parser("models", help="list the pretrained models (name, network, parameters, DS2 EC57 figures)")
 
     p = sub.add_parser("score", help="EC57 beat-by-beat comparison of two annotators, as WFDB's bxb does it")
     p.add_argument("ref", help="reference annotator, e.g. atr")

@@ -62,12 +62,17 @@ def _data_config(args: argparse.Namespace) -> dict[str, Any]:
                        args.leads)
 
 
+def say_error(message: str) -> None:
+    """One error line of a multi-record command, which goes on with its next record."""
+    sys.stdout.flush()
+    print(f"ecglib: error: {message}".replace("\r", " ").replace("\n", " "), file=sys.stderr, flush=True)
+
+
 def refuse_each(messages: list[str]) -> int:
     """A multi-record command's refusals, after its good records' output: one line each on stderr, and exit status
     2 when there was any (0 otherwise), so that one broken record stops none of the others."""
-    sys.stdout.flush()
     for message in messages:
-        print(f"ecglib: error: {message}".replace("\n", " "), file=sys.stderr, flush=True)
+        say_error(message)
     return 2 if messages else 0
 
 
@@ -87,7 +92,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print(f"all {len(beats):,} beats -> {args.out}")
     notes = beats.meta.get("records_without_mlii")
     if notes:
-        print("no MLII lead, first lead used: " + ", ".join(f"{r} ({lead})" for r, lead in notes.items()))
+        print("no MLII lead, the lead rule read: " + ", ".join(f"{r} ({lead})" for r, lead in notes.items()))
     past_end = beats.meta.get("annotations_past_end")
     if past_end:
         print("annotations at or past the last sample, left out: "
@@ -194,23 +199,94 @@ def cmd_study(args: argparse.Namespace) -> int:
                      threads=args.threads if args.threads else "auto", progress=sys.stderr.isatty())
 
 
-def cmd_annotate(args: argparse.Namespace) -> int:
-    from ..ec57.annotate import annotate_records
-    from ..experiments.study import study_threads
+def _annotate_model(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The model and the recordings of ``ecglib annotate``: --model, else a run folder given first (the older form
+    ``ecglib annotate RUN_DIR RECORD...``), else the default pretrained model."""
+    from pathlib import Path
 
+    from ..ec57.trained import load_model
+
+    records, name = list(args.records), args.annotate_model
+    if Path(records[0]).is_dir():
+        if name is not None:
+            raise InputError(f"{records[0]}: a folder, not a recording (the model is given by --model)")
+        name = records.pop(0)
+        if not records:
+            raise InputError(f"{name}: give the recordings to label after the run folder")
+    trained = load_model(name)
+    if args.solver is not None or args.step_size is not None:
+        if trained.model.ode is None:
+            raise InputError(f"--solver/--step-size: {trained.name} is a ResNet, which has no ODE solver")
+        try:
+            trained.model.set_solver(solver=args.solver, step_size=args.step_size)
+        except EcgError as exc:
+            raise InputError(f"--solver/--step-size: {exc}") from None
+    return trained, records
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..ec57.annotate import annotate_records, reference_annotations
+    from ..experiments.study import study_threads
+    from ..report import record as report
+
+    trained, records = _annotate_model(args)
     # On a busy machine more torch threads than free cores make classification several times slower.
     threads = args.threads or study_threads()
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    results = annotate_records(args.run, args.records, detector=args.detector, out_dir=args.out,
-                               annotator=args.annotator, lead=args.lead,
-                               on_record=lambda r: print(r.summary_line(), flush=True))
+    entries: list[tuple[Any, Path]] = []
+    failed: list[str] = []
+
+    def done(result: Any, recording: Any) -> None:
+        print(result.summary_line(), flush=True)
+        if args.report is not None:
+            reference = reference_annotations(recording) if result.comparison is not None else None
+            noise = [(start / result.fs, end / result.fs) for start, end in result.noise]
+            page = report.write_record_report(result, recording.signal, args.report, comparison=result.comparison,
+                                              noise=noise, prob=result.prob, reference=reference)
+            entries.append((result, Path(page)))
+            # The index after every record, so that a long run stopped halfway leaves an index of what it wrote.
+            report.write_report_index(entries, args.report)
+
+    def refused(record: str, exc: EcgError) -> None:
+        text = str(exc)
+        failed.append(record)
+        say_error(text if record in text or Path(record).name in text else f"{record}: {text}")
+
+    results = annotate_records(trained, records, detector=args.detector, out_dir=args.out, annotator=args.annotator,
+                               lead=args.lead, fs=args.fs, reference=args.reference, on_record=done,
+                               on_error=refused, progress=not args.quiet and sys.stderr.isatty())
     if len(results) > 1:
         seconds, elapsed = sum(r.seconds for r in results), sum(r.elapsed for r in results)
         print(f"{len(results)} records, {sum(len(r.sample) for r in results)} beats, {seconds:.0f} s of ECG in "
               f"{elapsed:.1f} s ({seconds / max(elapsed, 1e-9):.0f}x real time)")
+    if args.report is not None and entries:
+        print(f"report: {Path(args.report) / 'index.html'}")
+    return 2 if failed else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from ..pretrained.catalog import DEFAULT_MODEL, FOLDER, available, gross, read_card
+
+    names = available()
+    if not names:
+        raise InputError(f"{FOLDER}: no pretrained models in this installation")
+    rows = [("name", "network", "parameters", "DS2 VEB Se / +P", "DS2 SVEB Se / +P")]
+    for name in names:
+        card = read_card(name)
+        g = gross(card)
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"
+        rows.append((name + (" *" if name == DEFAULT_MODEL else ""), card["network"], f"{card['parameters']:,}",
+                     f"{fmt(g['V Se'])} / {fmt(g['V +P'])}", f"{fmt(g['S Se'])} / {fmt(g['S +P'])}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    print(f"* the default of `ecglib annotate`. EC57 gross statistics on the 22 DS2 records (%), beats found by the "
+          f"default detector; the cards ({FOLDER}/NAME.md) have the full tables.")
     return 0
 
 
@@ -247,4 +323,4 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "study": cmd_study,
-    "annotate": cmd_annotate, "score": cmd_score, "sweep": cmd_sweep}
+    "annotate": cmd_annotate, "models": cmd_models, "score": cmd_score, "sweep": cmd_sweep}

@@ -78,8 +78,13 @@ DS2: tuple[str, ...] = (
 )
 # Records of one subject (the database's documentation: 201 and 202 come from the same patient).
 SAME_SUBJECT: tuple[tuple[str, ...], ...] = (("201", "202"),)
-# The names a lead that is MLII goes by in other databases' headers, in the order the lead rule tries them
-# (ecglib.data.records.choose_lead).
-MLII_NAMES: tuple[str, ...] = ("MLII", "ML II", "II", "ECG II", "Lead II")
+# The names lead II goes by in headers (compared case- and space-insensitively: "ML II" and "mlii" are MLII), in the
+# order the lead rule tries them (ecglib.data.leads.choose_lead): MIT-BIH's modified lead II first, then lead II as
+# 12-lead and EDF+ files name it ("ECG II" is the EDF+ standard's label). Not "ECG2": that is a second ECG channel,
+# whatever its lead.
+MLII_NAMES: tuple[str, ...] = ("MLII", "II", "ECG II", "EKG II", "Lead II", "ECG Lead II")
+# Sampling rates outside this range are typing errors, not ECGs (MIT-BIH: 360 Hz; Holters: 125-1000 Hz): the range
+# of a header's rate (ecglib.data.checks) and of --fs.
+MIN_FS, MAX_FS = 1.0, 100_000.0
 # Which leads of a record become beats: the one the lead rule reads, or every lead (each beat once per lead).
 LEAD_MODES: tuple[str, ...] = ("rule", "all")

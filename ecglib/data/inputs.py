@@ -158,6 +158,48 @@ def model_inputs(beats: Beats, model_config: dict[str, Any], name: str = "beats"
     return beat_tensors(beats, "beat+rhythm" if k else "beat", name=name, rhythm_inputs=names, **layout)
 
 
+class RecordInputs:
+    """:func:`model_inputs` of one record's beats, made a part at a time: the same tensors, row for row, as
+    ``model_inputs(beats, model_config).part(rows)`` for a table of that one record (tests check it), while only
+    the part's channels are in memory (a 24-hour recording's 100,000 beats with neighbours and template difference
+    would take 300 MB at once). The record's template (the median of all its beats) is computed once."""
+
+    def __init__(self, beats: Beats, model_config: dict[str, Any], name: str = "beats") -> None:
+        if len(np.unique(beats.record)) > 1:
+            raise ValueError("RecordInputs takes the beats of one record")
+        if len(beats) > 1 and np.any(np.diff(beats.sample) <= 0):
+            raise ValueError("RecordInputs takes beats in R-peak order")
+        k = int(model_config.get("rhythm_features") or 0)
+        names = model_config.get("rhythm_inputs") or RHYTHM_NAMES[:k]
+        if len(names) != k:
+            raise InputError(f"{name}: the model takes {k} rhythm features per beat, but names {len(names)}")
+        try:
+            layout = input_layout(model_config.get("in_channels", 1))
+        except ValueError as exc:
+            raise InputError(f"{name}: {exc}") from None
+        self.beats, self.context, self.template = beats, layout["context"], layout["template"]
+        # The same median as record_templates: over all the record's beats, in float32.
+        self.median = np.median(beats.x, axis=0).astype(np.float32) if self.template and len(beats) else None
+        self.rhythm = (np.ascontiguousarray(rhythm_columns(beats, names, name), dtype=np.float32) if k else None)
+
+    def __len__(self) -> int:
+        return len(self.beats)
+
+    def part(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(x (m, C, 187), y (m,), rhythm (m, k) or None) of beats ``rows`` (indices in R-peak order)."""
+        import torch
+
+        rows = np.asarray(rows, dtype=np.int64)
+        x = self.beats.x
+        channels = [x[np.maximum(rows - 1, 0)], x[rows], x[np.minimum(rows + 1, len(x) - 1)]] if self.context \
+            else [x[rows]]
+        if self.median is not None:
+            channels.append(x[rows] - self.median)
+        xs = torch.from_numpy(np.ascontiguousarray(np.stack(channels, axis=1), dtype=np.float32))
+        r = None if self.rhythm is None else torch.from_numpy(self.rhythm[rows])
+        return xs, torch.from_numpy(self.beats.y[rows].astype(np.int64)), r
+
+
 def make_loader(beats: Beats, index: np.ndarray | None = None, batch_size: int = 128, shuffle: bool = False,
                 seed: int = 0):
     """A torch DataLoader over in-memory tensors, for users who want the standard interface. The training loop

@@ -1,5 +1,5 @@
-"""WFDB records read into beats: one lead by the lead rule, the reference beat annotations, and the MIT-BIH folder
-(filled from PhysioNet when asked, refused in one line offline).
+"""WFDB records read into beats: one lead by the lead rule (:mod:`ecglib.data.leads`), the reference beat
+annotations, and the MIT-BIH folder (filled from PhysioNet when asked, refused in one line offline).
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import numpy as np
 
 from ..errors import InputError, first_line
 from .beats import Beats
-from .checks import check_annotation_file, check_header_values, check_signal_files, inside_signal, read_record_list
+from .checks import check_annotation_file, inside_signal, read_record_list
 from .extract import beats_from_peaks
 from .facts import AAMI, LEAD_MODES, MITDB_RECORDS, TARGET_FS
+from .recordings import choose_record_lead, read_record_channel, record_header
 from .rhythm import rhythm_meta
 
 
@@ -49,49 +50,24 @@ def ensure_mitdb(folder: str | os.PathLike, records: Sequence[str] = MITDB_RECOR
     return folder
 
 
-def read_lead(base: str | os.PathLike, lead: str | None = None) -> tuple[np.ndarray, float, str]:
+def read_lead(base: str | os.PathLike, lead: str | int | None = None) -> tuple[np.ndarray, float, str]:
     """One lead of the WFDB record ``base`` (a path without extension): signal (T,) float64 in the record's units
     (mV for MIT-BIH), its rate in Hz, and the lead's name.
 
-    lead: the lead to read by name; None takes MLII when the record has it, else its first lead (the training
-    rule). Raises InputError for a missing or unreadable header or signal file, a truncated signal file, a record
-    without the named lead, or a lead without valid samples; invalid samples (NaN) are bridged linearly.
+    lead: the lead to read, by name (case- and space-insensitive) or 0-based position; None applies the lead rule
+    (:mod:`ecglib.data.leads`: MLII, another name of lead II, else the first ECG lead), the rule training and
+    ``ecglib annotate`` share. Raises InputError for a missing or unreadable header or signal file, a truncated
+    signal file, a record without the named lead, or a lead without valid samples; invalid samples (NaN) are
+    bridged linearly.
     """
-    import wfdb
-
-    base = Path(base)
-    folder = base.parent
-    if not Path(f"{base}.hea").exists():
-        raise InputError(f"{base}.hea: record header not found")
-    try:
-        header = wfdb.rdheader(str(base))
-    except Exception as exc:  # noqa: BLE001 - wfdb raises many types for a bad header
-        raise InputError(f"{base}.hea: unreadable header ({first_line(exc)})") from None
-    check_header_values(Path(f"{base}.hea"), header)
-    check_signal_files(header, folder)
-    if lead is None:
-        lead = "MLII" if "MLII" in header.sig_name else header.sig_name[0]
-    elif lead not in (header.sig_name or []):
-        raise InputError(f"{base}.hea: the record has no lead {lead} (it has {', '.join(header.sig_name or [])})")
-    try:
-        record = wfdb.rdrecord(str(base), channel_names=[lead])
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{base}.dat: unreadable signal ({first_line(exc)})") from None
-    signal = record.p_signal[:, 0].astype(np.float64)
-    if len(signal) == 0:
-        raise InputError(f"{base}.dat: empty signal")
-    if not np.isfinite(signal).all():
-        # 212-format "invalid sample" codes come back as NaN: bridge them rather than poison a whole window.
-        bad = ~np.isfinite(signal)
-        if bad.all():
-            raise InputError(f"{base}.dat: no valid samples in lead {lead}")
-        signal[bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), signal[~bad])
-    return signal, float(record.fs), lead
+    header = record_header(base)
+    channel, _ = choose_record_lead(base, header, lead)
+    return read_record_channel(base, header, channel), float(header.fs), header.sig_name[channel]
 
 
 def _read_record(folder: Path, name: str) -> tuple[np.ndarray, float, str, np.ndarray, np.ndarray, int]:
-    """One record's lead (MLII by name, else the first lead), its rate, the lead name, beat samples and symbols, and
-    how many annotations lay at or past the last sample (left out)."""
+    """One record's lead (the lead rule), its rate, the lead name, beat samples and symbols, and how many
+    annotations lay at or past the last sample (left out)."""
     import wfdb
 
     base = folder / name

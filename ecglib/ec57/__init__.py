@@ -1,8 +1,8 @@
 """Whole records labelled and scored as ANSI/AAMI EC57 prescribes: R-peak detection (:mod:`.detect`), labelling
-(:mod:`.annotate`), annotation files (:mod:`.annotations`), the bxb comparison (:mod:`.bxb`, pure) and scoring with
-bxb-style reports (:mod:`.score`).
+(:mod:`.annotate`, with the model of :mod:`.trained`), annotation files (:mod:`.annotations`), the bxb comparison
+(:mod:`.bxb`, pure) and scoring with bxb-style reports (:mod:`.score`).
 
-Public surface, resolved on first use: ``annotate_record``, ``annotate_records``, ``load_trained``,
+Public surface, resolved on first use: ``annotate_record``, ``annotate_records``, ``load_trained``, ``load_model``,
 ``detect_r_peaks``, ``DETECTORS``, ``compare``, ``summarize``, ``score_record``, ``score_records``,
 ``format_table``, ``format_matrix``, ``write_csv``, ``read_annotations``, ``write_annotations``.
 """
@@ -12,6 +12,7 @@ from importlib import import_module
 
 _EXPORTS = {
     **dict.fromkeys(("annotate_record", "annotate_records", "load_trained"), "annotate"),
+    "load_model": "trained",
     **dict.fromkeys(("detect_r_peaks", "DETECTORS"), "detect"),
     **dict.fromkeys(("compare", "summarize"), "bxb"),
     **dict.fromkeys(("score_record", "score_records", "format_table", "format_matrix", "write_csv"), "score"),

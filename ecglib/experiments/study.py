@@ -1,11 +1,11 @@
 """The papermill study: run the notebooks in order and write ``report.html`` (``ecglib study``).
 
 01_explore (the data), 02_train for the ResNet and the ODE-Net on each of the PROTOCOLS (both splits, with and
-without rhythm features: :func:`protocol_runs`), 03_compare and 04_annotate (a whole record labelled by a model
-trained on other patients, and scored as ANSI/AAMI EC57 does) run as separate kernels with the parameters of a
-:data:`ecglib.config.PROFILES` profile; a failing cell stops the study with one line naming the notebook and the
-code cell. 03_compare and 04_annotate run on their own too (JupyterLab): :func:`train_missing` trains the runs
-they need with 02_train, as the study does.
+without rhythm features: :func:`protocol_runs`), 03_compare and 04_annotate (a whole record labelled by the default
+pretrained model, trained on other patients, and scored as ANSI/AAMI EC57 does) run as separate kernels with the
+parameters of a :data:`ecglib.config.PROFILES` profile; a failing cell stops the study with one line naming the
+notebook and the code cell. 03_compare runs on its own too (JupyterLab): :func:`train_missing` trains the runs it
+needs with 02_train, as the study does.
 """
 from __future__ import annotations
 
@@ -30,9 +30,6 @@ NOTEBOOKS = ("01_explore.ipynb", "02_train.ipynb", "03_compare.ipynb", "04_annot
 # defaults), trained once.
 PROTOCOLS: tuple[tuple[str, str], ...] = (("intra", "beat"), ("intra", "beat+rhythm"), ("inter", "beat"),
                                           ("inter", "beat+rhythm"))
-# The run 04_annotate labels a record with: trained on the inter-patient split (DS1 only) with the rhythm recipe, so
-# that the record it labels, a DS2 record or a synthetic one of another seed, belongs to a patient it never saw.
-ANNOTATE_RUN: tuple[str, str, str] = ("resnet", "inter", "beat+rhythm")
 # The MIT-BIH record 04_annotate labels in a mitdb study: in DS2, rich in V and F beats.
 ANNOTATE_RECORD = "213"
 
@@ -252,8 +249,6 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
     runs = {}  # label -> (run name, 02_train parameters); the main pair's runs are resnet/ and odenet/
     for run in protocol_runs(data):
         runs[run.label] = (run.name(), {**train, **run.parameters(), "run_dir": str(out / run.name())})
-    annotate_run = ProtocolRun(*ANNOTATE_RUN)
-    annotate_dir = out / (annotate_run.name() if annotate_run.label in runs else "resnet")
     steps = [
         ("01_explore.ipynb", "01_explore.ipynb", common),
         *[("02_train.ipynb", f"02_train_{name}.ipynb", params) for name, params in runs.values()],
@@ -262,11 +257,10 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
             "profile": profile, "download": download, "threads": threads,
             **{k: common[k] for k in ("source", "mitdb_dir", "kaggle_dir")},
             "protocol_dirs": {label: str(out / name) for label, (name, _) in runs.items()}}),
-        # A whole record labelled by a ResNet trained on other patients and scored as EC57 does: the inter-patient
-        # run (DS1) labels a synthetic record of its own seed, or MIT-BIH's ANNOTATE_RECORD (in DS2). The Kaggle
-        # study has no inter run: its intra run never saw a synthetic record either.
+        # A whole record labelled by the default pretrained model (trained on DS1 alone) and scored as EC57 does: a
+        # synthetic record of its own seed, or MIT-BIH's ANNOTATE_RECORD (a DS2 record): a patient it never saw.
         ("04_annotate.ipynb", "04_annotate.ipynb", {
-            "run_dir": str(annotate_dir), "out_dir": str(out / "annotate"), "threads": threads,
+            "out_dir": str(out / "annotate"), "threads": threads,
             "record": str(Path(mitdb_dir).resolve() / ANNOTATE_RECORD) if data == "mitdb" else None}),
     ]
     what = f"{data}, {'all' if n_limit is None else f'{n_limit:,}'} beats, {recipe.epochs} epoch(s)"

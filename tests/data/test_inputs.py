@@ -125,3 +125,22 @@ def test_kaggle_has_no_record_templates(tmp_path, capsys):
                       "--template", "--epochs", "1", "--out", tmp_path / "run")
     assert_one_line_error(result, "Kaggle", "record templates")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("in_channels, rhythm", [(1, 0), (2, 0), (3, 7), (4, 7)])
+def test_record_inputs_by_parts_equal_the_whole_tables(in_channels, rhythm, synthetic_beats):
+    """RecordInputs (labelling builds a long recording's inputs a part at a time) gives, row for row, the tensors
+    model_inputs gives for the table of that one record: neighbours at the parts' edges and the whole record's
+    template included."""
+    from ecglib.data.inputs import RecordInputs, model_inputs
+
+    beats = synthetic_beats.subset(np.flatnonzero(synthetic_beats.record == "208"))
+    config = {"in_channels": in_channels, "rhythm_features": rhythm,
+              **({"rhythm_inputs": list(RHYTHM_INPUTS)} if rhythm else {})}
+    whole = model_inputs(beats, config).part(np.arange(len(beats)))
+    parts = RecordInputs(beats, config)
+    pieces = [parts.part(np.arange(a, min(len(beats), a + 7))) for a in range(0, len(beats), 7)]
+    assert torch.equal(torch.cat([p[0] for p in pieces]), whole[0])
+    assert (whole[2] is None) == (rhythm == 0)
+    if rhythm:
+        assert torch.equal(torch.cat([p[2] for p in pieces]), whole[2])

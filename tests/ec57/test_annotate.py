@@ -88,7 +88,8 @@ def test_reference_detector_classifies_the_training_beats(trained, synthetic_rec
     np.testing.assert_array_equal(result.label[kept], expected)
     assert (result.label[~kept] == -1).all() and (result.symbol[~kept] == UNCLASSIFIED_CODE).all()
     assert set(result.symbol) <= set(CLASS_CODE.values())
-    assert result.path == tmp_path / "213.ecglib" and sorted(p.name for p in tmp_path.iterdir()) == ["213.ecglib"]
+    assert result.path == tmp_path / "213.ecglib" and result.csv == tmp_path / "213.ecglib.csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["213.ecglib", "213.ecglib.csv"]
     line = result.summary_line()
     assert line.startswith(f"213: {len(result.sample)} beats") and "x real time" in line
 
@@ -139,7 +140,7 @@ def test_annotate_and_score_commands(trained_run, synthetic_records, tmp_path, c
     assert r.rc == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("100: ") and lines[1].startswith("213: ") and lines[2].startswith("2 records")
-    assert sorted(p.name for p in out.iterdir()) == ["100.ecglib", "213.ecglib"]
+    assert sorted(p.name for p in out.iterdir()) == ["100.ecglib", "100.ecglib.csv", "213.ecglib", "213.ecglib.csv"]
     csv_path = tmp_path / "scores" / "ec57.csv"
     r = run_main(capsys, "score", "atr", "ecglib", synthetic_records, "100", "213", "--test-dir", out,
                  "--learning-period", "0", "--csv", csv_path)
@@ -157,33 +158,46 @@ def test_annotate_and_score_commands(trained_run, synthetic_records, tmp_path, c
     assert int(rows[1]["Nn"]) == comp.count("N", "n") and int(rows[1]["Vv"]) == comp.count("V", "v")
 
 
-@pytest.mark.parametrize("case, needles", [
-    ("missing", ["nowhere/100.hea", "record header not found"]),
-    ("truncated", ["208.dat", "truncated signal file"]),
-    ("no_lead", ["102.hea", "no lead MLII"]),
-])
-def test_annotate_bad_records(case, needles, trained_run, bad_records, tmp_path, capsys):
-    record = {"missing": tmp_path / "nowhere" / "100", "truncated": bad_records / "208",
-              "no_lead": bad_records / "102"}[case]
+def test_a_multi_record_command_labels_the_good_records(trained_run, bad_records, tmp_path, capsys):
+    """Each refused recording is one line on stderr; the others are labelled and written; the exit status is 2."""
     out = tmp_path / "out"
-    # The bad record comes second: the good first one must not be written either.
-    r = run_main(capsys, "annotate", trained_run, bad_records / "100", record, "--out", out)
-    assert_one_line_error(r, *needles)
-    assert not out.exists() or not any(out.iterdir())
+    missing = tmp_path / "nowhere" / "100"
+    r = run_main(capsys, "annotate", trained_run, bad_records / "100", missing, bad_records / "208",
+                 bad_records / "213", "--out", out, "--quiet")
+    assert r.rc == 2 and "Traceback" not in r.stderr
+    lines = r.error_lines()
+    assert len(lines) == 2, r.stderr
+    assert lines[0] == f"ecglib: error: {missing}.hea: record header not found (give EDF, CSV and npy files with " \
+                       "their extension)"
+    assert lines[1].startswith(f"ecglib: error: {bad_records / '208.dat'}: truncated signal file")
+    assert [line.split(":")[0] for line in r.stdout.splitlines()[:2]] == ["100", "213"]
+    assert sorted(p.name for p in out.iterdir()) == ["100.ecglib", "100.ecglib.csv", "213.ecglib", "213.ecglib.csv"]
+
+
+def test_a_record_without_mlii_is_read_from_its_first_lead_and_said(trained_run, bad_records, tmp_path, capsys):
+    r = run_main(capsys, "annotate", trained_run, bad_records / "102", "--out", tmp_path, "--quiet")
+    assert r.rc == 0, r.stderr
+    assert "lead V5 (the first ECG lead, no lead II; the model learnt from MLII)" in r.stdout
+    r = run_main(capsys, "annotate", trained_run, bad_records / "102", "--lead", "1", "--out", tmp_path, "--quiet")
+    assert "lead V2 (--lead; the model learnt from MLII)" in r.stdout
 
 
 def test_annotate_bad_run_folders(trained_run, synthetic_records, tmp_path, capsys):
     record = synthetic_records / "100"
-    r = run_main(capsys, "annotate", tmp_path / "no-such-run", record)
+    r = run_main(capsys, "annotate", record, "--model", tmp_path / "no-such-run")
     assert_one_line_error(r, "no-such-run", "run folder not found")
     (tmp_path / "empty").mkdir()
-    r = run_main(capsys, "annotate", tmp_path / "empty", record)
+    r = run_main(capsys, "annotate", tmp_path / "empty", record)  # a folder first is the run folder
     assert_one_line_error(r, "empty", "not a trained model")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "best.pt").write_bytes(b"not a checkpoint")
     r = run_main(capsys, "annotate", broken, record)
     assert_one_line_error(r, "best.pt", "not a readable checkpoint")
+    r = run_main(capsys, "annotate", record, "--model", "no-such-model")
+    assert_one_line_error(r, "--model no-such-model: no pretrained model of that name")
+    r = run_main(capsys, "annotate", trained_run, record, "--model", trained_run)
+    assert_one_line_error(r, f"{trained_run}: a folder, not a recording")
     assert not (synthetic_records / "100.ecglib").exists()
 
 
@@ -216,7 +230,7 @@ def test_score_refuses_a_learning_period_that_is_not_seconds(bad, shown, bad_rec
 
 
 def test_cli_error_in_a_real_process(tmp_path):
-    r = run_cli("annotate", tmp_path / "no-run", tmp_path / "100")
+    r = run_cli("annotate", tmp_path / "100", "--model", tmp_path / "no-run")
     assert_one_line_error(r, "run folder not found")
 
 
@@ -227,7 +241,7 @@ def test_annotate_notebook_runs_offline(trained_run, tmp_path):
 
     out = execute_notebook(REPO / "notebooks" / "04_annotate.ipynb",
                                   tmp_path / "04_annotate.ipynb",
-                                  {"run_dir": str(trained_run), "synthetic_seconds": 40, "learning_period": 0.0,
+                                  {"model": str(trained_run), "synthetic_seconds": 40, "learning_period": 0.0,
                                    "threads": 1}, cwd=tmp_path, progress=False)
     nb = nbformat.read(out, as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)

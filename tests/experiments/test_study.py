@@ -14,8 +14,8 @@ from ecglib.cli import build_parser, main
 from ecglib.cli.commands import train_settings
 from ecglib.config import PROFILES, RECIPE_TRAIN_KEYS, RECIPES, ODEConfig, TrainConfig, logit_offsets, study_settings
 from ecglib.errors import EcgError
+from ecglib.experiments.study import NOTEBOOKS as STUDY_NOTEBOOKS
 from ecglib.experiments.study import (
-    ANNOTATE_RUN,
     PROTOCOLS,
     ProtocolRun,
     execute_notebook,
@@ -24,7 +24,6 @@ from ecglib.experiments.study import (
     run_study,
     train_missing,
 )
-from ecglib.experiments.study import NOTEBOOKS as STUDY_NOTEBOOKS
 from ecglib.experiments.tolerance import DEFAULT_SWEEP
 from ecglib.models import build_model
 
@@ -130,7 +129,7 @@ def test_the_default_odenet_is_the_same_everywhere():
     for profile in PROFILES:
         _, ode, _ = study_settings(profile, "synthetic")
         assert build_model("odenet", ode=ode).config == default
-    assert ODEConfig().steps == 3 and default["solver"] == "midpoint"
+    assert ODEConfig().steps == 2 and default["solver"] == "midpoint"
 
 
 @pytest.mark.slow
@@ -368,9 +367,9 @@ def test_03_concludes_from_every_table_it_shows(study):
 @pytest.mark.slow
 def test_04_labels_a_record_with_a_model_that_never_saw_its_patient(study):
     nb = nbformat.read(study / "04_annotate.ipynb", as_version=4)
-    assert nb.metadata.papermill.parameters["run_dir"] == str(study / ProtocolRun(*ANNOTATE_RUN).name())
-    said = _text(_cell_with(nb, "study.protocol_of("))
-    assert "inter-patient split" in said and "a patient the model never saw" in said
+    assert nb.metadata.papermill.parameters.get("model") is None  # the default pretrained model, trained on DS1
+    said = _text(_cell_with(nb, "trained.load_model("))
+    assert "inter-patient split" in said and "never on it" in said
 
 
 def test_the_ode_block_built_in_02_train_computes_ecglibs():
@@ -448,10 +447,9 @@ def test_protocol_runs_are_named_as_02_train_and_the_study_name_them():
     runs = protocol_runs("synthetic")
     assert len(runs) == len(PROTOCOLS) * 2 and len(protocol_runs("kaggle")) == 2
     assert [r.name() for r in runs[:2]] == ["resnet", "odenet"]
-    annotate = ProtocolRun(*ANNOTATE_RUN)
-    assert annotate.split == "inter"  # 04_annotate's model never trained on a DS2 record
-    assert annotate.name() == "resnet-inter-rhythm" and annotate.name("synthetic") == "resnet-synthetic-inter-rhythm"
-    assert protocol_of("runs/resnet-synthetic-inter-rhythm", "synthetic") == annotate
+    inter = ProtocolRun("resnet", "inter", "beat+rhythm")
+    assert inter.name() == "resnet-inter-rhythm" and inter.name("synthetic") == "resnet-synthetic-inter-rhythm"
+    assert protocol_of("runs/resnet-synthetic-inter-rhythm", "synthetic") == inter
     assert protocol_of("study/odenet") == ProtocolRun("odenet")
     assert protocol_of("runs/my-own-run", "synthetic") is None
 

@@ -182,7 +182,7 @@ seeds = [0]
     slow = s.trials[-1]
     assert (slow.model, slow.split, slow.seed) == ("odenet", "inter", 0)
     assert slow.model_kwargs["ode"].solver == "dopri5" and slow.model_kwargs["ode"].adjoint is True
-    # unset ODE settings take the project default (three midpoint steps) like `ecglib train`
+    # unset ODE settings take the project default (two midpoint steps) like `ecglib train`
 
     default = load_spec(write_spec(tmp_path / "d.toml", "[configs.o]\nmodel = 'odenet'\n")).trials[0]
     assert default.model_kwargs["ode"] == ODEConfig()
