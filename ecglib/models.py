@@ -5,8 +5,10 @@ Both follow the torchdiffeq MNIST example (Chen et al. 2018, "Neural Ordinary Di
 
 A residual block computes h + f(h): one explicit Euler step of size 1 of dh/dt = f(h). The ResNet stacks six such
 steps with six different f; the ODE-Net keeps one f (with t as an extra input channel) and integrates
-dh/dt = f(t, h) from t = 0 to t = 1 with an ODE solver: a fixed grid of steps (the default: two midpoint steps)
-or an adaptive solver that chooses its own (:class:`ecglib.config.ODEConfig` says which).
+dh/dt = f(t, h) from t = 0 to t = 1 with an ODE solver. The default, :class:`ecglib.config.ODEConfig` (which decides
+it), is a fixed grid of midpoint steps backpropagated directly (two steps: four evaluations of f, against the
+ResNet's six blocks). An adaptive solver, which chooses its own steps from its tolerances (dopri5, as in the
+original study), is used only when an ODEConfig asks for one.
 """
 from __future__ import annotations
 

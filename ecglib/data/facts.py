@@ -67,7 +67,7 @@ MITDB_RECORDS: tuple[str, ...] = (
 )
 PACED_RECORDS: tuple[str, ...] = ("102", "104", "107", "217")
 # de Chazal, O'Dwyer & Reilly (2004), IEEE TBME 51(7): patient-wise split, paced records excluded. Records 201 and
-# 202 are the same subject, so one patient is on both sides.
+# 202 are the same subject (SAME_SUBJECT), so one patient is on both sides.
 DS1: tuple[str, ...] = (
     "101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124", "201", "203", "205",
     "207", "208", "209", "215", "220", "223", "230",
@@ -76,6 +76,8 @@ DS2: tuple[str, ...] = (
     "100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210", "212", "213", "214", "219",
     "221", "222", "228", "231", "232", "233", "234",
 )
+# Records of one subject (the database's documentation: 201 and 202 come from the same patient).
+SAME_SUBJECT: tuple[tuple[str, ...], ...] = (("201", "202"),)
 # The names lead II goes by in headers (compared case- and space-insensitively: "ML II" and "mlii" are MLII), in the
 # order the lead rule tries them (ecglib.data.leads.choose_lead): MIT-BIH's modified lead II first, then lead II as
 # 12-lead and EDF+ files name it ("ECG II" is the EDF+ standard's label). Not "ECG2": that is a second ECG channel,

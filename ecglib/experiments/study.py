@@ -1,10 +1,11 @@
 """The papermill study: run the notebooks in order and write ``report.html`` (``ecglib study``).
 
-01_explore (the data), 02_train for the ResNet and the ODE-Net (and again for each on the other PROTOCOLS: both
-splits, with and without rhythm features), 03_compare and 04_annotate (a whole record labelled
-and scored as ANSI/AAMI EC57 does) run as separate kernels with the
+01_explore (the data), 02_train for the ResNet and the ODE-Net on each of the PROTOCOLS (both splits, with and
+without rhythm features: :func:`protocol_runs`), 03_compare and 04_annotate (a whole record labelled by the default
+pretrained model, trained on other patients, and scored as ANSI/AAMI EC57 does) run as separate kernels with the
 parameters of a :data:`ecglib.config.PROFILES` profile; a failing cell stops the study with one line naming the
-notebook and the code cell.
+notebook and the code cell. 03_compare runs on its own too (JupyterLab): :func:`train_missing` trains the runs it
+needs with 02_train, as the study does.
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..config import MODEL_LABELS, SOURCES, study_settings
+from ..config import MODEL_LABELS, MODELS, SOURCES, study_settings
 from ..data.kaggle import KAGGLE_FILES
 from ..data.records import ensure_mitdb
 from ..errors import EcgError, InputError
@@ -29,6 +30,73 @@ NOTEBOOKS = ("01_explore.ipynb", "02_train.ipynb", "03_compare.ipynb", "04_annot
 # defaults), trained once.
 PROTOCOLS: tuple[tuple[str, str], ...] = (("intra", "beat"), ("intra", "beat+rhythm"), ("inter", "beat"),
                                           ("inter", "beat+rhythm"))
+# The MIT-BIH record 04_annotate labels in a mitdb study: in DS2, rich in V and F beats.
+ANNOTATE_RECORD = "213"
+
+
+class ProtocolRun(NamedTuple):
+    """One training of the study: a model on a split with a feature set."""
+
+    model: str
+    split: str = "intra"
+    features: str = "beat"
+
+    @property
+    def label(self) -> str:
+        """'ResNet, inter, beat+rhythm': how 03_compare's tables name the run."""
+        return f"{MODEL_LABELS[self.model]}, {self.split}, {self.features}"
+
+    def name(self, source: str | None = None) -> str:
+        """The run folder's name: the model for the main protocol (intra, beat), else 'resnet-inter-rhythm'; with a
+        ``source``, 'resnet-synthetic' and 'resnet-synthetic-inter-rhythm' (02_train's default under runs/)."""
+        base = self.model + (f"-{source}" if source else "")
+        if (self.split, self.features) == PROTOCOLS[0]:
+            return base
+        return f"{base}-{self.split}-{'rhythm' if self.features == 'beat+rhythm' else 'beat'}"
+
+    def parameters(self) -> dict[str, str]:
+        """The 02_train parameters that make this run."""
+        return {"model": self.model, "split": self.split, "features": self.features}
+
+
+def protocol_runs(data: str = "synthetic") -> list[ProtocolRun]:
+    """The runs the study trains on ``data``: both models on every protocol; on the Kaggle CSVs, which have neither
+    patients nor R peaks, the main protocol only."""
+    protocols = PROTOCOLS if data != "kaggle" else PROTOCOLS[:1]
+    return [ProtocolRun(model, split, features) for split, features in protocols for model in MODELS]
+
+
+def protocol_of(run_dir: str | os.PathLike, source: str | None = None) -> ProtocolRun | None:
+    """The run of :func:`protocol_runs` whose folder name (:meth:`ProtocolRun.name`, with ``source`` in it when
+    given, as 02_train names its default folders) ends ``run_dir``; None when no run is named so."""
+    name = Path(run_dir).name
+    for run in protocol_runs(source or "synthetic"):
+        if name == run.name(source):
+            return run
+    return None
+
+
+def train_missing(runs: Mapping[str | os.PathLike, ProtocolRun], parameters: Mapping[str, Any],
+                  cwd: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
+    """Train with 02_train, as the study does, every run of ``runs`` (run folder -> what it trains) whose folder
+    holds no finished run (no metrics.json); an interrupted one resumes from its checkpoint. ``parameters``: the
+    other 02_train parameters (source, mitdb_dir, profile, threads, ...); threads None or absent: as the study
+    chooses them (:func:`study_threads`). The executed notebooks go beside the run folders as
+    02_train_<folder name>.ipynb. Returns the run folders trained."""
+    parameters = {**parameters, "threads": parameters.get("threads") or study_threads()}
+    trained = []
+    for folder, run in runs.items():
+        folder = Path(folder).resolve()
+        if (folder / "metrics.json").exists():
+            continue
+        _say(f"{folder}: no finished run; training it with 02_train ({run.label}) ...")
+        t0 = time.perf_counter()
+        execute_notebook(notebooks_dir() / "02_train.ipynb", folder.parent / f"02_train_{folder.name}.ipynb",
+                         {**parameters, **run.parameters(), "run_dir": str(folder)}, cwd=cwd or folder.parent,
+                         progress=progress)
+        _say(f"{folder}: trained in {_duration(time.perf_counter() - t0)}")
+        trained.append(folder)
+    return trained
 
 
 def notebooks_dir() -> Path:
@@ -159,7 +227,8 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
     train_overrides: further parameters for every 02_train run (e.g. batch_size). The executed notebooks and
     the run folders land in ``out`` (01_explore.ipynb, 02_train_resnet.ipynb, 02_train_odenet.ipynb, then
     02_train_MODEL-SPLIT-{beat,rhythm}.ipynb for the other protocols, 03_compare.ipynb, 04_annotate.ipynb, the
-    run folders resnet/, odenet/ and MODEL-SPLIT-{beat,rhythm}/, annotate/, report.html, annotate.html). Returns 0;
+    run folders resnet/, odenet/ and MODEL-SPLIT-{beat,rhythm}/ (:meth:`ProtocolRun.name`), annotate/, report.html,
+    annotate.html). Returns 0;
     failures raise EcgError with one line.
     """
     recipe, _, n_limit = study_settings(profile, data, epochs, limit, dict(train_overrides or {}))
@@ -178,24 +247,21 @@ def run_study(profile: str = "quick", data: str = "synthetic", mitdb_dir: str | 
     train = {**common, "epochs": epochs, "train_settings": dict(train_overrides or {}), "threads": threads,
              "fresh": True}
     runs = {}  # label -> (run name, 02_train parameters); the main pair's runs are resnet/ and odenet/
-    for split, features in PROTOCOLS if data != "kaggle" else PROTOCOLS[:1]:
-        for model in ("resnet", "odenet"):
-            name = model if (split, features) == PROTOCOLS[0] else \
-                f"{model}-{split}-{'rhythm' if features == 'beat+rhythm' else 'beat'}"
-            runs[f"{MODEL_LABELS[model]}, {split}, {features}"] = (name, {
-                **train, "model": model, "split": split, "features": features, "run_dir": str(out / name)})
+    for run in protocol_runs(data):
+        runs[run.label] = (run.name(), {**train, **run.parameters(), "run_dir": str(out / run.name())})
     steps = [
         ("01_explore.ipynb", "01_explore.ipynb", common),
         *[("02_train.ipynb", f"02_train_{name}.ipynb", params) for name, params in runs.values()],
         ("03_compare.ipynb", "03_compare.ipynb", {
             "resnet_dir": str(out / "resnet"), "odenet_dir": str(out / "odenet"), "out_dir": str(out),
             "profile": profile, "download": download, "threads": threads,
-            "protocol_dirs": {label: str(out / name) for label, (name, _) in runs.items()} if len(runs) > 2 else None}),
+            **{k: common[k] for k in ("source", "mitdb_dir", "kaggle_dir")},
+            "protocol_dirs": {label: str(out / name) for label, (name, _) in runs.items()}}),
         # A whole record labelled by the default pretrained model (trained on DS1 alone) and scored as EC57 does: a
-        # synthetic record of its own seed, or MIT-BIH's 213 (a DS2 record, rich in V and F beats).
+        # synthetic record of its own seed, or MIT-BIH's ANNOTATE_RECORD (a DS2 record): a patient it never saw.
         ("04_annotate.ipynb", "04_annotate.ipynb", {
             "out_dir": str(out / "annotate"), "threads": threads,
-            "record": str(Path(mitdb_dir).resolve() / "213") if data == "mitdb" else None}),
+            "record": str(Path(mitdb_dir).resolve() / ANNOTATE_RECORD) if data == "mitdb" else None}),
     ]
     what = f"{data}, {'all' if n_limit is None else f'{n_limit:,}'} beats, {recipe.epochs} epoch(s)"
     _say(f"ecglib study ({profile}: {what}, {threads or 'all'} torch thread(s)) -> {out}")
@@ -221,9 +287,14 @@ def _print_comparison(out: Path) -> None:
     table = comparison_table(runs)
     with pd.option_context("display.width", 120, "display.max_columns", None):
         print(format_comparison(table).to_string())
+    print()
+    # 03_compare drew its conclusions from every table of the report; without that file, from the main pair's
+    written = out / "conclusions.txt"
+    if written.exists():
+        print(written.read_text().rstrip())
+        return
     sweep_path = out / "tolerance_sweep.csv"
     sweep = pd.read_csv(sweep_path) if sweep_path.exists() else None
-    print()
     for line in conclusions(table, sweep):
         print(f"- {line}")
 

@@ -1,6 +1,7 @@
 """The published numbers ecglib is read against (the original study's, the inter-patient anchors on DS1 -> DS2),
-and the tables that set runs and the beats' rhythm beside them: RR-ratio medians per class (01_explore) and runs
-over seeds in the anchors' columns (03_compare).
+and the tables that set runs and the beats' rhythm beside them: RR-ratio medians per class (01_explore), the rhythm
+of the ectopic beats a model calls normal (03_compare's error analysis) and runs over seeds in the anchors' columns
+(03_compare).
 
 The rhythm features themselves are computed where beats are cut (:mod:`ecglib.data.rhythm`); their figure is
 :func:`ecglib.report.figures.plot_rr_ratios`.
@@ -68,6 +69,43 @@ def rr_ratio_table(beats: Beats, features: Sequence[str] = DEFAULT_RATIOS) -> An
     frame = pd.DataFrame(rows).T
     frame.index.name = "class"
     return frame
+
+
+def missed_beats_table(y: Any, predictions: Mapping[str, Any], rhythm: Any = None,
+                       features: Sequence[str] = DEFAULT_RATIOS, classes: Sequence[str] = ("S", "V"),
+                       called: str = "N") -> Any:
+    """Per model and ectopic class: how many of its test beats the model calls ``called`` (N), and the rhythm of
+    those beats beside the rhythm of the ones it finds (predicted as their own class).
+
+    y (n,) true class indices; predictions {model: (n,) predicted class indices}; rhythm (n, k) the beats' rhythm
+    features (columns RHYTHM_NAMES) or None (Kaggle beats: counts only). Returns a DataFrame, one row per (model,
+    class): model, class, beats, "called N", share, and for each feature "<feature> median, called N" and
+    "<feature> median, found" (NaN where no beat is in that group). Why: a premature beat of normal shape is what a
+    model of single beats misses, and its pre-RR ratio (01_explore's rhythm table) shows whether that is the case.
+    """
+    import pandas as pd
+
+    y = np.asarray(y)
+    target = CLASSES.index(called)
+    rows = []
+    for model, pred in predictions.items():
+        pred = np.asarray(pred)
+        if pred.shape != y.shape:
+            raise InputError(f"{model}: {len(pred)} predictions for {len(y)} beats")
+        for c in classes:
+            mine = y == CLASSES.index(c)
+            missed, found = mine & (pred == target), mine & (pred == CLASSES.index(c))
+            row: dict[str, Any] = {"model": model, "class": c, "beats": int(mine.sum()),
+                                   f"called {called}": int(missed.sum()),
+                                   "share": float(missed.sum() / mine.sum()) if mine.any() else float("nan")}
+            if rhythm is not None:
+                for name in features:
+                    values = np.asarray(rhythm)[:, RHYTHM_NAMES.index(name)]
+                    for label, where in ((f"called {called}", missed), ("found", found)):
+                        row[f"{name} median, {label}"] = float(np.median(values[where])) if where.any() \
+                            else float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def anchors_table() -> Any:

@@ -1,4 +1,9 @@
-"""Conclusions computed from the numbers of the comparison: sentences, never written in advance."""
+"""Conclusions computed from the numbers of the comparison: sentences, never written in advance.
+
+:func:`conclusions` reads every table 03_compare shows: the comparison of the main pair, the tolerance sweep, the
+ectopic beats called normal, both splits with and without rhythm, the test-set intervals and, when a sweep folder
+is given, the intervals over training seeds.
+"""
 from __future__ import annotations
 
 import math
@@ -6,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..data.facts import CLASS_NAMES, CLASSES
-from .anchors import ORIGINAL_STUDY
+from .anchors import ANCHORS, DEFAULT_RATIOS, ORIGINAL_STUDY
 
 
 def _ratio(a: float, b: float) -> str:
@@ -20,10 +25,31 @@ def _pts(v: float) -> str:
     return f"{100 * v:.1f} point{'s' if abs(round(100 * v, 1)) != 1 else ''}"
 
 
-def conclusions(table: Any, sweep: Any = None, tolerance: float = 0.001) -> list[str]:
+def conclusions(table: Any, sweep: Any = None, tolerance: float = 0.001, missed: Any = None, protocols: Any = None,
+                intervals: Any = None, seeds: Any = None, paired: Any = None) -> list[str]:
     """Sentences computed from a :func:`comparison_table` (a ResNet row and an ODE-Net row, told apart by the
-    ``model`` column) and optionally a :func:`tolerance_sweep`. ``tolerance`` (0.001 = 0.1 point) is how close
-    to the trained accuracy a cheaper solver setting must stay, and below which two accuracies count as equal."""
+    ``model`` column) and, when given, the other tables of the report:
+
+    sweep: a :func:`tolerance_sweep`; missed: :func:`ecglib.report.anchors.missed_beats_table` (the S and V beats
+    called N); protocols: :func:`ecglib.report.anchors.runs_table` of runs labelled "Model, split, features" (both
+    splits, with and without rhythm); intervals: :func:`ecglib.experiments.stats.bootstrap_accuracy` (test-set
+    noise); seeds and paired: :func:`ecglib.experiments.stats.sweep_summary_table` and
+    :func:`~ecglib.experiments.stats.paired_differences` of a sweep (training-seed noise).
+    ``tolerance`` (0.001 = 0.1 point) is how close to the trained accuracy a cheaper solver setting must stay, and
+    below which two accuracies count as equal."""
+    out = _comparison(table, sweep, tolerance)
+    # How sure the accuracy is goes right after the accuracy, before anything is read into it.
+    noise = (_intervals(intervals) if intervals is not None and len(intervals) else []) \
+        + (_seeds(seeds, paired) if seeds is not None and len(seeds) else [])
+    out[1:1] = noise
+    if missed is not None and len(missed):
+        out += _missed(missed)
+    if protocols is not None and len(protocols):
+        out += _protocols(protocols)
+    return out
+
+
+def _comparison(table: Any, sweep: Any, tolerance: float) -> list[str]:
     out: list[str] = []
     kinds = dict(zip(table["model"], table.index))
     if "resnet" not in kinds or "odenet" not in kinds:
@@ -124,6 +150,106 @@ def conclusions(table: Any, sweep: Any = None, tolerance: float = 0.001) -> list
                f"{orig['odenet']['accuracy']:.1%} ({gap:+.1f} points), {orig['resnet']['params']:,} vs "
                f"{orig['odenet']['params']:,} parameters; ours: {100 * diff:+.2f} points"
                f" after {int(ode['epochs'] or 0)} epoch(s) on {int(ode['test beats']):,} test beats.")
+    return out
+
+
+def _missed(missed: Any) -> list[str]:
+    """One sentence per ectopic class: how many of its beats each model calls N, and how early those come."""
+    out = []
+    ratio = DEFAULT_RATIOS[0]
+    called = next(c for c in missed.columns if c.startswith("called "))
+    for c, part in missed.groupby("class", sort=False):
+        beats = int(part["beats"].iloc[0])
+        if beats == 0:
+            out.append(f"{c} beats {called}: there is no {c} beat among the test beats.")
+            continue
+        if int(part[called].sum()) == 0:
+            out.append(f"{c} beats {called}: none of the {beats} {c} test beats, by any model.")
+            continue
+        counts = ", ".join(f"{int(r[called])} of {beats} by the {r['model']} ({r['share']:.0%})"
+                           for _, r in part.iterrows())
+        text = f"{c} beats {called}: {counts}"
+        missed_col, found_col = f"{ratio} median, {called}", f"{ratio} median, found"
+        if missed_col in part.columns:
+            pairs = [f"{r[missed_col]:.2f} vs {r[found_col]:.2f} ({r['model']})" for _, r in part.iterrows()
+                     if math.isfinite(r[missed_col]) and math.isfinite(r[found_col])]
+            if pairs:
+                text += (f"; pre-RR over local RR, median of those {called} vs of the {c} beats found: "
+                         + ", ".join(pairs))
+        out.append(text + ".")
+    return out
+
+
+def _protocol(label: str) -> tuple[str, str, str] | None:
+    parts = [p.strip() for p in str(label).split(",")]
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def _protocols(protocols: Any) -> list[str]:
+    """The patient leak (intra against inter, beat alone) and what the rhythm adds on new patients, per model."""
+    rows = {key: r for label, r in protocols.iterrows() if (key := _protocol(label)) is not None}
+    models = list(dict.fromkeys(m for m, _, _ in rows))
+    out = []
+    for m in models:
+        intra, inter = rows.get((m, "intra", "beat")), rows.get((m, "inter", "beat"))
+        if intra is not None and inter is not None:
+            out.append(f"Patient leak ({m}, beat alone): accuracy {intra['accuracy']:.2%} on intra-patient against "
+                       f"{inter['accuracy']:.2%} on inter-patient, {_signed(intra['accuracy'] - intra['baseline'])} "
+                       f"and {_signed(inter['accuracy'] - inter['baseline'])} from each split's majority baseline "
+                       f"({intra['baseline']:.2%}, {inter['baseline']:.2%}); S Se {intra['S Se']:.1f}% against "
+                       f"{inter['S Se']:.1f}%.")
+    chazal = ANCHORS[0]
+    for m in models:
+        beat, rhythm = rows.get((m, "inter", "beat")), rows.get((m, "inter", "beat+rhythm"))
+        if beat is not None and rhythm is not None:
+            out.append(f"Rhythm on new patients ({m}, inter-patient): S Se / +P {beat['S Se']:.1f} / "
+                       f"{beat['S +P']:.1f}% with the beat alone, {rhythm['S Se']:.1f} / {rhythm['S +P']:.1f}% with "
+                       f"beat+rhythm; V Se / +P {beat['V Se']:.1f} / {beat['V +P']:.1f}% and {rhythm['V Se']:.1f} / "
+                       f"{rhythm['V +P']:.1f}% ({chazal['method']}, RR intervals and morphology: S "
+                       f"{chazal['S Se']:.0f} / {chazal['S +P']:.0f}%, V {chazal['V Se']:.0f} / "
+                       f"{chazal['V +P']:.0f}%).")
+    return out
+
+
+def _signed(v: float) -> str:
+    return f"{100 * v:+.1f} point{'s' if abs(round(100 * v, 1)) != 1 else ''}"
+
+
+def _holds_zero(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "no interval (fewer than two values)"
+    return "the interval holds 0: no difference shown" if low <= 0 <= high else "the interval excludes 0"
+
+
+def _intervals(intervals: Any) -> list[str]:
+    acc = intervals[intervals["kind"] == "accuracy"]
+    diff = intervals[intervals["kind"] == "difference"]
+    groups, beats = int(intervals["groups"].iloc[0]), int(intervals["beats"].iloc[0])
+    over = f"the {beats:,} test beats" if groups == beats else f"the {groups} test records ({beats:,} beats)"
+    text = (f"Test-set noise (bootstrap over {over}, one training per model): "
+            + ", ".join(f"{name} {r['estimate']:.2%} [{r['ci_low']:.2%}, {r['ci_high']:.2%}]"
+                        for name, r in acc.iterrows()))
+    for name, r in diff.iterrows():
+        text += (f"; {name} {100 * r['estimate']:+.2f} points [{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}], "
+                 f"{_holds_zero(r['ci_low'], r['ci_high'])} on these test beats")
+    return [text + " (the noise between training seeds is not in these intervals)."]
+
+
+def _seeds(seeds: Any, paired: Any) -> list[str]:
+    def ci(mean: float, low: float, high: float) -> str:
+        return f"{mean:.2%} [{low:.2%}, {high:.2%}]" if math.isfinite(low) else f"{mean:.2%} [n/a]"
+
+    out = ["Over training seeds (sweep, 95 % t intervals): "
+           + ", ".join(f"{r['configuration']} {ci(r['accuracy_mean'], r['accuracy_ci_low'], r['accuracy_ci_high'])} "
+                       f"(n={int(r['n'])})" for _, r in seeds.iterrows() if r["n"] > 0) + "."]
+    if paired is not None and len(paired):
+        pairs = paired[(paired["n"] > 0) & (paired["metric"] == "accuracy")]
+        if len(pairs):
+            out.append("Paired differences of accuracy over the same seeds: "
+                       + "; ".join(f"{r['a']} - {r['b']} {100 * r['mean']:+.2f} points "
+                                   + (f"[{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}] (n={int(r['n'])}), "
+                                      if math.isfinite(r["ci_low"]) else f"(n={int(r['n'])}), ")
+                                   + _holds_zero(r["ci_low"], r["ci_high"]) for _, r in pairs.iterrows()) + ".")
     return out
 
 

@@ -50,7 +50,8 @@ def _mean(values: Any) -> float:
 
 def comparison_table(runs: Mapping[str, Mapping[str, Any]]) -> Any:
     """One row per run (keyed as given, e.g. {"ResNet": metrics, "ODE-Net": metrics}) with the study's numbers:
-    accuracy, macro-F1, per-class recall, majority baseline, parameters, seconds per epoch, NFE forward and
+    accuracy, macro-F1, per-class recall (AAMI sensitivity, Se) and precision (positive predictivity, +P), majority
+    baseline, parameters, seconds per epoch, NFE forward and
     backward per training batch, activation memory of one training step (MB) and inference beats per second."""
     import pandas as pd
 
@@ -59,6 +60,8 @@ def comparison_table(runs: Mapping[str, Mapping[str, Any]]) -> Any:
         row: dict[str, Any] = {"model": m.get("model", name), "accuracy": m["accuracy"], "macro-F1": m["macro_f1"]}
         for c in CLASSES:
             row[f"recall {c}"] = m["per_class"][c]["recall"]
+        for c in CLASSES:
+            row[f"precision {c}"] = m["per_class"][c]["precision"]
         row.update({
             "baseline": m["baseline_accuracy"],
             "params": int(m["params"]),
@@ -77,7 +80,7 @@ def comparison_table(runs: Mapping[str, Mapping[str, Any]]) -> Any:
 _FORMATS = {"accuracy": "{:.4f}", "macro-F1": "{:.4f}", "baseline": "{:.4f}", "params": "{:,.0f}",
             "s/epoch": "{:.1f}", "NFE fwd/batch": "{:.1f}", "NFE bwd/batch": "{:.1f}", "activation MB/step": "{:.1f}",
             "inference beats/s": "{:,.0f}", "epochs": "{:.0f}", "test beats": "{:,.0f}",
-            **{f"recall {c}": "{:.3f}" for c in CLASSES}}
+            **{f"{kind} {c}": "{:.3f}" for kind in ("recall", "precision") for c in CLASSES}}
 
 
 def format_comparison(table: Any, transpose: bool = True) -> Any:

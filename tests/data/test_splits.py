@@ -16,6 +16,7 @@ from ecglib.data.facts import (
     DS1,
     DS2,
     PACED_RECORDS,
+    SAME_SUBJECT,
 )
 from ecglib.data.splits import limit_beats, split_beats, split_records
 from ecglib.errors import InputError
@@ -80,6 +81,14 @@ def test_inter_split_follows_de_chazal(synthetic_beats):
     assert len(used) == len(set(used.tolist())) == int(np.isin(rec, DS1 + DS2).sum())
     # validation comes from DS1 beats only
     assert set(rec[split.val]) <= set(DS1)
+
+
+def test_the_inter_split_keeps_one_patient_on_both_sides():
+    """Records 201 (DS1) and 202 (DS2) are one subject: the one patient the inter-patient split does not keep apart
+    (the notebooks say so, and 04_annotate checks a labelled record against it)."""
+    across = [pair for pair in SAME_SUBJECT if set(pair) & set(DS1) and set(pair) & set(DS2)]
+    assert across == [("201", "202")]
+    assert all(set(pair) <= set(DS1 + DS2 + PACED_RECORDS) for pair in SAME_SUBJECT)
 
 
 def test_split_errors(synthetic_beats):

@@ -248,7 +248,7 @@ def test_annotate_notebook_runs_offline(trained_run, tmp_path):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert "Beat-by-beat comparison results for record" in text and "QRS sensitivity" in text
     assert len(images) == 1  # the strip
-    assert (tmp_path / "annotate" / "208.ecglib").exists() and (tmp_path / "annotate" / "ec57.csv").exists()
+    assert (tmp_path / "annotate" / "213.ecglib").exists() and (tmp_path / "annotate" / "ec57.csv").exists()
 
 
 @pytest.mark.realdata
