@@ -273,6 +273,35 @@ def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
     return {n: float(np.median(v)) * 100 / BLOCK for n, v in times.items()}
 
 
+INFERENCE_BATCH = 512
+
+
+def interleaved_inference(models: dict[str, Any], x: torch.Tensor, device: torch.device,
+                          batch_size: int = INFERENCE_BATCH, rounds: int = INTERLEAVE_ROUNDS) -> dict[str, float]:
+    """Inference beats per second of every model at batch ``batch_size``, measured in turns as the training time
+    is: each round gives every model (evaluation mode, no gradients) the same BLOCK batches of beats of x; the
+    median over the rounds (after a warm-up round). Throughput measured in one pass per row, one row after
+    another, moves with whatever else the machine does; in turns, that falls on every row alike."""
+    import copy
+
+    g = torch.Generator().manual_seed(1)
+    copies = {n: copy.deepcopy(m).to(device).eval() for n, m in models.items()}
+    times: dict[str, list[float]] = {n: [] for n in copies}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.no_grad():
+        for r in range(rounds + 1):  # round 0 warms up
+            batches = [x[torch.randint(len(x), (batch_size,), generator=g)].to(device) for _ in range(BLOCK)]
+            for name, model in copies.items():
+                sync()
+                started = time.perf_counter()
+                for xb in batches:
+                    model(xb)
+                sync()
+                if r > 0:
+                    times[name].append(time.perf_counter() - started)
+    return {n: BLOCK * batch_size / float(np.median(v)) for n, v in times.items()}
+
+
 def deploy_loose(name: str, model: Any, data: dict[str, torch.Tensor], device: torch.device,
                  max_beats: int = 2000) -> list[dict[str, Any]]:
     """Train precise (or cheap), deploy loose: the trained ODE-Net's test accuracy, evaluations of the dynamics per
@@ -338,13 +367,16 @@ def memory_markdown(memory: list[dict[str, Any]]) -> list[str]:
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """speedup_vs_original and ratio_vs_resnet per batch, from seconds_per_100_batches (interleaved at the end)."""
+    """speedup_vs_original and ratio_vs_resnet per batch, from seconds_per_100_batches (interleaved at the end), and
+    inference_ratio_vs_resnet, the row's inference time per beat over the ResNet's."""
     by = {r["config"]: r for r in rows if r.get("seconds_per_100_batches")}
     original, resnet = by.get("odenet-original"), by.get("resnet")
     for row in rows:
         t = row.get("seconds_per_100_batches")
         row["speedup_vs_original"] = original["seconds_per_100_batches"] / t if t and original else None
         row["ratio_vs_resnet"] = t / resnet["seconds_per_100_batches"] if t and resnet else None
+        bps, resnet_bps = row.get("beats_per_second"), resnet.get("beats_per_second") if resnet else None
+        row["inference_ratio_vs_resnet"] = resnet_bps / bps if bps and resnet_bps else None
 
 
 # ------------------------------------------------------------------------------------------------------- report
@@ -375,12 +407,13 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"**Wall time:** {meta['wall_seconds'] / 60:.1f} min.",
         "",
         "| config | trained | s / 100 batches | speed-up vs original | time vs ResNet | NFE fwd | NFE bwd | "
-        "activation MB | CUDA peak MB | inference beats/s | test accuracy (mean ± se, each seed) | macro-F1 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "activation MB | CUDA peak MB | inference beats/s | inference time vs ResNet | "
+        "test accuracy (mean ± se, each seed) | macro-F1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['config']} | failed: {r['error'][:80]} |" + " |" * 10)
+            lines.append(f"| {r['config']} | failed: {r['error'][:80]} |" + " |" * 11)
             continue
         mark = "" if r["trained"] else "*"
         first = not r["trained"]
@@ -393,7 +426,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {_name_cell(r)} | {'yes' if r['trained'] else 'no (timed only)'} | {s100:.1f} | {sp} | {rr} | "
             f"{nf:.1f}{mark} | {nb:.1f}{mark} | {r['activation_bytes'] / 2**20:.1f} | "
             f"{_fmt(None if r['cuda_peak_bytes'] is None else r['cuda_peak_bytes'] / 2**20, '.0f', 'n/a')} | "
-            f"{r['beats_per_second']:.0f} | {_accuracy_cell(r)} | {_fmt(r['macro_f1'], '.3f')} |")
+            f"{r['beats_per_second']:.0f} | {_fmt(r.get('inference_ratio_vs_resnet'), '.2f')} | "
+            f"{_accuracy_cell(r)} | {_fmt(r['macro_f1'], '.3f')} |")
     k = b["time_batches"]
     lines += [
         "",
@@ -403,8 +437,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"results.json). Rows marked * trained only their first {k} batches (NFE over those batches). "
         f"NFE: dynamics evaluations per training batch (backward: those the backward "
         "pass makes itself). Activation MB: bytes autograd saves for backward in one training step of "
-        f"{b['batch_size']} beats, after training. Inference: beats per second at batch 512 "
-        f"(up to 2,048 test beats). Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
+        f"{b['batch_size']} beats, after training. Inference: beats per second at batch {INFERENCE_BATCH} "
+        f"without gradients, timed in turns after the training time: {INTERLEAVE_ROUNDS} rounds, each giving every "
+        f"row's model the same {BLOCK} batches of random test beats; the median round (one pass while the row ran: "
+        f"beats_per_second_single_pass in results.json); its time vs ResNet is the ResNet's beats/s over the "
+        f"row's. Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
         "",
     ]
     lines += summary_sentences(rows, meta)
@@ -510,6 +547,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="train every trained row with this many seeds (--seed, "
                    "--seed + 1, ...) and report the mean accuracy: one epoch leaves a seed-to-seed spread of about "
                    "half a point, so a 0.3-point comparison needs several (each seed adds the whole budget)")
+    p.add_argument("--time-only", action="store_true",
+                   help="train no configuration: every row is timed only (after --time-batches batches), for the "
+                        "time and throughput columns without the accuracy budget")
     p.add_argument("--time-batches", type=int, default=20,
                    help="batches timed for configurations that are not trained (default 20)")
     p.add_argument("--threads", default="auto", help="torch CPU threads, or auto: probe 1 and torch's default")
@@ -521,6 +561,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.time_only and args.train_all:
+        print("bench: --time-only and --train-all exclude each other", file=sys.stderr)
+        return 2
     if args.seeds < 1:
         print("bench: --seeds must be at least 1", file=sys.stderr)
         return 2
@@ -591,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
                      "run with --mitdb-dir (make bench MITDB_DIR=DIR).")
     common = {"data": data_meta, "machine": machine, "device": str(device), "threads": threads, "budget": budget}
 
-    trained_names = {n for n in names if config_spec(n)[2] or args.train_all}
+    trained_names = set() if args.time_only else {n for n in names if config_spec(n)[2] or args.train_all}
     print(f"bench: {machine} | {data_meta['description']} | {budget['description']} | "
           f"{len(names)} configs, {len(trained_names)} trained", flush=True)
     rows: list[dict[str, Any]] = []
@@ -621,12 +664,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['beats_per_second']:7.0f} beats/s  acc {_fmt(row['accuracy'], '.4f')}  "
                   f"[{time.perf_counter() - t0:.0f} s, load {row['load_average']:.1f}]", flush=True)
 
-    timing = interleaved_timing({r["config"]: models[r["config"]] for r in rows if not r.get("error")},
-                                x_tr, y_tr, train_cfg.batch_size, device)
+    timed = {r["config"]: models[r["config"]] for r in rows if not r.get("error")}
+    timing = interleaved_timing(timed, x_tr, y_tr, train_cfg.batch_size, device)
+    inference = interleaved_inference(timed, x_te, device)
     for row in rows:
         if row["config"] in timing:
             row["seconds_per_100_batches_training"] = row["seconds_per_100_batches"]
             row["seconds_per_100_batches"] = timing[row["config"]]
+            row["beats_per_second_single_pass"] = row["beats_per_second"]
+            row["beats_per_second"] = inference[row["config"]]
     add_ratios(rows)
     meta = {**common, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": load_start,
             "load_end": round(os.getloadavg()[0], 2), "wall_seconds": time.perf_counter() - wall,
