@@ -36,7 +36,7 @@ from ecglib.errors import EcgError
 from ecglib.files import atomic_write_text
 from ecglib.metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, \
     cuda_peak_bytes
-from ecglib.models import build_model
+from ecglib.models import REWRITES, build_model
 from ecglib.runs import machine_description
 from ecglib.train import fit, pick_device, predict, seed_everything
 
@@ -112,9 +112,13 @@ def per_100(step_seconds: list[float]) -> float | None:
     return float(np.median(blocks)) * 100 / BLOCK
 
 
-def make_model(name: str, use_compile: bool = False) -> torch.nn.Module:
+def make_model(name: str, use_compile: bool = False, rewrites: bool = True) -> torch.nn.Module:
+    """The row's model; ``rewrites`` False switches the ODE block's exact rewrites off (models.REWRITES: the block
+    as before issue 28, same function and weights)."""
     model_name, ode, _, _ = config_spec(name)
     model = build_model(model_name, ode=ode) if ode is not None else build_model(model_name)
+    if not rewrites and model.ode is not None:
+        model.ode.func.rewrites = set()
     if use_compile and model.ode is not None:
         # The dynamics without their evaluation counter: compiling the counting forward would recompile per call.
         model.ode.func.dynamics = torch.compile(model.ode.func.dynamics)
@@ -151,11 +155,12 @@ def probe_threads(x: torch.Tensor, y: torch.Tensor, rounds: int = 4) -> tuple[in
 
 
 def run_config(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg: TrainConfig,
-               device: torch.device, time_batches: int, use_compile: bool) -> tuple[dict[str, Any], Any]:
+               device: torch.device, time_batches: int, use_compile: bool, rewrites: bool = True
+               ) -> tuple[dict[str, Any], Any]:
     """Train (or only time) one configuration with one seed; returns its row and the model."""
     model_name = config_spec(name)[0]
     seed_everything(train_cfg.seed)
-    model = make_model(name, use_compile)
+    model = make_model(name, use_compile, rewrites)
     model.to(device)
     started = time.perf_counter()
     steps = timed_fit(model, data["x_train"], data["y_train"], train_cfg,
@@ -200,7 +205,7 @@ def run_config(name: str, trained: bool, data: dict[str, torch.Tensor], train_cf
 
 
 def run_seeds(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg: TrainConfig,
-              device: torch.device, time_batches: int, use_compile: bool, seeds: list[int]
+              device: torch.device, time_batches: int, use_compile: bool, seeds: list[int], rewrites: bool = True
               ) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
     """run_config once per training seed. Returns one row, for a trained ODE-Net its deploy-loose rows, and the
     first seed's model (for the interleaved timing).
@@ -212,7 +217,7 @@ def run_seeds(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg
     runs, model = [], None
     for seed in seeds:
         row_seed, trained_model = run_config(name, trained, data, replace(train_cfg, seed=seed), device,
-                                             time_batches, use_compile)
+                                             time_batches, use_compile, rewrites)
         runs.append(row_seed)
         model = model or trained_model
     row = dict(runs[0])
@@ -240,26 +245,29 @@ INTERLEAVE_ROUNDS = 5  # rounds of the interleaved timing, after one warm-up rou
 
 
 def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                       device: torch.device, rounds: int = INTERLEAVE_ROUNDS) -> dict[str, float]:
+                       device: torch.device, rounds: int = INTERLEAVE_ROUNDS,
+                       cpu: dict[str, float] | None = None) -> dict[str, float]:
     """Seconds per 100 training batches of every model, measured in turns.
 
     Each round gives every model BLOCK consecutive training steps (forward, loss with any RNODE penalty, backward,
     Adam step at a tiny learning rate, so that the trained dynamics, and an adaptive solver's NFE, stay as they
     are) on the same random batches; the median over the rounds of each model's block, scaled to 100 batches.
     Whatever else the machine does while the benchmark runs falls on every row alike, so the ratios between rows
-    hold on a busy machine, where times measured one row after another would not."""
+    hold on a busy machine, where times measured one row after another would not. ``cpu``, when given, receives
+    the same median in CPU seconds of this process (all its threads): what the rows cost, whatever they waited."""
     import copy
 
     g = torch.Generator().manual_seed(0)
     copies = {n: copy.deepcopy(m).to(device).train() for n, m in models.items()}
     optimizers = {n: torch.optim.Adam(m.parameters(), lr=1e-7) for n, m in copies.items()}
     times: dict[str, list[float]] = {n: [] for n in copies}
+    cpu_times: dict[str, list[float]] = {n: [] for n in copies}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for r in range(rounds + 1):  # round 0 warms up
         batches = [torch.randint(len(x), (batch_size,), generator=g) for _ in range(BLOCK)]
         for name, model in copies.items():
             sync()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for idx in batches:
                 xb, yb = x[idx].to(device), y[idx].to(device)
                 loss = torch.nn.functional.cross_entropy(model(xb), yb)
@@ -270,6 +278,9 @@ def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
             sync()
             if r > 0:
                 times[name].append(time.perf_counter() - started)
+                cpu_times[name].append(time.process_time() - cpu_started)
+    if cpu is not None:
+        cpu.update({n: float(np.median(v)) * 100 / BLOCK for n, v in cpu_times.items()})
     return {n: float(np.median(v)) * 100 / BLOCK for n, v in times.items()}
 
 
@@ -277,28 +288,34 @@ INFERENCE_BATCH = 512
 
 
 def interleaved_inference(models: dict[str, Any], x: torch.Tensor, device: torch.device,
-                          batch_size: int = INFERENCE_BATCH, rounds: int = INTERLEAVE_ROUNDS) -> dict[str, float]:
+                          batch_size: int = INFERENCE_BATCH, rounds: int = INTERLEAVE_ROUNDS,
+                          cpu: dict[str, float] | None = None) -> dict[str, float]:
     """Inference beats per second of every model at batch ``batch_size``, measured in turns as the training time
     is: each round gives every model (evaluation mode, no gradients) the same BLOCK batches of beats of x; the
     median over the rounds (after a warm-up round). Throughput measured in one pass per row, one row after
-    another, moves with whatever else the machine does; in turns, that falls on every row alike."""
+    another, moves with whatever else the machine does; in turns, that falls on every row alike. ``cpu``, when
+    given, receives beats per CPU second of this process (as interleaved_timing's)."""
     import copy
 
     g = torch.Generator().manual_seed(1)
     copies = {n: copy.deepcopy(m).to(device).eval() for n, m in models.items()}
     times: dict[str, list[float]] = {n: [] for n in copies}
+    cpu_times: dict[str, list[float]] = {n: [] for n in copies}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.no_grad():
         for r in range(rounds + 1):  # round 0 warms up
             batches = [x[torch.randint(len(x), (batch_size,), generator=g)].to(device) for _ in range(BLOCK)]
             for name, model in copies.items():
                 sync()
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 for xb in batches:
                     model(xb)
                 sync()
                 if r > 0:
                     times[name].append(time.perf_counter() - started)
+                    cpu_times[name].append(time.process_time() - cpu_started)
+    if cpu is not None:
+        cpu.update({n: BLOCK * batch_size / float(np.median(v)) for n, v in cpu_times.items()})
     return {n: BLOCK * batch_size / float(np.median(v)) for n, v in times.items()}
 
 
@@ -432,13 +449,13 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += [
         "",
         f"Time: training batches of {b['batch_size']} (forward, backward, optimizer step) timed in turns after "
-        f"training: {INTERLEAVE_ROUNDS} rounds, each giving every row's trained model {BLOCK} steps on the same "
+        f"training: {meta.get('rounds', INTERLEAVE_ROUNDS)} rounds, each giving every row's trained model {BLOCK} steps on the same "
         f"batches; the median block, scaled to 100 batches (during training: seconds_per_100_batches_training in "
         f"results.json). Rows marked * trained only their first {k} batches (NFE over those batches). "
         f"NFE: dynamics evaluations per training batch (backward: those the backward "
         "pass makes itself). Activation MB: bytes autograd saves for backward in one training step of "
         f"{b['batch_size']} beats, after training. Inference: beats per second at batch {INFERENCE_BATCH} "
-        f"without gradients, timed in turns after the training time: {INTERLEAVE_ROUNDS} rounds, each giving every "
+        f"without gradients, timed in turns after the training time: {meta.get('rounds', INTERLEAVE_ROUNDS)} rounds, each giving every "
         f"row's model the same {BLOCK} batches of random test beats; the median round (one pass while the row ran: "
         f"beats_per_second_single_pass in results.json); its time vs ResNet is the ResNet's beats/s over the "
         f"row's. Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
@@ -550,8 +567,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-only", action="store_true",
                    help="train no configuration: every row is timed only (after --time-batches batches), for the "
                         "time and throughput columns without the accuracy budget")
+    p.add_argument("--no-rewrites", action="store_true",
+                   help="compute the ODE block without its exact rewrites (ecglib.models.REWRITES), as before issue "
+                        "28: the same function, for a before/after comparison")
     p.add_argument("--time-batches", type=int, default=20,
                    help="batches timed for configurations that are not trained (default 20)")
+    p.add_argument("--rounds", type=int, default=INTERLEAVE_ROUNDS,
+                   help=f"rounds of the timing in turns (training and inference), after a warm-up round (default "
+                        f"{INTERLEAVE_ROUNDS}; more on a busy machine)")
     p.add_argument("--threads", default="auto", help="torch CPU threads, or auto: probe 1 and torch's default")
     p.add_argument("--compile", action="store_true",
                    help="also time the default ODE-Net with torch.compile'd dynamics (no gain measured on CPU)")
@@ -632,7 +655,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.mitdb_dir:
         notes.append("Synthetic data: a smoke run. Its accuracies and timings say little about MIT-BIH; "
                      "run with --mitdb-dir (make bench MITDB_DIR=DIR).")
-    common = {"data": data_meta, "machine": machine, "device": str(device), "threads": threads, "budget": budget}
+    if args.no_rewrites:
+        notes.append("--no-rewrites: the ODE blocks computed without the exact rewrites of issue 28 (as before them).")
+    if args.time_only:
+        notes.append("--time-only: no row trained; each timed after its first --time-batches batches.")
+    common = {"data": data_meta, "machine": machine, "device": str(device), "threads": threads, "budget": budget,
+              "ode_rewrites": [] if args.no_rewrites else list(REWRITES)}
 
     trained_names = set() if args.time_only else {n for n in names if config_spec(n)[2] or args.train_all}
     print(f"bench: {machine} | {data_meta['description']} | {budget['description']} | "
@@ -646,7 +674,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             row, row_loose, models[name] = run_seeds(name, trained, data, train_cfg, device, time_batches,
-                                                     name == "default+compile", seeds if trained else seeds[:1])
+                                                     name == "default+compile", seeds if trained else seeds[:1],
+                                                     rewrites=not args.no_rewrites)
             loose += row_loose
         except (EcgError, RuntimeError, AssertionError) as exc:
             row = {"config": name, "trained": trained, "error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
@@ -665,8 +694,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"[{time.perf_counter() - t0:.0f} s, load {row['load_average']:.1f}]", flush=True)
 
     timed = {r["config"]: models[r["config"]] for r in rows if not r.get("error")}
-    timing = interleaved_timing(timed, x_tr, y_tr, train_cfg.batch_size, device)
-    inference = interleaved_inference(timed, x_te, device)
+    timing = interleaved_timing(timed, x_tr, y_tr, train_cfg.batch_size, device, rounds=args.rounds)
+    inference = interleaved_inference(timed, x_te, device, rounds=args.rounds)
     for row in rows:
         if row["config"] in timing:
             row["seconds_per_100_batches_training"] = row["seconds_per_100_batches"]
@@ -675,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
             row["beats_per_second"] = inference[row["config"]]
     add_ratios(rows)
     meta = {**common, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": load_start,
-            "load_end": round(os.getloadavg()[0], 2), "wall_seconds": time.perf_counter() - wall,
+            "load_end": round(os.getloadavg()[0], 2), "wall_seconds": time.perf_counter() - wall, "rounds": args.rounds,
             "baseline_accuracy": classification_metrics(y_te.numpy(), y_te.numpy(),
                                                         y_train=y_tr.numpy())["baseline_accuracy"],
             "notes": notes}
