@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,6 +60,17 @@ def models_to_time(settings: list[str]) -> dict[str, Any]:
     return models
 
 
+def paired(row: list[float], resnet: list[float]) -> dict[str, float]:
+    """Median and quartiles over the rounds of the row's block time over the ResNet's of the same round."""
+    ratios = np.array(row) / np.array(resnet)
+    return {"median": float(np.median(ratios)), "q1": float(np.quantile(ratios, 0.25)),
+            "q3": float(np.quantile(ratios, 0.75))}
+
+
+def _cell(p: dict[str, float]) -> str:
+    return f"{p['median']:.3f} [{p['q1']:.3f}, {p['q3']:.3f}]"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mitdb-dir", type=Path, help="MIT-BIH WFDB folder (default: the synthetic records)")
@@ -84,23 +96,27 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu")
 
     models = models_to_time(settings)
-    train_cpu: dict[str, float] = {}
-    infer_cpu: dict[str, float] = {}
-    train = interleaved_timing(models, x_tr, y_tr, args.batch_size, device, rounds=args.rounds, cpu=train_cpu)
-    infer = interleaved_inference(models, x_te, device, rounds=args.rounds, cpu=infer_cpu)
+    train_blocks: dict[str, dict[str, list[float]]] = {}
+    infer_blocks: dict[str, dict[str, list[float]]] = {}
+    train = interleaved_timing(models, x_tr, y_tr, args.batch_size, device, rounds=args.rounds, blocks=train_blocks)
+    infer = interleaved_inference(models, x_te, device, rounds=args.rounds, blocks=infer_blocks)
     load_end = os.getloadavg()
     rows = []
     for name, model in models.items():
         setting, _, variant = name.partition(" ")
-        rows.append({"config": name, "setting": setting, "variant": variant or None,
-                     "rewrites": sorted(model.ode.func.rewrites) if model.ode else None,
-                     "seconds_per_100_batches": train[name], "ratio_vs_resnet": train[name] / train["resnet"],
-                     "beats_per_second": infer[name],
-                     "inference_ratio_vs_resnet": infer["resnet"] / infer[name],
-                     "cpu_seconds_per_100_batches": train_cpu[name],
-                     "cpu_ratio_vs_resnet": train_cpu[name] / train_cpu["resnet"],
-                     "beats_per_cpu_second": infer_cpu[name],
-                     "cpu_inference_ratio_vs_resnet": infer_cpu["resnet"] / infer_cpu[name]})
+        row: dict[str, Any] = {"config": name, "setting": setting, "variant": variant or None,
+                               "rewrites": sorted(model.ode.func.rewrites) if model.ode else None,
+                               "seconds_per_100_batches": train[name], "ratio_vs_resnet": train[name] / train["resnet"],
+                               "beats_per_second": infer[name],
+                               "inference_ratio_vs_resnet": infer["resnet"] / infer[name]}
+        for kind, blocks in (("train", train_blocks), ("inference", infer_blocks)):
+            for clock in ("wall", "cpu"):
+                row[f"{kind}_{clock}_paired"] = paired(blocks[clock][name], blocks[clock]["resnet"])
+        row["cpu_seconds_per_100_batches"] = float(np.median(train_blocks["cpu"][name])) * 100 / BLOCK
+        row["beats_per_cpu_second"] = BLOCK * INFERENCE_BATCH / float(np.median(infer_blocks["cpu"][name]))
+        row["blocks"] = {"train": {c: train_blocks[c][name] for c in ("wall", "cpu")},
+                         "inference": {c: infer_blocks[c][name] for c in ("wall", "cpu")}}
+        rows.append(row)
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(device),
             "threads": args.threads, "batch_size": args.batch_size, "rounds": args.rounds,
             "load_start": [round(v, 2) for v in load_start], "load_end": [round(v, 2) for v in load_end],
@@ -112,17 +128,19 @@ def main(argv: list[str] | None = None) -> int:
              f"the end. **Data:** {meta['data']}. **Wall time:** {meta['wall_seconds'] / 60:.1f} min.", "",
              f"Training: batches of {args.batch_size} in turns, {args.rounds} rounds of {BLOCK} steps per model "
              f"(median, scaled to 100 batches). Inference: batch {INFERENCE_BATCH}, no gradients, in turns, "
-             f"{args.rounds} rounds of {BLOCK} batches (median). Variants are cumulative. Wall: elapsed seconds, "
-             "what the benchmark's tables report; CPU: this process's CPU seconds over the same turns, which do "
-             "not count the time the rows waited for a core that other jobs held.", "",
-             "| config | s / 100 batches | time vs ResNet | inference beats/s | inference time vs ResNet | "
-             "CPU s / 100 batches | CPU vs ResNet | inference beats / CPU s | inference CPU vs ResNet |",
+             f"{args.rounds} rounds of {BLOCK} batches (median). Variants are cumulative. The first columns are "
+             "the benchmark's (bench_odenet.py): each row's median round, and their ratio. Paired: the median over "
+             "the rounds of the row's block over the ResNet's block of the same round [quartiles], which cancels "
+             "load that changes from round to round; in elapsed (wall) and in this process's CPU seconds (not "
+             "counting the time a block waited for a core that another job held).", "",
+             "| config | s / 100 batches | time vs ResNet | paired wall | paired CPU | inference beats/s | "
+             "inference time vs ResNet | paired wall | paired CPU |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['config']} | {r['seconds_per_100_batches']:.2f} | {r['ratio_vs_resnet']:.3f} | "
+                     f"{_cell(r['train_wall_paired'])} | {_cell(r['train_cpu_paired'])} | "
                      f"{r['beats_per_second']:.0f} | {r['inference_ratio_vs_resnet']:.3f} | "
-                     f"{r['cpu_seconds_per_100_batches']:.2f} | {r['cpu_ratio_vs_resnet']:.3f} | "
-                     f"{r['beats_per_cpu_second']:.0f} | {r['cpu_inference_ratio_vs_resnet']:.3f} |")
+                     f"{_cell(r['inference_wall_paired'])} | {_cell(r['inference_cpu_paired'])} |")
     md = "\n".join(lines) + "\n"
     atomic_write_text(args.out / "results.json", json.dumps([{**r, **meta} for r in rows], indent=2))
     atomic_write_text(args.out / "results.md", md)

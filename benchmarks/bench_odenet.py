@@ -246,15 +246,16 @@ INTERLEAVE_ROUNDS = 5  # rounds of the interleaved timing, after one warm-up rou
 
 def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor, batch_size: int,
                        device: torch.device, rounds: int = INTERLEAVE_ROUNDS,
-                       cpu: dict[str, float] | None = None) -> dict[str, float]:
+                       blocks: dict[str, dict[str, list[float]]] | None = None) -> dict[str, float]:
     """Seconds per 100 training batches of every model, measured in turns.
 
     Each round gives every model BLOCK consecutive training steps (forward, loss with any RNODE penalty, backward,
     Adam step at a tiny learning rate, so that the trained dynamics, and an adaptive solver's NFE, stay as they
     are) on the same random batches; the median over the rounds of each model's block, scaled to 100 batches.
     Whatever else the machine does while the benchmark runs falls on every row alike, so the ratios between rows
-    hold on a busy machine, where times measured one row after another would not. ``cpu``, when given, receives
-    the same median in CPU seconds of this process (all its threads): what the rows cost, whatever they waited."""
+    hold on a busy machine, where times measured one row after another would not. ``blocks``, when given,
+    receives every round's block seconds per model, elapsed ("wall") and CPU seconds of this process, all its
+    threads ("cpu": what a block cost, not counting the time it waited for a core held by another job)."""
     import copy
 
     g = torch.Generator().manual_seed(0)
@@ -279,8 +280,8 @@ def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
             if r > 0:
                 times[name].append(time.perf_counter() - started)
                 cpu_times[name].append(time.process_time() - cpu_started)
-    if cpu is not None:
-        cpu.update({n: float(np.median(v)) * 100 / BLOCK for n, v in cpu_times.items()})
+    if blocks is not None:
+        blocks.update(wall=times, cpu=cpu_times)
     return {n: float(np.median(v)) * 100 / BLOCK for n, v in times.items()}
 
 
@@ -289,12 +290,12 @@ INFERENCE_BATCH = 512
 
 def interleaved_inference(models: dict[str, Any], x: torch.Tensor, device: torch.device,
                           batch_size: int = INFERENCE_BATCH, rounds: int = INTERLEAVE_ROUNDS,
-                          cpu: dict[str, float] | None = None) -> dict[str, float]:
+                          blocks: dict[str, dict[str, list[float]]] | None = None) -> dict[str, float]:
     """Inference beats per second of every model at batch ``batch_size``, measured in turns as the training time
     is: each round gives every model (evaluation mode, no gradients) the same BLOCK batches of beats of x; the
     median over the rounds (after a warm-up round). Throughput measured in one pass per row, one row after
-    another, moves with whatever else the machine does; in turns, that falls on every row alike. ``cpu``, when
-    given, receives beats per CPU second of this process (as interleaved_timing's)."""
+    another, moves with whatever else the machine does; in turns, that falls on every row alike. ``blocks``: as
+    interleaved_timing's (seconds of each round's BLOCK batches)."""
     import copy
 
     g = torch.Generator().manual_seed(1)
@@ -314,8 +315,8 @@ def interleaved_inference(models: dict[str, Any], x: torch.Tensor, device: torch
                 if r > 0:
                     times[name].append(time.perf_counter() - started)
                     cpu_times[name].append(time.process_time() - cpu_started)
-    if cpu is not None:
-        cpu.update({n: BLOCK * batch_size / float(np.median(v)) for n, v in cpu_times.items()})
+    if blocks is not None:
+        blocks.update(wall=times, cpu=cpu_times)
     return {n: BLOCK * batch_size / float(np.median(v)) for n, v in times.items()}
 
 
