@@ -9,7 +9,7 @@ detection, beat cutting, classification, writing), a few times, with the torch t
         [--run RUN_DIR --record 100 --repeat 3 --threads 1] --out runs/bench-annotate
 
 Writes OUT/detectors.csv (one row per detector and record), OUT/results.md (the tables) and prints the markdown.
-Detectors: those of ecglib.annotate.DETECTORS, plus "sleepecg" when that package is installed (measured only).
+Detectors: those of ecglib.DETECTORS, plus "sleepecg" when that package is installed (measured only).
 """
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ecglib import annotate, ec57
-from ecglib.data import DS2, read_lead
+from ecglib.data.facts import DS2
+from ecglib.data.records import read_lead
+from ecglib.ec57.annotate import annotate_record, load_trained
+from ecglib.ec57.bxb import compare, summarize
+from ecglib.ec57.detect import DETECTORS
 from ecglib.errors import EcgError
 
 
@@ -44,10 +47,10 @@ def _detectors(names: list[str]) -> dict:
             found[name] = lambda sig, fs: sleepecg.detect_heartbeats(sig, fs)
         elif name == "neurokit" and not _importable("neurokit2"):
             print("neurokit2 is not installed: skipped", file=sys.stderr)
-        elif name in annotate.DETECTORS:
-            found[name] = annotate.DETECTORS[name]
+        elif name in DETECTORS:
+            found[name] = DETECTORS[name]
         else:
-            raise EcgError(f"unknown detector {name!r}; choose from {', '.join([*annotate.DETECTORS, 'sleepecg'])}")
+            raise EcgError(f"unknown detector {name!r}; choose from {', '.join([*DETECTORS, 'sleepecg'])}")
     return found
 
 
@@ -58,8 +61,9 @@ def bench_detectors(folder: Path, records: list[str], names: list[str]) -> tuple
     for r in records:
         signal, fs, _ = read_lead(folder / r, "MLII")
         signals[r] = (signal, fs)
-    rows, lines = [], ["| detector | gross QRS Se | gross QRS +P | average Se | average +P | detection time, all records "
-                       "| per 30-min record (mean, max) | worst record (Se / +P) |", "|---|---|---|---|---|---|---|---|"]
+    rows = []
+    lines = ["| detector | gross QRS Se | gross QRS +P | average Se | average +P | detection time, all records "
+             "| per 30-min record (mean, max) | worst record (Se / +P) |", "|---|---|---|---|---|---|---|---|"]
     for name, detect in _detectors(names).items():
         detect(*signals[records[0]])  # warm-up: imports and first-call costs are not the record's
         comps, times = [], []
@@ -69,13 +73,13 @@ def bench_detectors(folder: Path, records: list[str], names: list[str]) -> tuple
             peaks = np.unique(np.asarray(detect(signal, fs), dtype=np.int64))
             times.append(time.perf_counter() - t0)
             ref = wfdb.rdann(str(folder / r), "atr")
-            comp = ec57.compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
+            comp = compare(ref.sample, ref.symbol, peaks, ["N"] * len(peaks), fs, sig_len=len(signal),
                                 ref_subtypes=ref.subtype, record=r)
             comps.append(comp)
             s = comp.stats()
             rows.append({"detector": name, "record": r, "seconds": times[-1], "q_se": s["Q Se"], "q_pp": s["Q +P"],
                          "record_seconds": len(signal) / fs})
-        summary = ec57.summarize(comps)
+        summary = summarize(comps)
         worst = min(comps, key=lambda c: min(c.stats()["Q Se"] or 0.0, c.stats()["Q +P"] or 0.0))
         ws = worst.stats()
         lines.append(f"| {name} | {summary.gross['Q Se']:.2f} | {summary.gross['Q +P']:.2f} | "
@@ -87,12 +91,12 @@ def bench_detectors(folder: Path, records: list[str], names: list[str]) -> tuple
 
 
 def bench_annotate(run: Path, record: Path, repeat: int, out: Path) -> str:
-    trained = annotate.load_run(run)
-    annotate.annotate_record(trained, record, out_dir=out)  # warm-up: imports, first torch call
+    trained = load_trained(run)
+    annotate_record(trained, record, out_dir=out)  # warm-up: imports, first torch call
     lines = ["| try | record | beats | total | read | detect | classify | write | real time |",
              "|---|---|---|---|---|---|---|---|---|"]
     for i in range(repeat):
-        res = annotate.annotate_record(trained, record, out_dir=out)
+        res = annotate_record(trained, record, out_dir=out)
         t = res.timings or {}
         lines.append(f"| {i + 1} | {record.name} ({res.seconds / 60:.0f} min) | {len(res.sample)} | "
                      f"{res.elapsed:.2f} s | {t.get('read', 0):.2f} | {t.get('detect', 0):.2f} | "

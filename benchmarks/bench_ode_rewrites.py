@@ -1,9 +1,9 @@
-"""What each exact rewrite of the ODE block (issue 28, ``ecglib.models.REWRITES``) buys, row against row.
+"""What each exact rewrite of the ODE block (``ecglib.models.REWRITES``) buys, row against row.
 
 The ResNet and, for each ODE setting, the same ODE-Net (same weights) computed with the rewrites switched on one
-after another: none (the block as before issue 28), + time_map, + norms, + direct_solve (all, the default). Every
+after another: none (the plain formulation), + time_map, + norms, + direct_solve (all, the default). Every
 model is timed in turns with bench_odenet.py's own functions: training batches (seconds per 100, the ratio to the
-ResNet) and inference at batch 512 (beats per second). The rewrites change no result (tests/test_ode_speed.py), so
+ResNet) and inference at batch 512 (beats per second). The rewrites change no result (tests/test_models.py), so
 the models are not trained: a fixed-grid solve costs the same whatever its weights.
 
     python benchmarks/bench_ode_rewrites.py --mitdb-dir DIR --threads 1 --out runs/bench-rewrites-1t
@@ -29,13 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_odenet import BLOCK, INFERENCE_BATCH, fixed, interleaved_inference, interleaved_timing  # noqa: E402
 
 from ecglib.config import ODEConfig  # noqa: E402
-from ecglib.data import limit_beats, load_beats, split_beats, to_tensors  # noqa: E402
+from ecglib.data.inputs import to_tensors  # noqa: E402
+from ecglib.data.sources import load_beats  # noqa: E402
+from ecglib.data.splits import limit_beats, split_beats  # noqa: E402
 from ecglib.files import atomic_write_text  # noqa: E402
+from ecglib.inference import machine_description  # noqa: E402
 from ecglib.models import REWRITES, build_model  # noqa: E402
-from ecglib.runs import machine_description  # noqa: E402
-from ecglib.train import seed_everything  # noqa: E402
+from ecglib.training.loop import seed_everything  # noqa: E402
 
 SETTINGS: dict[str, ODEConfig] = {
+    "midpoint-2steps": fixed("midpoint", 2),  # the project default (ODEConfig())
     "midpoint-3steps": fixed("midpoint", 3),
     "rk4-1step": fixed("rk4", 1),
     "rk4-3steps": fixed("rk4", 3),
@@ -75,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mitdb-dir", type=Path, help="MIT-BIH WFDB folder (default: the synthetic records)")
     p.add_argument("--out", type=Path, default=Path("runs/bench-rewrites"))
-    p.add_argument("--settings", default="midpoint-3steps,rk4-1step",
+    p.add_argument("--settings", default="midpoint-2steps,rk4-1step",
                    help="comma-separated subset of: " + ", ".join(SETTINGS))
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=128, help="training batch (issue 28 asks about 128)")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch (the benchmark's: 128)")
     p.add_argument("--rounds", type=int, default=10, help="rounds of the timing in turns, after one warm-up round")
     args = p.parse_args(argv)
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]

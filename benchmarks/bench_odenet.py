@@ -28,22 +28,25 @@ from typing import Any
 import numpy as np
 import torch
 
-import ecglib.compare  # noqa: F401  (loaded now: edits to the package during a long run do not reach it)
-import ecglib.plots  # noqa: F401
+import ecglib.experiments.tolerance  # noqa: F401  (loaded now: edits to the package during a long run do not reach it)
+import ecglib.report.figures  # noqa: F401
 from ecglib.config import ODEConfig, TrainConfig
-from ecglib.data import limit_beats, load_beats, split_beats, to_tensors
+from ecglib.data.inputs import to_tensors
+from ecglib.data.sources import load_beats
+from ecglib.data.splits import limit_beats, split_beats
 from ecglib.errors import EcgError
-from ecglib.files import atomic_write_text
-from ecglib.metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, \
-    cuda_peak_bytes
+from ecglib.experiments.tolerance import tolerance_sweep
+from ecglib.files import atomic_path, atomic_write_text
+from ecglib.inference import machine_description, pick_device, predict
+from ecglib.metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
 from ecglib.models import REWRITES, build_model
-from ecglib.runs import machine_description
-from ecglib.train import fit, pick_device, predict, seed_everything
+from ecglib.report.figures import plot_deploy_loose, plot_memory_depth
+from ecglib.training.loop import fit, seed_everything
 
 BLOCK = 5  # batches per timing block; seconds per 100 batches = median block time * 100 / BLOCK
 REQUIRED = ("resnet", "odenet-original")
 ORIGINAL = ODEConfig.original()
-PREVIOUS = ODEConfig(solver="rk4", step_size=1 / 3)  # the project default before issue 13: 3 rk4 steps
+PREVIOUS = ODEConfig(solver="rk4", step_size=1 / 3)  # an earlier project default (docs/history.md): 3 rk4 steps
 
 
 def fixed(solver: str, steps: int, **settings: Any) -> ODEConfig:
@@ -61,7 +64,9 @@ CONFIGS: dict[str, tuple[str, ODEConfig | None, bool, str]] = {
     "odenet-original": ("odenet", ORIGINAL, True, "the original study: dopri5 1e-3, plain adjoint"),
     "odenet-rk4-1step": ("odenet", fixed("rk4", 1), True, "one rk4 step: 4 evaluations"),
     "odenet-rk4-2steps": ("odenet", fixed("rk4", 2), True, "two rk4 steps: 8 evaluations"),
-    "odenet-midpoint-3steps": ("odenet", fixed("midpoint", 3), True, "three midpoint steps: 6 evaluations"),
+    "odenet-midpoint-2steps": ("odenet", fixed("midpoint", 2), True, "two midpoint steps: 4 evaluations"),
+    "odenet-midpoint-3steps": ("odenet", fixed("midpoint", 3), True,
+                               "three midpoint steps: 6 evaluations (the default before two midpoint steps)"),
     "odenet-heun-3steps-torchode": ("odenet", fixed("heun2", 3, backend="torchode"), True,
                                     "three Heun steps solved by torchode: 6 evaluations"),
     "odenet-rnode-rk4-1step": ("odenet", fixed("rk4", 1, **RNODE), True,
@@ -113,8 +118,8 @@ def per_100(step_seconds: list[float]) -> float | None:
 
 
 def make_model(name: str, use_compile: bool = False, rewrites: bool = True) -> torch.nn.Module:
-    """The row's model; ``rewrites`` False switches the ODE block's exact rewrites off (models.REWRITES: the block
-    as before issue 28, same function and weights)."""
+    """The row's model; ``rewrites`` False switches the ODE block's exact rewrites off (models.REWRITES: the plain
+    formulation of the same function with the same weights, for a before/after comparison on one commit)."""
     model_name, ode, _, _ = config_spec(name)
     model = build_model(model_name, ode=ode) if ode is not None else build_model(model_name)
     if not rewrites and model.ode is not None:
@@ -320,15 +325,48 @@ def interleaved_inference(models: dict[str, Any], x: torch.Tensor, device: torch
     return {n: BLOCK * batch_size / float(np.median(v)) for n, v in times.items()}
 
 
+def timing_thread_counts(spec: str, threads: int, default_threads: int, device: torch.device) -> list[int]:
+    """The thread counts of the timing in turns: ``spec`` ("auto" or "1,2"), always with ``threads`` (the main
+    columns'); on a GPU only ``threads`` (the CPU threads do not set its speed)."""
+    if device.type != "cpu":
+        return [threads]
+    counts = {1, default_threads} if spec == "auto" else {int(n) for n in spec.split(",") if n.strip()}
+    return sorted(counts | {threads})
+
+
+def timing_by_threads(models: dict[str, Any], x_tr: torch.Tensor, y_tr: torch.Tensor, x_te: torch.Tensor,
+                      batch_size: int, device: torch.device, rounds: int, counts: list[int]) -> dict[str, Any]:
+    """interleaved_timing and interleaved_inference at each thread count, one after the other; per count (a
+    string key, as in JSON): every row's seconds per 100 batches and beats per second with their ratios to the
+    ResNet's at that count, and the load average (1, 5, 15 minutes) before and after. Within a count the rows run
+    in turns, so each ratio holds on a busy machine; between counts the load may have changed (hence the loads)."""
+    out: dict[str, Any] = {}
+    for n in counts:
+        torch.set_num_threads(n)
+        load_before = [round(v, 2) for v in os.getloadavg()]
+        train = interleaved_timing(models, x_tr, y_tr, batch_size, device, rounds=rounds)
+        infer = interleaved_inference(models, x_te, device, rounds=rounds)
+        rows = {}
+        for name in models:
+            rows[name] = {"seconds_per_100_batches": train[name], "beats_per_second": infer[name],
+                          "ratio_vs_resnet": train[name] / train["resnet"] if "resnet" in train else None,
+                          "inference_ratio_vs_resnet": infer["resnet"] / infer[name] if "resnet" in infer else None}
+        out[str(n)] = {"rows": rows, "load": {"before": load_before, "after": [round(v, 2) for v in os.getloadavg()]}}
+        print(f"bench: timing in turns at {n} thread(s): " + ", ".join(
+            f"{k} {v['seconds_per_100_batches']:.2f} s/100 ({_fmt(v['ratio_vs_resnet'], '.3f')}x), "
+            f"{v['beats_per_second']:.0f} beats/s" for k, v in rows.items())
+            + f" [load {load_before} -> {out[str(n)]['load']['after']}]", flush=True)
+    return out
+
+
 def deploy_loose(name: str, model: Any, data: dict[str, torch.Tensor], device: torch.device,
                  max_beats: int = 2000) -> list[dict[str, Any]]:
     """Train precise (or cheap), deploy loose: the trained ODE-Net's test accuracy, evaluations of the dynamics per
     beat and inference beats/s at the DEPLOY_LOOSE settings (compare.tolerance_sweep), on up to ``max_beats`` test
     beats (the same random ones for every model). An adaptive solve that the trained dynamics make too stiff for its
     step limit is left out."""
-    from ecglib.compare import tolerance_sweep
-
     import pandas as pd
+
 
     # A seeded random part of the test beats: they are sorted by record, and the first ones are a few patients.
     keep = torch.randperm(len(data["x_test"]), generator=torch.Generator().manual_seed(0))[:max_beats]
@@ -381,7 +419,8 @@ def memory_markdown(memory: list[dict[str, Any]]) -> list[str]:
         row = [cells.get(key) for key in (("resnet", "direct", depth), ("odenet", "direct", depth),
                                           ("odenet", "adjoint", depth))]
         lines.append(f"| {depth} | " + " | ".join(_fmt(v, ".1f") for v in row) + " |")
-    return lines + ["", "Measured (bytes autograd saves for backward), not computed; the figure is memory_depth.png.", ""]
+    return lines + ["", "Measured (bytes autograd saves for backward), not computed; the figure is memory_depth.png.",
+                    ""]
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -413,6 +452,30 @@ def _accuracy_cell(r: dict[str, Any]) -> str:
 
 def _name_cell(r: dict[str, Any]) -> str:
     return r["config"] + (" (default)" if r["config"] == default_config_name() else "")
+
+
+def threads_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The table of the timing in turns at each thread count (training time and inference beats/s, each with its
+    ratio to the ResNet at the same count), with the load averages around each count's timing."""
+    timed = [r for r in rows if r.get("timing_by_threads")]
+    if not timed:
+        return []
+    counts = list(timed[0]["timing_by_threads"])
+    head = " | ".join(f"{n} thread(s): s / 100 batches | time vs ResNet | inference beats/s | inference vs ResNet"
+                      for n in counts)
+    lines = ["Timing in turns at each thread count (each count timed separately; ratios within a count):", "",
+             f"| config | {head} |", "|---|" + "---:|" * (4 * len(counts))]
+    for r in timed:
+        cells = []
+        for n in counts:
+            t = r["timing_by_threads"][n]
+            cells += [f"{t['seconds_per_100_batches']:.2f}", _fmt(t["ratio_vs_resnet"], ".3f"),
+                      f"{t['beats_per_second']:.0f}", _fmt(t["inference_ratio_vs_resnet"], ".3f")]
+        lines.append(f"| {_name_cell(r)} | " + " | ".join(cells) + " |")
+    loads = timed[0]["timing_by_threads"]
+    lines += ["", "Load average (1, 5, 15 min) before and after each count's timing: " + "; ".join(
+        f"{n} thread(s) {loads[n]['load']['before']} -> {loads[n]['load']['after']}" for n in counts) + ".", ""]
+    return lines
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -447,21 +510,22 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{r['beats_per_second']:.0f} | {_fmt(r.get('inference_ratio_vs_resnet'), '.2f')} | "
             f"{_accuracy_cell(r)} | {_fmt(r['macro_f1'], '.3f')} |")
     k = b["time_batches"]
+    rounds = meta.get("rounds", INTERLEAVE_ROUNDS)
     lines += [
         "",
         f"Time: training batches of {b['batch_size']} (forward, backward, optimizer step) timed in turns after "
-        f"training: {meta.get('rounds', INTERLEAVE_ROUNDS)} rounds, each giving every row's trained model {BLOCK} steps on the same "
-        f"batches; the median block, scaled to 100 batches (during training: seconds_per_100_batches_training in "
-        f"results.json). Rows marked * trained only their first {k} batches (NFE over those batches). "
-        f"NFE: dynamics evaluations per training batch (backward: those the backward "
-        "pass makes itself). Activation MB: bytes autograd saves for backward in one training step of "
-        f"{b['batch_size']} beats, after training. Inference: beats per second at batch {INFERENCE_BATCH} "
-        f"without gradients, timed in turns after the training time: {meta.get('rounds', INTERLEAVE_ROUNDS)} rounds, each giving every "
-        f"row's model the same {BLOCK} batches of random test beats; the median round (one pass while the row ran: "
-        f"beats_per_second_single_pass in results.json); its time vs ResNet is the ResNet's beats/s over the "
-        f"row's. Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
+        f"training: {rounds} rounds, each giving every row's trained model {BLOCK} steps on the same batches; the "
+        "median block, scaled to 100 batches (during training: seconds_per_100_batches_training in results.json). "
+        f"Rows marked * trained only their first {k} batches (NFE over those batches). NFE: dynamics evaluations per "
+        "training batch (backward: those the backward pass makes itself). Activation MB: bytes autograd saves for "
+        f"backward in one training step of {b['batch_size']} beats, after training. Inference: beats per second at "
+        f"batch {INFERENCE_BATCH} without gradients, timed in turns after the training time: {rounds} rounds, each "
+        f"giving every row's model the same {BLOCK} batches of random test beats; the median round (one pass while "
+        "the row ran: beats_per_second_single_pass in results.json); its time vs ResNet is the ResNet's beats/s "
+        f"over the row's. Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
         "",
     ]
+    lines += threads_markdown(rows)
     lines += summary_sentences(rows, meta)
     notes = list(meta.get("notes") or [])
     loads = [f"{r['config']} {r['load_average']:.1f}" for r in rows if r.get("load_average") is not None]
@@ -476,7 +540,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def summary_sentences(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
-    """What the table says about issue 13's question: which ODE-Net trains at no more than the ResNet's time per
+    """What the table says about the speed question: which ODE-Net trains at no more than the ResNet's time per
     batch with a mean accuracy within 0.3 points of the original settings'."""
     by = {r["config"]: r for r in rows if not r.get("error")}
     out = []
@@ -492,9 +556,10 @@ def summary_sentences(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[
             ratio = r.get("ratio_vs_resnet")
             verdict = ("meets both" if ratio is not None and ratio <= 1.0 and gap >= -0.3 else
                        "within 0.3 points" if gap >= -0.3 else "more than 0.3 points below")
+            spread = f"± {se:.2f} se over {n_seeds} seeds" if se is not None else "one seed"
             out.append(f"- {name}: {_fmt(ratio, '.2f')}x the ResNet's time per batch, accuracy {gap:+.2f} points "
-                       f"against the original ({'± ' + format(se, '.2f') + ' se over ' + str(n_seeds) + ' seeds' if se is not None else 'one seed'}); "
-                       f"{verdict} (issue 13: at most 1.0x the ResNet, at most 0.3 points below the original).")
+                       f"against the original ({spread}); {verdict} (the goal: at most 1.0x the ResNet, at most 0.3 "
+                       "points below the original).")
     if res and res.get("seconds_per_100_batches") and orig and orig.get("ratio_vs_resnet"):
         out.append(f"- The original settings cost {orig['ratio_vs_resnet']:.1f} ResNet-times per batch (ResNet "
                    f"{res['seconds_per_100_batches']:.1f} s per 100 batches, accuracy {_fmt(res['accuracy'], '.4f')}).")
@@ -534,7 +599,6 @@ def deploy_markdown(loose: list[dict[str, Any]]) -> list[str]:
 def save_figure(ax: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from ecglib.files import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         ax.figure.savefig(fh, format="png", dpi=110, bbox_inches="tight")
@@ -569,14 +633,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="train no configuration: every row is timed only (after --time-batches batches), for the "
                         "time and throughput columns without the accuracy budget")
     p.add_argument("--no-rewrites", action="store_true",
-                   help="compute the ODE block without its exact rewrites (ecglib.models.REWRITES), as before issue "
-                        "28: the same function, for a before/after comparison")
+                   help="compute the ODE block without its exact rewrites (ecglib.models.REWRITES): the plain "
+                        "formulation of the same function, for a before/after comparison")
     p.add_argument("--time-batches", type=int, default=20,
                    help="batches timed for configurations that are not trained (default 20)")
     p.add_argument("--rounds", type=int, default=INTERLEAVE_ROUNDS,
                    help=f"rounds of the timing in turns (training and inference), after a warm-up round (default "
                         f"{INTERLEAVE_ROUNDS}; more on a busy machine)")
     p.add_argument("--threads", default="auto", help="torch CPU threads, or auto: probe 1 and torch's default")
+    p.add_argument("--timing-threads", default="auto",
+                   help="torch CPU thread counts at which the timing in turns runs after the rows, comma-separated "
+                        "(auto: 1 and torch's default, plus --threads); the main columns are at --threads, the "
+                        "others in the table by threads")
     p.add_argument("--compile", action="store_true",
                    help="also time the default ODE-Net with torch.compile'd dynamics (no gain measured on CPU)")
     p.add_argument("--device", default="auto")
@@ -620,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
 
     threads_probe: dict[str, float] = {}
+    default_threads = torch.get_num_threads()
     if device.type == "cpu" and args.threads == "auto":
         threads, threads_probe = probe_threads(x_tr, y_tr)
     else:
@@ -651,13 +720,14 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_description(device)
     notes = []
     if threads_probe:
-        notes.append(f"Threads: probed the default ODE-Net at {', '.join(f'{n} thread(s) {s:.3f} s/batch' for n, s in threads_probe.items())}; "
+        probed = ", ".join(f"{n} thread(s) {s:.3f} s/batch" for n, s in threads_probe.items())
+        notes.append(f"Threads: probed the default ODE-Net at {probed}; "
                      f"used {threads}.")
     if not args.mitdb_dir:
         notes.append("Synthetic data: a smoke run. Its accuracies and timings say little about MIT-BIH; "
                      "run with --mitdb-dir (make bench MITDB_DIR=DIR).")
     if args.no_rewrites:
-        notes.append("--no-rewrites: the ODE blocks computed without the exact rewrites of issue 28 (as before them).")
+        notes.append("--no-rewrites: the ODE blocks computed in their plain formulation, without the exact rewrites.")
     if args.time_only:
         notes.append("--time-only: no row trained; each timed after its first --time-batches batches.")
     common = {"data": data_meta, "machine": machine, "device": str(device), "threads": threads, "budget": budget,
@@ -690,19 +760,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             s100 = row["seconds_per_100_batches"]
             print(f"{name:<22} {s100:7.1f} s/100 batches ({row['timed_batches']} timed)  NFE "
-                  f"{row['nfe_forward']:5.1f}/{row['nfe_backward']:5.1f}  act {row['activation_bytes'] / 2**20:6.1f} MB  "
+                  f"{row['nfe_forward']:5.1f}/{row['nfe_backward']:5.1f}  "
+                  f"act {row['activation_bytes'] / 2**20:6.1f} MB  "
                   f"{row['beats_per_second']:7.0f} beats/s  acc {_fmt(row['accuracy'], '.4f')}  "
                   f"[{time.perf_counter() - t0:.0f} s, load {row['load_average']:.1f}]", flush=True)
 
     timed = {r["config"]: models[r["config"]] for r in rows if not r.get("error")}
-    timing = interleaved_timing(timed, x_tr, y_tr, train_cfg.batch_size, device, rounds=args.rounds)
-    inference = interleaved_inference(timed, x_te, device, rounds=args.rounds)
+    by_threads = timing_by_threads(timed, x_tr, y_tr, x_te, train_cfg.batch_size, device, args.rounds,
+                                   timing_thread_counts(args.timing_threads, threads, default_threads, device))
+    torch.set_num_threads(threads)
+    main_timing = by_threads.get(str(threads)) or next(iter(by_threads.values()))
     for row in rows:
-        if row["config"] in timing:
+        if row["config"] in main_timing["rows"]:
             row["seconds_per_100_batches_training"] = row["seconds_per_100_batches"]
-            row["seconds_per_100_batches"] = timing[row["config"]]
+            row["seconds_per_100_batches"] = main_timing["rows"][row["config"]]["seconds_per_100_batches"]
             row["beats_per_second_single_pass"] = row["beats_per_second"]
-            row["beats_per_second"] = inference[row["config"]]
+            row["beats_per_second"] = main_timing["rows"][row["config"]]["beats_per_second"]
+            row["timing_by_threads"] = {n: {**t["rows"][row["config"]], "load": t["load"]}
+                                        for n, t in by_threads.items()}
     add_ratios(rows)
     meta = {**common, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": load_start,
             "load_end": round(os.getloadavg()[0], 2), "wall_seconds": time.perf_counter() - wall, "rounds": args.rounds,
@@ -722,7 +797,6 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ecglib.plots import plot_deploy_loose, plot_memory_depth
 
     save_figure(plot_memory_depth(memory), out / "memory_depth.png")
     if loose:

@@ -1,30 +1,34 @@
 """Which rhythm features carry over to new patients? Gradient-boosted trees on the rhythm features alone, DS1 folds.
 
 A quick screen, seconds per fit, that needs no network: scikit-learn's HistGradientBoostingClassifier is trained on
-the rhythm features of two of the README's three folds of whole DS1 records and predicts the third; the three
-folds' predictions are pooled and scored as the recipe is chosen, (F1 S + F1 V) / 2. Rows: all eleven features,
-the seven unitless ones (ecglib.beats.RHYTHM_INPUTS), and those seven with one left out, with square-root and
-balanced class weights (as the training loop computes them). No DS2 beat is read.
+the rhythm features of two of the three folds of whole DS1 records (benchmarks/sweeps/select-ds1.toml) and predicts
+the third; the three folds' predictions are pooled and scored as the recipe is chosen, (F1 S + F1 V) / 2. Rows: all
+eleven features, the seven unitless ones (ecglib.data.facts.RHYTHM_INPUTS), and those seven with one left out, with
+square-root and balanced class weights (as the training loop computes them). No DS2 beat is read.
+
 
     python benchmarks/rhythm_trees.py --mitdb-dir DIR [--out runs/rhythm-trees]
 
-Writes OUT/results.md and prints it. Measured on the README's machine (6 min, beside a CI run): S Se 0.03-0.08
-from all eleven (pooled score 0.21), 0.38-0.66 from the seven unitless ones (0.44-0.47).
+Writes OUT/results.md and prints it. Measured on the 2-core machine of docs/performance.md (6 min, beside a CI run):
+S Se 0.03-0.08 from all eleven (pooled score 0.21), 0.38-0.66 from the seven unitless ones (0.44-0.47).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
-from ecglib.data import DS1, RHYTHM_INPUTS, RHYTHM_NAMES, load_beats, rhythm_columns
+from ecglib.data.facts import DS1, RHYTHM_INPUTS, RHYTHM_NAMES
+from ecglib.data.inputs import rhythm_columns
+from ecglib.data.sources import load_beats
 from ecglib.errors import EcgError
 from ecglib.files import atomic_write_text
+from ecglib.training.batches import class_weights
 
-# The README's folds A, B, C, defined once: the selection sweep's axis.
+# The folds A, B, C of docs/rhythm-recipe.md, defined once: the selection sweep's axis.
 with open(Path(__file__).parent / "sweeps" / "select-ds1.toml", "rb") as f:
     FOLDS: tuple[str, ...] = tuple(tomllib.load(f)["axes"]["val_records"])
 
@@ -36,7 +40,6 @@ def pooled_scores(rhythm: np.ndarray, y: np.ndarray, record: np.ndarray, weighti
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import precision_recall_fscore_support
 
-    from ecglib.train import class_weights
 
     predicted, truth = [], []
     for fold in FOLDS:

@@ -1,6 +1,6 @@
-"""The README's eighth round: which S decision offset (``--s-offset``) do the DS1 folds choose?
+"""Which S decision offset (``--s-offset``) do the DS1 folds choose? (docs/rhythm-recipe.md, its selection log)
 
-The offset moves decisions, not training, so no new run is needed: the fold models of the seventh round's sweep
+The offset moves decisions, not training, so no new run is needed: the fold models of the morphology-dropout sweep
 (``benchmarks/sweeps/select-morphology-dropout.toml``, configurations "resnet" and "odenet": the rhythm recipe with
 morphology dropout 0.5 and no offset) predict their own validation records once, and every offset of the grid is
 scored on those logits. Per model and seed the validation counts are pooled over the three folds. The rule,
@@ -12,8 +12,8 @@ models' b*. No DS2 beat is read.
     ecglib sweep benchmarks/sweeps/select-morphology-dropout.toml --out runs/select-mdrop --mitdb-dir DIR
     python benchmarks/select_s_offset.py runs/select-mdrop --mitdb-dir DIR
 
-Writes OUT/s-offset.md and prints it. Measured on the README's machine: 2 min 22 s for the 18 fold models (one
-thread, beside a sweep).
+Writes OUT/s-offset.md and prints it. Measured on the 2-core machine of docs/performance.md: 2 min 22 s for the 18
+fold models (one thread, beside a sweep).
 """
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ecglib.checkpoints import load_checkpoint
+from ecglib.data.inputs import model_inputs
+from ecglib.data.sources import load_beats
 from ecglib.errors import EcgError
 from ecglib.files import atomic_write_text
+from ecglib.inference import predict
+from ecglib.metrics import confusion, gross_statistics
 
 GRID = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2))
 S = 1  # ecglib.data.CLASSES
@@ -33,7 +38,6 @@ S = 1  # ecglib.data.CLASSES
 
 def class_scores(logits: np.ndarray, y: np.ndarray, offset: float) -> dict[str, float]:
     """S Se, +P, F1, F2 and V Se, +P, F1 of the decisions with ``offset`` added to the S logit; logits (n, 5)."""
-    from ecglib.metrics import gross_statistics
 
     shifted = logits.copy()
     shifted[:, S] += offset
@@ -49,10 +53,6 @@ def class_scores(logits: np.ndarray, y: np.ndarray, offset: float) -> dict[str, 
 def fold_logits(run_dirs: list[Path], beats) -> tuple[np.ndarray, np.ndarray]:
     """The runs' logits on their own validation records (offsets off), pooled; checks that they reproduce each
     run's recorded validation confusion matrix."""
-    from ecglib.data import model_inputs
-    from ecglib.metrics import confusion
-    from ecglib.runs import load_checkpoint
-    from ecglib.train import predict
 
     records = np.asarray(beats.record)
     logits, labels = [], []
@@ -82,7 +82,8 @@ def choose(scores: dict[tuple[str, int, float], dict[str, float]], model: str, s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", type=Path, help="OUT folder of the seventh round's sweep (its runs/ folder)")
+    parser.add_argument("sweep", type=Path,
+                        help="OUT folder of the morphology-dropout selection sweep (its runs/ folder)")
     parser.add_argument("--mitdb-dir", type=Path, required=True)
     parser.add_argument("--configs", default="resnet,odenet", help="the sweep's configurations to score")
     parser.add_argument("--threads", type=int, default=2)
@@ -90,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
 
-        from ecglib.data import load_beats
 
         torch.set_num_threads(args.threads)
         beats = load_beats("mitdb", mitdb_dir=args.mitdb_dir, download=False)

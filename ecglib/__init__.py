@@ -1,27 +1,24 @@
-"""ecglib: ResNets versus Neural ODEs for heartbeat classification on the MIT-BIH Arrhythmia Database.
+"""ecglib: ResNets versus Neural ODEs for heartbeat classification, and whole ECG records labelled and scored as
+ANSI/AAMI EC57 does.
 
-Modules: ``config`` (every setting and default: ODE solver, training recipe, study profiles), ``beats`` (the beats
-table and the database's facts), ``records`` and ``synthetic`` (WFDB records, Kaggle CSVs and synthetic records
-read into beats), ``data`` (the front door, splits), ``models`` (ResNet, ODE-Net), ``train`` (one training loop),
-``runs`` (run folders and checkpoints), ``metrics`` (pure metrics and cost measurements), ``plots``, ``compare`` and
-``rhythm`` (the notebooks' figures, tables and conclusions), ``study`` (the papermill study), ``annotate``, ``ec57``
-and ``score`` (whole records labelled and scored as ANSI/AAMI EC57 does), ``spec`` and ``sweep`` (sweeps on Ray),
-``files``, ``checks`` and ``cache`` (atomic writes, checks of what enters from files, the verified cache), ``cli``
-(the ``ecglib`` command).
+Packages by domain: ``data`` (the MIT-BIH facts, beats, records, splits, model inputs), ``training`` (the one
+training loop), ``ec57`` (R-peak detection, labelling records, the bxb comparison), ``experiments`` (sweeps on Ray,
+statistics over seeds, the papermill study), ``report`` (tables, conclusions, figures), ``cli`` (the ``ecglib``
+command). Modules: ``config`` (every setting with its range), ``params`` (the constraints), ``models`` (ResNet,
+ODE-Net), ``metrics``, ``inference``, ``checkpoints``, ``runs``, ``files``, ``errors``. docs/architecture.md
+draws the layers.
 """
 # Only importlib, loaded already: the sooner `python -m ecglib` reaches its Ctrl-C handler, the better.
 from importlib import import_module
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-# Resolved on first use, so that `ecglib prepare` does not pay for importing torch.
+# Resolved on first use, so that `import ecglib` does not pay for importing torch.
 _EXPORTS = {
-    "CLASSES": "data", "Beats": "data", "load_beats": "data", "split_beats": "data",
     "EcgError": "errors", "InputError": "errors", "TrainingError": "errors",
-    "ODEConfig": "config", "TrainConfig": "config", "PROFILES": "config",
+    "ODEConfig": "config", "TrainConfig": "config", "ModelConfig": "config", "DataConfig": "config",
     "build_model": "models",
-    "fit": "train", "run_training": "train",
-    "RunFolder": "runs", "load_checkpoint": "runs",
+    "RunFolder": "runs", "load_checkpoint": "checkpoints", "predict": "inference",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -13,7 +13,7 @@ import torch
 from sklearn.metrics import confusion_matrix as _sk_confusion
 from sklearn.metrics import precision_recall_fscore_support
 
-from .data import CLASSES
+from .data.facts import CLASSES
 
 
 def majority_baseline(y_train: np.ndarray, y_test: np.ndarray) -> float:

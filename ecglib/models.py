@@ -4,8 +4,9 @@ Both follow the torchdiffeq MNIST example (Chen et al. 2018, "Neural Ordinary Di
 1-D. Input: beats shaped (batch, 1, 187). Output: logits (batch, 5).
 
 A residual block computes h + f(h): one explicit Euler step of size 1 of dh/dt = f(h). The ResNet stacks six such
-steps with six different f; the ODE-Net keeps one f (with t as an extra input channel) and lets an adaptive solver
-choose how many steps to take between t = 0 and t = 1 (:class:`ecglib.config.ODEConfig` says how).
+steps with six different f; the ODE-Net keeps one f (with t as an extra input channel) and integrates
+dh/dt = f(t, h) from t = 0 to t = 1 with an ODE solver: a fixed grid of steps (the default: two midpoint steps)
+or an adaptive solver that chooses its own (:class:`ecglib.config.ODEConfig` says which).
 """
 from __future__ import annotations
 
@@ -19,10 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MAX_ADAPTIVE_STEPS, TORCHODE_SOLVERS, ODEConfig, model_size_problem
+from .config import MAX_ADAPTIVE_STEPS, MODELS, TORCHODE_SOLVERS, ODEConfig, model_size_problem
 from .errors import InputError
-
-MODELS = ("resnet", "odenet")
 
 
 def norm(channels: int) -> nn.GroupNorm:
@@ -98,7 +97,7 @@ class ConcatConv1d(nn.Conv1d):
 
 
 # The exact rewrites of the ODE block, each on unless switched off in ODEFunc.rewrites (tests and
-# benchmarks/bench_ode_rewrites.py compare with and without them). Off, the block computes as before issue 28.
+# benchmarks/bench_ode_rewrites.py compare with and without them). Off, the block computes its plain formulation.
 #   time_map: the time channel's response computed once per solve, not at every evaluation (ConcatConv1d.time_map)
 #   norms: F.group_norm and an in-place ReLU called directly, not through nn.Module calls
 #   direct_solve: euler, midpoint and rk4 solved by fixed_grid_solve, not by torchdiffeq's odeint (ODEBlock)
@@ -360,7 +359,7 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor, rhythm: torch.Tensor | None = None,
                 keep_morphology: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, in_channels, 187) beats in [0, 1] and, by channel, their neighbours or their difference to the
-        record template (in_channels 1 to 4, see data.input_layout);
+        record template (in_channels 1 to 4, see ecglib.data.inputs.input_layout);
         rhythm: (B, k) raw rhythm features, required exactly when the model was built with k > 0;
         keep_morphology: (B,) bool, for a model with a rhythm input in training (morphology dropout): where False,
         the beat's pooled morphology features are zeroed and its logits come from its rhythm alone.
@@ -454,10 +453,10 @@ def build_model(name: str, width: int = 64, blocks: int = 6, n_classes: int = 5,
     one ODE block integrated as ``ode`` says, the project default when None: 59,333 parameters by default).
 
     rhythm_features: k > 0 adds the rhythm input (k features per beat, see Classifier; 16 k + 96 more parameters).
-    rhythm_inputs: the names of those k features (data.RHYTHM_INPUTS), kept in the config so that whoever
+    rhythm_inputs: the names of those k features (ecglib.data.facts.RHYTHM_INPUTS), kept in the config so that whoever
       evaluates the model gives it the same columns; k is their number when ``rhythm_features`` is 0.
-    in_channels: channels of the input beat (data.input_layout says which: 2 adds the beat minus its record's
-    template, 3 the predecessor and successor, 4 both); 192 more parameters per channel beyond the first.
+    in_channels: channels of the input beat (ecglib.data.inputs.input_layout says which: 2 adds the beat minus its
+    record's template, 3 the predecessor and successor, 4 both); 192 more parameters per channel beyond the first.
     logit_offsets: n_classes finite numbers added to the logits when the model decides (evaluation mode), e.g. to
     favour a rare class; none or all zero: the plain argmax. No parameters.
     """

@@ -1,0 +1,377 @@
+"""Label every beat of a whole recording with a trained model: a WFDB annotation file, a CSV of the beats, and the
+comparison with the recording's reference annotations when it has them.
+
+The path of one recording: read one lead by the lead rule (:func:`ecglib.data.recordings.read_recording`: WFDB,
+EDF, CSV or npy), find the R peaks (a QRS detector of :mod:`ecglib.ec57.detect`, or the reference beat
+annotations), cut the beats with :func:`ecglib.data.extract.beats_from_peaks` (the function training reads beats
+through, so that beats and their rhythm features are made the same way in training and in use), classify them
+(:func:`ecglib.inference.predict`) a part at a time (:class:`ecglib.data.inputs.RecordInputs`), and write one beat
+annotation per R peak: N -> 'N', S -> 'A', V -> 'V', F -> 'F', Q -> 'Q' (atomically, as every output).
+
+Long recordings stay within bounded memory: the lead is read in spans, detected in overlapping half-hour chunks,
+cut a block of windows at a time and classified :data:`CLASSIFY_BEATS` beats at a time; the beats are the same as
+in one piece (tests check it).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..checkpoints import load_run_model
+from ..config import setting_default
+from ..data.extract import beats_from_peaks
+from ..data.facts import CLASSES
+from ..data.inputs import RecordInputs
+from ..data.recordings import Recording, read_recording
+from ..errors import EcgError, InputError
+from ..files import atomic_write_text
+from ..inference import predict
+from ..models import Classifier
+from ..runs import RunFolder
+from .annotations import Annotations, read_annotations, write_annotations
+from .bxb import BXB_CLASS, DEFAULT_LEARNING_PERIOD, Comparison, compare
+from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_r_peaks
+
+# AAMI class -> the WFDB beat code written for it (the one bxb maps back to the same class).
+CLASS_CODE: dict[str, str] = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
+# The code of a detected beat too close to the record's end to cut a whole beat from (extract_beats drops it).
+UNCLASSIFIED_CODE = "Q"
+DEFAULT_ANNOTATOR: str = setting_default("annotator")
+# The lead every source ecglib trains on gives its beats from (MIT-BIH, the synthetic records, Kaggle's CSVs).
+DEFAULT_LEAD = "MLII"
+# Beats whose inputs are built and classified at a time: 8,192 beats of four channels are 25 MB.
+CLASSIFY_BEATS = 8192
+# Leads longer than DETECT_SECONDS + DETECT_OVERLAP are detected in chunks of DETECT_SECONDS, each given
+# DETECT_OVERLAP seconds of its neighbours on either side and keeping the peaks of its own part: XQRS over a whole
+# 24-hour lead at 360 Hz took the process to 1.8 GB. XQRS adapts its thresholds from the signal before a beat, so
+# a chunk needs a run-up: on the 24-hour recording of benchmarks/bench_long.py, 30 s of overlap lost 34 of 109,171
+# beats found in one piece, 60 s 14, 120 s none. A MIT-BIH record is one chunk.
+DETECT_SECONDS = 1800.0
+DETECT_OVERLAP = 120.0
+
+
+# ---------------------------------------------------------------------------------------------------- model
+@dataclass
+class TrainedModel:
+    """A trained classifier and where it came from: ``name`` (a pretrained model's name, or the run folder as given),
+    ``run_dir`` (None for a pretrained model), the lead its beats came from, the run's config (metrics.json) and a
+    pretrained model's card."""
+
+    model: Classifier
+    run_dir: Path | None
+    lead: str
+    config: dict[str, Any]
+    name: str = ""
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def load_trained(run_dir: str | os.PathLike, lead: str | None = None) -> TrainedModel:
+    """Load RUN_DIR/best.pt (a folder written by ``ecglib train``); InputError when it is no trained model.
+    lead: the lead the run's beats came from, when not MLII (the lead of every source ecglib trains on)."""
+    run = RunFolder(run_dir)
+    if not run.path.exists():
+        raise InputError(f"{run.path}: run folder not found")
+    if not run.path.is_dir():
+        raise InputError(f"{run.path}: not a run folder (give the folder that `ecglib train --out` wrote)")
+    if not run.best.exists():
+        raise InputError(f"{run.path}: not a trained model (no best.pt; train one with "
+                         f"`ecglib train --out {run.path}`)")
+    config: dict[str, Any] = run.metrics()["config"] if run.metrics_file.exists() else {}
+    model = load_run_model(run.path)
+    if model.config.get("n_classes", len(CLASSES)) != len(CLASSES):
+        raise InputError(f"{run / 'best.pt'}: a model of {model.config.get('n_classes')} classes, not the five "
+                         "AAMI classes")
+    model.eval()
+    return TrainedModel(model, run.path, lead or DEFAULT_LEAD, config, name=str(run_dir))
+
+
+# ------------------------------------------------------------------------------------------------- results
+@dataclass
+class AnnotatedRecord:
+    """One labelled recording. ``record``: its path (a WFDB record: without extension), ``name`` its name;
+    ``sample`` (k,) int64 R peaks at ``fs``; ``label`` (k,) predicted AAMI class index (-1 for a beat too close to
+    the end to classify); ``symbol`` (k,) the WFDB codes written; ``prob`` (k, 5) float32 the model's class
+    probabilities (softmax of its decision logits; NaN rows for unclassified beats); the lead read and why; the
+    recording's length and the wall time (s); the files written (annotation file ``path``, beats ``csv``); the bxb
+    ``comparison`` with the reference annotations when the recording has them; ``noise`` (start, end) sample
+    intervals of unreadable signal (none until a signal-quality check fills them)."""
+
+    record: str
+    sample: np.ndarray
+    label: np.ndarray
+    symbol: np.ndarray
+    fs: float
+    seconds: float
+    elapsed: float
+    detector: str
+    path: Path | None
+    timings: dict[str, float] | None = None  # seconds of each step: read, detect, classify, write
+    lead: str = DEFAULT_LEAD
+    prob: np.ndarray | None = None
+    name: str = ""
+    format: str = "WFDB"
+    lead_reason: str = ""
+    model: str = ""
+    model_lead: str = DEFAULT_LEAD
+    csv: Path | None = None
+    comparison: Comparison | None = None
+    noise: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.seconds / self.elapsed if self.elapsed > 0 else float("inf")
+
+    def summary_line(self) -> str:
+        counts = " ".join(f"{c}:{int(np.sum(self.label == i))}" for i, c in enumerate(CLASSES))
+        where = f" -> {self.path}" if self.path is not None else ""
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in (self.timings or {}).items())
+        lead = f"lead {self.lead} ({self.lead_reason or 'as asked'}"
+        if self.lead.replace(" ", "").upper() != self.model_lead.replace(" ", "").upper():
+            lead += f"; the model learnt from {self.model_lead}"
+        scored = ""
+        if self.comparison is not None:
+            s = self.comparison.stats()
+            fmt = lambda v: "-" if v is None else f"{v:.1f}"
+            scored = (f"; vs reference: QRS Se/+P {fmt(s['Q Se'])}/{fmt(s['Q +P'])}, VEB {fmt(s['V Se'])}/"
+                      f"{fmt(s['V +P'])}, SVEB {fmt(s['S Se'])}/{fmt(s['S +P'])}")
+        return (f"{self.name or Path(self.record).name}: {len(self.sample)} beats ({counts}), {lead}), "
+                f"{self.seconds:.1f} s of ECG in {self.elapsed:.2f} s ({self.realtime_factor:.0f}x real time; "
+                f"{steps} s; detector {self.detector}{'; model ' + self.model if self.model else ''}{scored})"
+                f"{where}")
+
+
+def reference_r_peaks(base: str | os.PathLike, sig_len: int, annotator: str = "atr") -> np.ndarray:
+    """The samples (k,) of the beat annotations (any AAMI beat symbol) of RECORD.ANNOTATOR."""
+    ann = read_annotations(base, annotator, sig_len)
+    beats = np.isin(ann.symbol, [s for s, c in BXB_CLASS.items() if c != "O"])
+    return np.unique(ann.sample[beats])
+
+
+def _reference_parts(recording: Recording) -> tuple[Path, str]:
+    ref = recording.reference
+    assert ref is not None
+    return ref.with_suffix(""), ref.suffix[1:]
+
+
+# --------------------------------------------------------------------------------------------------- steps
+def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR,
+                 step: Callable[[], None] | None = None) -> np.ndarray:
+    """R peaks (k,) of one lead by ``detector`` (:func:`ecglib.ec57.detect.detect_r_peaks`), in overlapping chunks
+    when the lead is longer than DETECT_SECONDS + DETECT_OVERLAP; ``step`` is called after each chunk."""
+    n, size, overlap = len(signal), int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
+    if n <= size + overlap:
+        peaks = detect_r_peaks(signal, fs, detector)
+        if step is not None:
+            step()
+        return peaks
+    parts = []
+    for start in range(0, n, size):
+        a, b = max(0, start - overlap), min(n, start + size + overlap)
+        peaks = detect_r_peaks(signal[a:b], fs, detector) + a
+        # Neighbouring chunks share 2 x DETECT_OVERLAP seconds around their boundary; each keeps the peaks on its
+        # side of it, where its detector had DETECT_OVERLAP seconds of signal before and after.
+        parts.append(peaks[(peaks >= start) & (peaks < start + size)])
+        if step is not None:
+            step()
+    peaks = np.concatenate(parts)
+    # One beat found by both chunks on either side of their boundary, a few samples apart, is one beat: two R peaks
+    # 0.1 s apart would be a heart rate of 600 per minute.
+    keep = np.concatenate(([True], np.diff(peaks) > int(0.1 * fs))) if len(peaks) else np.zeros(0, bool)
+    return peaks[keep]
+
+
+def detect_chunks(n: int, fs: float) -> int:
+    """How many chunks :func:`detect_peaks` detects a lead of ``n`` samples in."""
+    size, overlap = int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
+    return 1 if n <= size + overlap else -(-n // size)
+
+
+def classify_beats(trained: TrainedModel, signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
+                   step: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """AAMI class index (k,) of every R peak (k,) of one lead (T,) at ``fs``, -1 where no whole beat can be cut
+    (the last beat when its segment would run past the record's end), and the class probabilities (k, 5) float32
+    (NaN rows there). Classified CLASSIFY_BEATS at a time; ``step`` is called after each part."""
+    import torch
+
+    try:
+        beats = beats_from_peaks(signal, fs, r_peaks, record)
+        inputs = RecordInputs(beats, trained.model.config, record)
+    except ValueError as exc:
+        raise InputError(f"{record}: {exc}") from None
+    labels = np.full(len(r_peaks), -1, dtype=np.int64)
+    prob = np.full((len(r_peaks), len(CLASSES)), np.nan, dtype=np.float32)
+    rows = np.searchsorted(r_peaks, beats.sample)
+    for a in range(0, len(beats), CLASSIFY_BEATS):
+        part = np.arange(a, min(len(beats), a + CLASSIFY_BEATS))
+        # The inputs training gave this model, computed by the same functions: rhythm features from all the R
+        # peaks, the neighbouring beats and the record's template when it takes them.
+        x, _, rhythm = inputs.part(part)
+        pred, logits = predict(trained.model, x, batch_size=256, rhythm=rhythm)
+        labels[rows[part]] = pred
+        prob[rows[part]] = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        if step is not None:
+            step()
+    return labels, prob
+
+
+def classify_chunks(k: int) -> int:
+    return max(1, -(-k // CLASSIFY_BEATS))
+
+
+def reference_annotations(recording: Recording) -> Annotations:
+    """The recording's reference annotations (``NAME.EXT`` beside it), read and checked against its signal."""
+    base, ext = _reference_parts(recording)
+    return read_annotations(base, ext, len(recording.signal), fs=recording.fs)
+
+
+def compare_with_reference(recording: Recording, sample: np.ndarray, symbol: np.ndarray) -> Comparison:
+    """bxb's comparison of the labels with the recording's reference annotations (its 5-minute learning period
+    when the recording is longer than that, else none)."""
+    n = len(recording.signal)
+    ref = reference_annotations(recording)
+    period = DEFAULT_LEARNING_PERIOD if recording.seconds > DEFAULT_LEARNING_PERIOD else 0.0
+    return compare(ref.sample, ref.symbol, sample, symbol, recording.fs, learning_period=period, sig_len=n,
+                   ref_subtypes=ref.subtype, record=recording.name)
+
+
+def write_beats_csv(result: AnnotatedRecord, path: str | os.PathLike) -> Path:
+    """The beats as CSV (atomically): time_s, sample, class (AAMI letter; empty for a beat too close to the end to
+    classify), rr_before_s and rr_after_s (to the neighbouring R peaks; empty at the ends), probability (the
+    model's probability of the class given)."""
+    import pandas as pd
+
+    k = len(result.sample)
+    rr = np.diff(result.sample) / result.fs
+    nan = np.array([np.nan])
+    classes = np.array([*CLASSES, ""])[result.label]  # label -1 picks ""
+    chosen = (result.prob[np.arange(k), np.maximum(result.label, 0)] if result.prob is not None
+              else np.full(k, np.nan))
+    chosen = np.where(result.label >= 0, chosen, np.nan)
+    table = pd.DataFrame({"time_s": result.sample / result.fs, "sample": result.sample, "class": classes,
+                          "rr_before_s": np.concatenate([nan, rr]), "rr_after_s": np.concatenate([rr, nan]),
+                          "probability": chosen})
+    text = table.to_csv(index=False, float_format="%.4f", na_rep="")
+    atomic_write_text(path, text)
+    return Path(path)
+
+
+# ------------------------------------------------------------------------------------------------ annotate
+def annotate_recording(trained: TrainedModel, recording: Recording, detector: str = DEFAULT_DETECTOR,
+                       out_dir: str | os.PathLike | None = None, annotator: str = DEFAULT_ANNOTATOR,
+                       write: bool = True, progress: bool = False, read_seconds: float = 0.0) -> AnnotatedRecord:
+    """Label one recording (read by :func:`ecglib.data.recordings.read_recording`) and, when ``write``, write
+    OUT_DIR/NAME.ANNOTATOR and OUT_DIR/NAME.ANNOTATOR.csv (OUT_DIR defaults to the recording's folder); compare
+    with its reference annotations when it has them. progress: a bar on stderr. read_seconds: the time its reading
+    took, for the summary."""
+    if detector not in DETECTOR_CHOICES:
+        raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTOR_CHOICES)}")
+    if not annotator.isalnum():
+        raise InputError(f"annotator name {annotator!r}: use letters and digits only (it is the file extension)")
+    from tqdm.auto import tqdm
+
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {"read": read_seconds}
+
+    def lap(step: str) -> None:
+        clock.append(time.perf_counter())
+        timings[step] = clock[-1] - clock[-2]
+
+    signal, fs, name = recording.signal, recording.fs, recording.name
+    # Detection's chunks, then classification's parts: their number known once the beats are, guessed at 90 per
+    # minute until then (so that the bar does not reach 100 % after detection).
+    detecting = detect_chunks(len(signal), fs)
+    bar = tqdm(total=detecting + classify_chunks(int(1.5 * recording.seconds)), desc=name, disable=not progress,
+               leave=False, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+    try:
+        if detector == "reference":
+            if recording.reference is None:
+                raise InputError(f"{recording.path}: --detector reference takes the reference annotations, and "
+                                 "there are none beside it (NAME.atr, or --reference EXT)")
+            base, extension = _reference_parts(recording)
+            peaks = reference_r_peaks(base, len(signal), extension)
+            bar.update()
+        else:
+            peaks = detect_peaks(signal, fs, detector, step=bar.update)
+        if len(peaks) == 0:
+            raise InputError(f"{recording.path}: no beats found by the {detector} detector")
+        lap("detect")
+        bar.total = detecting + classify_chunks(len(peaks))
+        bar.refresh()
+        labels, prob = classify_beats(trained, signal, fs, peaks, name, step=bar.update)
+    finally:
+        bar.close()
+    codes = np.array([CLASS_CODE[c] for c in CLASSES] + [UNCLASSIFIED_CODE])
+    symbols = codes[labels]  # label -1 picks the last entry
+    lap("classify")
+    comparison = compare_with_reference(recording, peaks, symbols) if recording.reference is not None else None
+    result = AnnotatedRecord(str(recording.path), peaks, labels, symbols, fs, recording.seconds, 0.0, detector, None,
+                             timings, recording.lead, prob, name, recording.format, recording.lead_reason,
+                             trained.name, trained.lead, comparison=comparison)
+    if write:
+        folder = Path(out_dir) if out_dir is not None else recording.path.parent
+        result.path = write_annotations(name, annotator, peaks, symbols, fs, folder)
+        result.csv = write_beats_csv(result, folder / f"{name}.{annotator}.csv")
+    lap("write")
+    result.elapsed = sum(timings.values())
+    return result
+
+
+def annotate_record(trained: TrainedModel, record: str | os.PathLike, detector: str = DEFAULT_DETECTOR,
+                    out_dir: str | os.PathLike | None = None, annotator: str = DEFAULT_ANNOTATOR,
+                    write: bool = True, lead: str | int | None = None, fs: float | None = None,
+                    reference: str | None = None, progress: bool = False) -> AnnotatedRecord:
+    """Read and label one recording (a WFDB record path without extension, an EDF, CSV or npy file): the lead by
+    the lead rule unless ``lead`` names one, ``fs`` for CSV and npy files, the reference annotations NAME.atr (or
+    NAME.REFERENCE) beside it; see :func:`annotate_recording`."""
+    start = time.perf_counter()
+    recording = read_recording(record, lead=lead, fs=fs, reference=reference)
+    return annotate_recording(trained, recording, detector, out_dir, annotator, write, progress,
+                              read_seconds=time.perf_counter() - start)
+
+
+def annotate_records(trained: TrainedModel | str | os.PathLike, records: list[str | os.PathLike],
+                     detector: str = DEFAULT_DETECTOR, out_dir: str | os.PathLike | None = None,
+                     annotator: str = DEFAULT_ANNOTATOR, lead: str | int | None = None, fs: float | None = None,
+                     reference: str | None = None,
+                     on_record: Callable[[AnnotatedRecord, Recording], None] | None = None,
+                     on_error: Callable[[str, EcgError], None] | None = None,
+                     progress: bool = False) -> list[AnnotatedRecord]:
+    """Label each recording in turn with one model (a TrainedModel, or a run folder). A recording that cannot be
+    labelled (an InputError: unreadable, no ECG lead, no beats, an output that cannot be written) is passed to
+    ``on_error`` with its error and the next one goes on; without ``on_error`` the error is raised. What was
+    written for the recordings before stays. ``on_record`` gets each result with its recording (the lead's signal,
+    for a report) as soon as it is written."""
+    if not isinstance(trained, TrainedModel):
+        trained = load_trained(trained, lead=None)
+    if detector not in DETECTOR_CHOICES:
+        raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTOR_CHOICES)}")
+    if not annotator.isalnum():
+        raise InputError(f"annotator name {annotator!r}: use letters and digits only (it is the file extension)")
+    # The libraries the detectors use are imported before the first record, so that each record's ``elapsed``
+    # measures the work on that record and not one-off imports.
+    import scipy.ndimage  # noqa: F401
+    import scipy.signal  # noqa: F401
+    import wfdb.processing  # noqa: F401
+
+    results = []
+    for record in records:
+        try:
+            start = time.perf_counter()
+            recording = read_recording(record, lead=lead, fs=fs, reference=reference)
+            result = annotate_recording(trained, recording, detector, out_dir, annotator, progress=progress,
+                                        read_seconds=time.perf_counter() - start)
+        except InputError as exc:
+            if on_error is None:
+                raise
+            on_error(str(record), exc)
+            continue
+        results.append(result)
+        if on_record is not None:
+            on_record(result, recording)
+    return results
