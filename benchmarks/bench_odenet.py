@@ -39,7 +39,7 @@ from ecglib.experiments.tolerance import tolerance_sweep
 from ecglib.files import atomic_path, atomic_write_text
 from ecglib.inference import machine_description, pick_device, predict
 from ecglib.metrics import activation_bytes, beats_per_second, classification_metrics, count_parameters, cuda_peak_bytes
-from ecglib.models import build_model
+from ecglib.models import REWRITES, build_model
 from ecglib.report.figures import plot_deploy_loose, plot_memory_depth
 from ecglib.training.loop import fit, seed_everything
 
@@ -64,7 +64,9 @@ CONFIGS: dict[str, tuple[str, ODEConfig | None, bool, str]] = {
     "odenet-original": ("odenet", ORIGINAL, True, "the original study: dopri5 1e-3, plain adjoint"),
     "odenet-rk4-1step": ("odenet", fixed("rk4", 1), True, "one rk4 step: 4 evaluations"),
     "odenet-rk4-2steps": ("odenet", fixed("rk4", 2), True, "two rk4 steps: 8 evaluations"),
-    "odenet-midpoint-3steps": ("odenet", fixed("midpoint", 3), True, "three midpoint steps: 6 evaluations"),
+    "odenet-midpoint-2steps": ("odenet", fixed("midpoint", 2), True, "two midpoint steps: 4 evaluations"),
+    "odenet-midpoint-3steps": ("odenet", fixed("midpoint", 3), True,
+                               "three midpoint steps: 6 evaluations (the default before two midpoint steps)"),
     "odenet-heun-3steps-torchode": ("odenet", fixed("heun2", 3, backend="torchode"), True,
                                     "three Heun steps solved by torchode: 6 evaluations"),
     "odenet-rnode-rk4-1step": ("odenet", fixed("rk4", 1, **RNODE), True,
@@ -115,9 +117,13 @@ def per_100(step_seconds: list[float]) -> float | None:
     return float(np.median(blocks)) * 100 / BLOCK
 
 
-def make_model(name: str, use_compile: bool = False) -> torch.nn.Module:
+def make_model(name: str, use_compile: bool = False, rewrites: bool = True) -> torch.nn.Module:
+    """The row's model; ``rewrites`` False switches the ODE block's exact rewrites off (models.REWRITES: the plain
+    formulation of the same function with the same weights, for a before/after comparison on one commit)."""
     model_name, ode, _, _ = config_spec(name)
     model = build_model(model_name, ode=ode) if ode is not None else build_model(model_name)
+    if not rewrites and model.ode is not None:
+        model.ode.func.rewrites = set()
     if use_compile and model.ode is not None:
         # The dynamics without their evaluation counter: compiling the counting forward would recompile per call.
         model.ode.func.dynamics = torch.compile(model.ode.func.dynamics)
@@ -154,11 +160,12 @@ def probe_threads(x: torch.Tensor, y: torch.Tensor, rounds: int = 4) -> tuple[in
 
 
 def run_config(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg: TrainConfig,
-               device: torch.device, time_batches: int, use_compile: bool) -> tuple[dict[str, Any], Any]:
+               device: torch.device, time_batches: int, use_compile: bool, rewrites: bool = True
+               ) -> tuple[dict[str, Any], Any]:
     """Train (or only time) one configuration with one seed; returns its row and the model."""
     model_name = config_spec(name)[0]
     seed_everything(train_cfg.seed)
-    model = make_model(name, use_compile)
+    model = make_model(name, use_compile, rewrites)
     model.to(device)
     started = time.perf_counter()
     steps = timed_fit(model, data["x_train"], data["y_train"], train_cfg,
@@ -203,7 +210,7 @@ def run_config(name: str, trained: bool, data: dict[str, torch.Tensor], train_cf
 
 
 def run_seeds(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg: TrainConfig,
-              device: torch.device, time_batches: int, use_compile: bool, seeds: list[int]
+              device: torch.device, time_batches: int, use_compile: bool, seeds: list[int], rewrites: bool = True
               ) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
     """run_config once per training seed. Returns one row, for a trained ODE-Net its deploy-loose rows, and the
     first seed's model (for the interleaved timing).
@@ -215,7 +222,7 @@ def run_seeds(name: str, trained: bool, data: dict[str, torch.Tensor], train_cfg
     runs, model = [], None
     for seed in seeds:
         row_seed, trained_model = run_config(name, trained, data, replace(train_cfg, seed=seed), device,
-                                             time_batches, use_compile)
+                                             time_batches, use_compile, rewrites)
         runs.append(row_seed)
         model = model or trained_model
     row = dict(runs[0])
@@ -243,26 +250,30 @@ INTERLEAVE_ROUNDS = 5  # rounds of the interleaved timing, after one warm-up rou
 
 
 def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                       device: torch.device, rounds: int = INTERLEAVE_ROUNDS) -> dict[str, float]:
+                       device: torch.device, rounds: int = INTERLEAVE_ROUNDS,
+                       blocks: dict[str, dict[str, list[float]]] | None = None) -> dict[str, float]:
     """Seconds per 100 training batches of every model, measured in turns.
 
     Each round gives every model BLOCK consecutive training steps (forward, loss with any RNODE penalty, backward,
     Adam step at a tiny learning rate, so that the trained dynamics, and an adaptive solver's NFE, stay as they
     are) on the same random batches; the median over the rounds of each model's block, scaled to 100 batches.
     Whatever else the machine does while the benchmark runs falls on every row alike, so the ratios between rows
-    hold on a busy machine, where times measured one row after another would not."""
+    hold on a busy machine, where times measured one row after another would not. ``blocks``, when given,
+    receives every round's block seconds per model, elapsed ("wall") and CPU seconds of this process, all its
+    threads ("cpu": what a block cost, not counting the time it waited for a core held by another job)."""
     import copy
 
     g = torch.Generator().manual_seed(0)
     copies = {n: copy.deepcopy(m).to(device).train() for n, m in models.items()}
     optimizers = {n: torch.optim.Adam(m.parameters(), lr=1e-7) for n, m in copies.items()}
     times: dict[str, list[float]] = {n: [] for n in copies}
+    cpu_times: dict[str, list[float]] = {n: [] for n in copies}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for r in range(rounds + 1):  # round 0 warms up
         batches = [torch.randint(len(x), (batch_size,), generator=g) for _ in range(BLOCK)]
         for name, model in copies.items():
             sync()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for idx in batches:
                 xb, yb = x[idx].to(device), y[idx].to(device)
                 loss = torch.nn.functional.cross_entropy(model(xb), yb)
@@ -273,7 +284,79 @@ def interleaved_timing(models: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
             sync()
             if r > 0:
                 times[name].append(time.perf_counter() - started)
+                cpu_times[name].append(time.process_time() - cpu_started)
+    if blocks is not None:
+        blocks.update(wall=times, cpu=cpu_times)
     return {n: float(np.median(v)) * 100 / BLOCK for n, v in times.items()}
+
+
+INFERENCE_BATCH = 512
+
+
+def interleaved_inference(models: dict[str, Any], x: torch.Tensor, device: torch.device,
+                          batch_size: int = INFERENCE_BATCH, rounds: int = INTERLEAVE_ROUNDS,
+                          blocks: dict[str, dict[str, list[float]]] | None = None) -> dict[str, float]:
+    """Inference beats per second of every model at batch ``batch_size``, measured in turns as the training time
+    is: each round gives every model (evaluation mode, no gradients) the same BLOCK batches of beats of x; the
+    median over the rounds (after a warm-up round). Throughput measured in one pass per row, one row after
+    another, moves with whatever else the machine does; in turns, that falls on every row alike. ``blocks``: as
+    interleaved_timing's (seconds of each round's BLOCK batches)."""
+    import copy
+
+    g = torch.Generator().manual_seed(1)
+    copies = {n: copy.deepcopy(m).to(device).eval() for n, m in models.items()}
+    times: dict[str, list[float]] = {n: [] for n in copies}
+    cpu_times: dict[str, list[float]] = {n: [] for n in copies}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.no_grad():
+        for r in range(rounds + 1):  # round 0 warms up
+            batches = [x[torch.randint(len(x), (batch_size,), generator=g)].to(device) for _ in range(BLOCK)]
+            for name, model in copies.items():
+                sync()
+                started, cpu_started = time.perf_counter(), time.process_time()
+                for xb in batches:
+                    model(xb)
+                sync()
+                if r > 0:
+                    times[name].append(time.perf_counter() - started)
+                    cpu_times[name].append(time.process_time() - cpu_started)
+    if blocks is not None:
+        blocks.update(wall=times, cpu=cpu_times)
+    return {n: BLOCK * batch_size / float(np.median(v)) for n, v in times.items()}
+
+
+def timing_thread_counts(spec: str, threads: int, default_threads: int, device: torch.device) -> list[int]:
+    """The thread counts of the timing in turns: ``spec`` ("auto" or "1,2"), always with ``threads`` (the main
+    columns'); on a GPU only ``threads`` (the CPU threads do not set its speed)."""
+    if device.type != "cpu":
+        return [threads]
+    counts = {1, default_threads} if spec == "auto" else {int(n) for n in spec.split(",") if n.strip()}
+    return sorted(counts | {threads})
+
+
+def timing_by_threads(models: dict[str, Any], x_tr: torch.Tensor, y_tr: torch.Tensor, x_te: torch.Tensor,
+                      batch_size: int, device: torch.device, rounds: int, counts: list[int]) -> dict[str, Any]:
+    """interleaved_timing and interleaved_inference at each thread count, one after the other; per count (a
+    string key, as in JSON): every row's seconds per 100 batches and beats per second with their ratios to the
+    ResNet's at that count, and the load average (1, 5, 15 minutes) before and after. Within a count the rows run
+    in turns, so each ratio holds on a busy machine; between counts the load may have changed (hence the loads)."""
+    out: dict[str, Any] = {}
+    for n in counts:
+        torch.set_num_threads(n)
+        load_before = [round(v, 2) for v in os.getloadavg()]
+        train = interleaved_timing(models, x_tr, y_tr, batch_size, device, rounds=rounds)
+        infer = interleaved_inference(models, x_te, device, rounds=rounds)
+        rows = {}
+        for name in models:
+            rows[name] = {"seconds_per_100_batches": train[name], "beats_per_second": infer[name],
+                          "ratio_vs_resnet": train[name] / train["resnet"] if "resnet" in train else None,
+                          "inference_ratio_vs_resnet": infer["resnet"] / infer[name] if "resnet" in infer else None}
+        out[str(n)] = {"rows": rows, "load": {"before": load_before, "after": [round(v, 2) for v in os.getloadavg()]}}
+        print(f"bench: timing in turns at {n} thread(s): " + ", ".join(
+            f"{k} {v['seconds_per_100_batches']:.2f} s/100 ({_fmt(v['ratio_vs_resnet'], '.3f')}x), "
+            f"{v['beats_per_second']:.0f} beats/s" for k, v in rows.items())
+            + f" [load {load_before} -> {out[str(n)]['load']['after']}]", flush=True)
+    return out
 
 
 def deploy_loose(name: str, model: Any, data: dict[str, torch.Tensor], device: torch.device,
@@ -341,13 +424,16 @@ def memory_markdown(memory: list[dict[str, Any]]) -> list[str]:
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """speedup_vs_original and ratio_vs_resnet per batch, from seconds_per_100_batches (interleaved at the end)."""
+    """speedup_vs_original and ratio_vs_resnet per batch, from seconds_per_100_batches (interleaved at the end), and
+    inference_ratio_vs_resnet, the row's inference time per beat over the ResNet's."""
     by = {r["config"]: r for r in rows if r.get("seconds_per_100_batches")}
     original, resnet = by.get("odenet-original"), by.get("resnet")
     for row in rows:
         t = row.get("seconds_per_100_batches")
         row["speedup_vs_original"] = original["seconds_per_100_batches"] / t if t and original else None
         row["ratio_vs_resnet"] = t / resnet["seconds_per_100_batches"] if t and resnet else None
+        bps, resnet_bps = row.get("beats_per_second"), resnet.get("beats_per_second") if resnet else None
+        row["inference_ratio_vs_resnet"] = resnet_bps / bps if bps and resnet_bps else None
 
 
 # ------------------------------------------------------------------------------------------------------- report
@@ -368,6 +454,30 @@ def _name_cell(r: dict[str, Any]) -> str:
     return r["config"] + (" (default)" if r["config"] == default_config_name() else "")
 
 
+def threads_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The table of the timing in turns at each thread count (training time and inference beats/s, each with its
+    ratio to the ResNet at the same count), with the load averages around each count's timing."""
+    timed = [r for r in rows if r.get("timing_by_threads")]
+    if not timed:
+        return []
+    counts = list(timed[0]["timing_by_threads"])
+    head = " | ".join(f"{n} thread(s): s / 100 batches | time vs ResNet | inference beats/s | inference vs ResNet"
+                      for n in counts)
+    lines = ["Timing in turns at each thread count (each count timed separately; ratios within a count):", "",
+             f"| config | {head} |", "|---|" + "---:|" * (4 * len(counts))]
+    for r in timed:
+        cells = []
+        for n in counts:
+            t = r["timing_by_threads"][n]
+            cells += [f"{t['seconds_per_100_batches']:.2f}", _fmt(t["ratio_vs_resnet"], ".3f"),
+                      f"{t['beats_per_second']:.0f}", _fmt(t["inference_ratio_vs_resnet"], ".3f")]
+        lines.append(f"| {_name_cell(r)} | " + " | ".join(cells) + " |")
+    loads = timed[0]["timing_by_threads"]
+    lines += ["", "Load average (1, 5, 15 min) before and after each count's timing: " + "; ".join(
+        f"{n} thread(s) {loads[n]['load']['before']} -> {loads[n]['load']['after']}" for n in counts) + ".", ""]
+    return lines
+
+
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     b = meta["budget"]
     lines = [
@@ -378,12 +488,13 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"**Wall time:** {meta['wall_seconds'] / 60:.1f} min.",
         "",
         "| config | trained | s / 100 batches | speed-up vs original | time vs ResNet | NFE fwd | NFE bwd | "
-        "activation MB | CUDA peak MB | inference beats/s | test accuracy (mean ± se, each seed) | macro-F1 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "activation MB | CUDA peak MB | inference beats/s | inference time vs ResNet | "
+        "test accuracy (mean ± se, each seed) | macro-F1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['config']} | failed: {r['error'][:80]} |" + " |" * 10)
+            lines.append(f"| {r['config']} | failed: {r['error'][:80]} |" + " |" * 11)
             continue
         mark = "" if r["trained"] else "*"
         first = not r["trained"]
@@ -396,21 +507,25 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {_name_cell(r)} | {'yes' if r['trained'] else 'no (timed only)'} | {s100:.1f} | {sp} | {rr} | "
             f"{nf:.1f}{mark} | {nb:.1f}{mark} | {r['activation_bytes'] / 2**20:.1f} | "
             f"{_fmt(None if r['cuda_peak_bytes'] is None else r['cuda_peak_bytes'] / 2**20, '.0f', 'n/a')} | "
-            f"{r['beats_per_second']:.0f} | {_accuracy_cell(r)} | {_fmt(r['macro_f1'], '.3f')} |")
+            f"{r['beats_per_second']:.0f} | {_fmt(r.get('inference_ratio_vs_resnet'), '.2f')} | "
+            f"{_accuracy_cell(r)} | {_fmt(r['macro_f1'], '.3f')} |")
     k = b["time_batches"]
+    rounds = meta.get("rounds", INTERLEAVE_ROUNDS)
     lines += [
         "",
         f"Time: training batches of {b['batch_size']} (forward, backward, optimizer step) timed in turns after "
-        f"training: {INTERLEAVE_ROUNDS} rounds, each giving every row's trained model {BLOCK} steps on the same "
-        f"batches; the median block, scaled to 100 batches (during training: seconds_per_100_batches_training in "
-        f"results.json). Rows marked * trained only their first {k} batches (NFE over those batches). "
-        f"NFE: dynamics evaluations per training batch (backward: those the backward "
-        "pass makes itself). Activation MB: bytes autograd saves for backward in one training step of "
-        f"{b['batch_size']} beats, after training. Inference: beats per second at batch 512 "
-        f"(up to 2,048 test beats). Majority-class baseline accuracy on this test set: "
-        f"{meta['baseline_accuracy']:.4f}.",
+        f"training: {rounds} rounds, each giving every row's trained model {BLOCK} steps on the same batches; the "
+        "median block, scaled to 100 batches (during training: seconds_per_100_batches_training in results.json). "
+        f"Rows marked * trained only their first {k} batches (NFE over those batches). NFE: dynamics evaluations per "
+        "training batch (backward: those the backward pass makes itself). Activation MB: bytes autograd saves for "
+        f"backward in one training step of {b['batch_size']} beats, after training. Inference: beats per second at "
+        f"batch {INFERENCE_BATCH} without gradients, timed in turns after the training time: {rounds} rounds, each "
+        f"giving every row's model the same {BLOCK} batches of random test beats; the median round (one pass while "
+        "the row ran: beats_per_second_single_pass in results.json); its time vs ResNet is the ResNet's beats/s "
+        f"over the row's. Majority-class baseline accuracy on this test set: {meta['baseline_accuracy']:.4f}.",
         "",
     ]
+    lines += threads_markdown(rows)
     lines += summary_sentences(rows, meta)
     notes = list(meta.get("notes") or [])
     loads = [f"{r['config']} {r['load_average']:.1f}" for r in rows if r.get("load_average") is not None]
@@ -514,9 +629,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="train every trained row with this many seeds (--seed, "
                    "--seed + 1, ...) and report the mean accuracy: one epoch leaves a seed-to-seed spread of about "
                    "half a point, so a 0.3-point comparison needs several (each seed adds the whole budget)")
+    p.add_argument("--time-only", action="store_true",
+                   help="train no configuration: every row is timed only (after --time-batches batches), for the "
+                        "time and throughput columns without the accuracy budget")
+    p.add_argument("--no-rewrites", action="store_true",
+                   help="compute the ODE block without its exact rewrites (ecglib.models.REWRITES): the plain "
+                        "formulation of the same function, for a before/after comparison")
     p.add_argument("--time-batches", type=int, default=20,
                    help="batches timed for configurations that are not trained (default 20)")
+    p.add_argument("--rounds", type=int, default=INTERLEAVE_ROUNDS,
+                   help=f"rounds of the timing in turns (training and inference), after a warm-up round (default "
+                        f"{INTERLEAVE_ROUNDS}; more on a busy machine)")
     p.add_argument("--threads", default="auto", help="torch CPU threads, or auto: probe 1 and torch's default")
+    p.add_argument("--timing-threads", default="auto",
+                   help="torch CPU thread counts at which the timing in turns runs after the rows, comma-separated "
+                        "(auto: 1 and torch's default, plus --threads); the main columns are at --threads, the "
+                        "others in the table by threads")
     p.add_argument("--compile", action="store_true",
                    help="also time the default ODE-Net with torch.compile'd dynamics (no gain measured on CPU)")
     p.add_argument("--device", default="auto")
@@ -525,6 +653,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.time_only and args.train_all:
+        print("bench: --time-only and --train-all exclude each other", file=sys.stderr)
+        return 2
     if args.seeds < 1:
         print("bench: --seeds must be at least 1", file=sys.stderr)
         return 2
@@ -557,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
 
     threads_probe: dict[str, float] = {}
+    default_threads = torch.get_num_threads()
     if device.type == "cpu" and args.threads == "auto":
         threads, threads_probe = probe_threads(x_tr, y_tr)
     else:
@@ -594,9 +726,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.mitdb_dir:
         notes.append("Synthetic data: a smoke run. Its accuracies and timings say little about MIT-BIH; "
                      "run with --mitdb-dir (make bench MITDB_DIR=DIR).")
-    common = {"data": data_meta, "machine": machine, "device": str(device), "threads": threads, "budget": budget}
+    if args.no_rewrites:
+        notes.append("--no-rewrites: the ODE blocks computed in their plain formulation, without the exact rewrites.")
+    if args.time_only:
+        notes.append("--time-only: no row trained; each timed after its first --time-batches batches.")
+    common = {"data": data_meta, "machine": machine, "device": str(device), "threads": threads, "budget": budget,
+              "ode_rewrites": [] if args.no_rewrites else list(REWRITES)}
 
-    trained_names = {n for n in names if config_spec(n)[2] or args.train_all}
+    trained_names = set() if args.time_only else {n for n in names if config_spec(n)[2] or args.train_all}
     print(f"bench: {machine} | {data_meta['description']} | {budget['description']} | "
           f"{len(names)} configs, {len(trained_names)} trained", flush=True)
     rows: list[dict[str, Any]] = []
@@ -608,7 +745,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             row, row_loose, models[name] = run_seeds(name, trained, data, train_cfg, device, time_batches,
-                                                     name == "default+compile", seeds if trained else seeds[:1])
+                                                     name == "default+compile", seeds if trained else seeds[:1],
+                                                     rewrites=not args.no_rewrites)
             loose += row_loose
         except (EcgError, RuntimeError, AssertionError) as exc:
             row = {"config": name, "trained": trained, "error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
@@ -627,15 +765,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['beats_per_second']:7.0f} beats/s  acc {_fmt(row['accuracy'], '.4f')}  "
                   f"[{time.perf_counter() - t0:.0f} s, load {row['load_average']:.1f}]", flush=True)
 
-    timing = interleaved_timing({r["config"]: models[r["config"]] for r in rows if not r.get("error")},
-                                x_tr, y_tr, train_cfg.batch_size, device)
+    timed = {r["config"]: models[r["config"]] for r in rows if not r.get("error")}
+    by_threads = timing_by_threads(timed, x_tr, y_tr, x_te, train_cfg.batch_size, device, args.rounds,
+                                   timing_thread_counts(args.timing_threads, threads, default_threads, device))
+    torch.set_num_threads(threads)
+    main_timing = by_threads.get(str(threads)) or next(iter(by_threads.values()))
     for row in rows:
-        if row["config"] in timing:
+        if row["config"] in main_timing["rows"]:
             row["seconds_per_100_batches_training"] = row["seconds_per_100_batches"]
-            row["seconds_per_100_batches"] = timing[row["config"]]
+            row["seconds_per_100_batches"] = main_timing["rows"][row["config"]]["seconds_per_100_batches"]
+            row["beats_per_second_single_pass"] = row["beats_per_second"]
+            row["beats_per_second"] = main_timing["rows"][row["config"]]["beats_per_second"]
+            row["timing_by_threads"] = {n: {**t["rows"][row["config"]], "load": t["load"]}
+                                        for n, t in by_threads.items()}
     add_ratios(rows)
     meta = {**common, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": load_start,
-            "load_end": round(os.getloadavg()[0], 2), "wall_seconds": time.perf_counter() - wall,
+            "load_end": round(os.getloadavg()[0], 2), "wall_seconds": time.perf_counter() - wall, "rounds": args.rounds,
             "baseline_accuracy": classification_metrics(y_te.numpy(), y_te.numpy(),
                                                         y_train=y_tr.numpy())["baseline_accuracy"],
             "notes": notes}

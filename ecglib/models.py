@@ -12,10 +12,11 @@ original study), is used only when an ODEConfig asks for one.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -59,22 +60,50 @@ class ResBlock(nn.Module):
         return h + out
 
 
+class TimeMap(NamedTuple):
+    """What a ConcatConv1d needs at every evaluation of a solve, computed once per solve from its weights."""
+
+    weight: torch.Tensor  # (C_out, C_in, k): the kernel's weights on h (a view of the parameter)
+    ones: torch.Tensor  # (1, C_out, L): the kernel's t-weights convolved with a row of ones, zero padding included
+
+
 class ConcatConv1d(nn.Conv1d):
     """Conv1d that sees the time t as one more constant input channel, so the dynamics can vary with t."""
 
     def __init__(self, channels_in: int, channels_out: int, kernel_size: int = 3) -> None:
         super().__init__(channels_in + 1, channels_out, kernel_size, padding=kernel_size // 2)
 
-    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """t: a scalar, or (B,) times of the B states (torchode steps each beat on its own clock); h (B, C, L)."""
-        # Same result as convolving torch.cat([t * ones, h]), without building that (batch, C + 1, L) copy on every
-        # evaluation: by linearity the t channel adds t times the kernel's response to a row of ones (zero padding
-        # included), which is one tiny convolution. 10-15 % less time per training batch on CPU.
+    def time_map(self, length: int) -> TimeMap:
+        # Convolving the constant plane t is linear in t: t times the kernel's response to a row of ones, which
+        # differs from the sum of the t-weights only at the edges (the zero padding). It depends on the weights
+        # alone, so a solve computes it once and every evaluation adds t times it; gradients reach the t-weights
+        # through it, summed over the evaluations.
         w = self.weight
-        out = F.conv1d(h, w[:, 1:], self.bias, padding=self.padding)
-        ones = h.new_ones(1, 1, h.shape[2])
-        t = t.to(h.dtype).reshape(-1, 1, 1) if t.dim() else t.to(h.dtype)
-        return out + t * F.conv1d(ones, w[:, :1], padding=self.padding)
+        return TimeMap(w[:, 1:], F.conv1d(w.new_ones(1, 1, length), w[:, :1], padding=self.padding))
+
+    def forward(self, t: torch.Tensor | float, h: torch.Tensor,  # type: ignore[override]
+                time_map: TimeMap | None = None) -> torch.Tensor:
+        """Same as convolving torch.cat([t * ones, h]) (:meth:`reference`), without building that (batch, C + 1, L)
+        copy. t: a scalar, or (B,) times of the B states (torchode steps each beat on its own clock); h (B, C, L);
+        time_map: this layer's :meth:`time_map` for h's length, computed here when None."""
+        m = time_map if time_map is not None else self.time_map(h.shape[2])
+        out = F.conv1d(h, m.weight, self.bias, padding=self.padding)
+        if isinstance(t, torch.Tensor):
+            t = t.to(h.dtype).reshape(-1, 1, 1) if t.dim() else t.to(h.dtype)
+        return out.add_(t * m.ones)  # in place: the convolution keeps its input for backward, not its output
+
+    def reference(self, t: torch.Tensor | float, h: torch.Tensor) -> torch.Tensor:
+        """The definition: convolve h with the constant plane t concatenated as channel 0 (tests compare to it)."""
+        plane = torch.as_tensor(t, dtype=h.dtype).reshape(-1, 1, 1).expand(h.shape[0], 1, h.shape[2])
+        return F.conv1d(torch.cat([plane, h], dim=1), self.weight, self.bias, padding=self.padding)
+
+
+# The exact rewrites of the ODE block, each on unless switched off in ODEFunc.rewrites (tests and
+# benchmarks/bench_ode_rewrites.py compare with and without them). Off, the block computes its plain formulation.
+#   time_map: the time channel's response computed once per solve, not at every evaluation (ConcatConv1d.time_map)
+#   norms: F.group_norm and an in-place ReLU called directly, not through nn.Module calls
+#   direct_solve: euler, midpoint and rk4 solved by fixed_grid_solve, not by torchdiffeq's odeint (ODEBlock)
+REWRITES = ("time_map", "norms", "direct_solve")
 
 
 class ODEFunc(nn.Module):
@@ -87,16 +116,79 @@ class ODEFunc(nn.Module):
         self.norm3 = norm(width)
         self.relu = nn.ReLU(inplace=True)
         self.calls = 0
+        self.rewrites = set(REWRITES)  # not state: a checkpoint holds the weights alone
 
-    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, t: torch.Tensor | float, h: torch.Tensor,
+                maps: tuple[TimeMap, TimeMap] | None = None) -> torch.Tensor:
         self.calls += 1
-        return self.dynamics(t, h)
+        return self.dynamics(t, h, maps)
 
-    def dynamics(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def time_maps(self, length: int) -> tuple[TimeMap, TimeMap] | None:
+        """The two convolutions' time maps for states of this length, to pass to every evaluation of one solve;
+        None when the time_map rewrite is off (each evaluation then computes its own)."""
+        if "time_map" not in self.rewrites:
+            return None
+        return self.conv1.time_map(length), self.conv2.time_map(length)
+
+    def dynamics(self, t: torch.Tensor | float, h: torch.Tensor,
+                 maps: tuple[TimeMap, TimeMap] | None = None) -> torch.Tensor:
         """f(t, h) itself, without the counting (what torch.compile may wrap: the counter would recompile it)."""
-        out = self.conv1(t, self.relu(self.norm1(h)))
-        out = self.conv2(t, self.relu(self.norm2(out)))
-        return self.norm3(out)
+        m1, m2 = maps if maps is not None else (None, None)
+        if "norms" not in self.rewrites:
+            out = self.conv1(t, self.relu(self.norm1(h)), m1)
+            out = self.conv2(t, self.relu(self.norm2(out)), m2)
+            return self.norm3(out)
+        # The norms' own kernels, without three module calls per evaluation; each ReLU overwrites its norm's
+        # output, which nothing else keeps (GroupNorm saves its input for backward, ReLU and the convolution the
+        # ReLU's output).
+        n1, n2, n3 = self.norm1, self.norm2, self.norm3
+        out = self.conv1(t, F.group_norm(h, n1.num_groups, n1.weight, n1.bias, n1.eps).relu_(), m1)
+        out = self.conv2(t, F.group_norm(out, n2.num_groups, n2.weight, n2.bias, n2.eps).relu_(), m2)
+        return F.group_norm(out, n3.num_groups, n3.weight, n3.bias, n3.eps)
+
+
+# The fixed-grid methods that fixed_grid_solve takes; the others (heun2, heun3, the Adams methods) go to torchdiffeq.
+DIRECT_SOLVERS = ("euler", "midpoint", "rk4")
+
+
+def fixed_grid(step_size: float, dtype: torch.dtype) -> list[torch.Tensor]:
+    """The time points from 0 to 1 of torchdiffeq's fixed-grid solvers (FixedGridODESolver's grid constructor),
+    computed as it does: k * step_size in ``dtype`` for k < ceil(1 / step_size + 1), the last one set to 1."""
+    start, end = torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)
+    n = int(torch.ceil((end - start) / step_size + 1).item())
+    grid = torch.arange(0, n, dtype=dtype) * step_size + start
+    grid[-1] = end
+    return list(grid)
+
+
+def fixed_grid_solve(func: ODEFunc, h: torch.Tensor, solver: str, step_size: float) -> torch.Tensor:
+    """h(1) by ``solver`` (one of DIRECT_SOLVERS) on torchdiffeq's grid, with torchdiffeq's step formulas
+    (fixed_grid.py; rk4 is its rk4_alt_step_func, Kutta's 3/8 rule), evaluating ``func`` as often and at the same
+    times. What it leaves out is per-step machinery a plain fixed-grid solve does not need: the time casts and
+    |y| of its perturbation wrapper, the solution tensor and its copies, the interpolation checks. Each update is
+    one fused torch.add(y, k, alpha=dt), where torchdiffeq multiplies and adds (the same values up to rounding,
+    1e-7 relative, and fewer passes over the state in both directions)."""
+    maps = func.time_maps(h.shape[-1])
+    grid = fixed_grid(step_size, h.dtype)
+    y = h
+    for t0, t1 in zip(grid[:-1], grid[1:]):
+        dt = t1 - t0
+        step = float(dt)
+        if solver == "euler":
+            y = torch.add(y, func(t0, y, maps), alpha=step)
+        elif solver == "midpoint":
+            half = 0.5 * dt
+            y_mid = torch.add(y, func(t0, y, maps), alpha=float(half))
+            y = torch.add(y, func(t0 + half, y_mid, maps), alpha=step)
+        elif solver == "rk4":
+            k1 = func(t0, y, maps)
+            k2 = func(t0 + dt * (1 / 3), torch.add(y, k1, alpha=step / 3), maps)
+            k3 = func(t0 + dt * (2 / 3), torch.add(y, torch.add(k2, k1, alpha=-1 / 3), alpha=step), maps)
+            k4 = func(t1, torch.add(y, (k1 - k2).add_(k3), alpha=step), maps)
+            y = torch.add(y, torch.add(k1, k2 + k3, alpha=3).add_(k4), alpha=step * 0.125)
+        else:
+            raise ValueError(f"fixed_grid_solve takes {', '.join(DIRECT_SOLVERS)}, not {solver!r}")
+    return y
 
 
 class RegularisedDynamics(nn.Module):
@@ -154,6 +246,14 @@ class ODEBlock(nn.Module):
             kwargs["adjoint_options"] = adjoint_options
         return kwargs
 
+    @property
+    def direct(self) -> bool:
+        """Whether fixed_grid_solve computes this block: an euler, midpoint or rk4 solve by torchdiffeq without the
+        adjoint and without RNODE's running costs, the direct_solve rewrite on."""
+        c = self.config
+        return ("direct_solve" in self.func.rewrites and c.backend == "torchdiffeq" and c.solver in DIRECT_SOLVERS
+                and not c.adjoint and not (c.regularised and self.training))
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         before = self.func.calls
         self.penalty = None
@@ -161,13 +261,25 @@ class ODEBlock(nn.Module):
             out = self._solve_torchode(h)
         elif self.config.regularised and self.training:
             out = self._solve_regularised(h)
-        else:
-            from torchdiffeq import odeint, odeint_adjoint
+        elif self.direct:
+            out = fixed_grid_solve(self.func, h, self.config.solver, float(self.config.step_size))
+        elif self.config.adjoint:
+            # The adjoint re-evaluates the dynamics in its backward solve and takes the gradients of the parameters
+            # it is given there: every evaluation must reach the weights itself, so no time maps.
+            from torchdiffeq import odeint_adjoint
 
-            solve = odeint_adjoint if self.config.adjoint else odeint
-            out = solve(self.func, h, self.t.to(h.dtype), **self.solver_kwargs())[-1]
+            out = odeint_adjoint(self.func, h, self.t.to(h.dtype), **self.solver_kwargs())[-1]
+        else:
+            from torchdiffeq import odeint
+
+            out = odeint(self._with_time_maps(h), h, self.t.to(h.dtype), **self.solver_kwargs())[-1]
         self.forward_calls += self.func.calls - before
         return out
+
+    def _with_time_maps(self, h: torch.Tensor) -> Any:
+        """The dynamics for a solve of h by backpropagation through the solver: with the time maps of this solve."""
+        maps = self.func.time_maps(h.shape[-1])
+        return self.func if maps is None else functools.partial(self.func, maps=maps)
 
     def _solve_regularised(self, h: torch.Tensor) -> torch.Tensor:
         from torchdiffeq import odeint, odeint_adjoint
@@ -191,7 +303,8 @@ class ODEBlock(nn.Module):
         import torchode as to
 
         c, shape, n = self.config, h.shape, h.shape[0]
-        term = to.ODETerm(lambda t, y: self.func(t, y.view(shape)).flatten(1), with_stats=False)
+        func = self._with_time_maps(h)
+        term = to.ODETerm(lambda t, y: func(t, y.view(shape)).flatten(1), with_stats=False)
         method = {"dopri5": to.Dopri5, "heun": to.Heun, "euler": to.Euler}[TORCHODE_SOLVERS[c.solver]](term=term)
         t0, t1 = h.new_zeros(n), h.new_ones(n)
         if c.fixed_grid:

@@ -137,3 +137,44 @@ def test_bench_long_labels_a_joined_recording(tmp_path):
         assert row[key] > 0
     assert row["summary"].startswith("holter: ") and "model odenet-ds1" in row["summary"]
     assert (out / "labels" / "holter.ecglib").exists() and (out / "results.md").exists()
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_odenet", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_times_the_default_in_turns_at_each_thread_count():
+    """The default (two midpoint steps) has its row; the timing in turns runs at every thread count asked, with each
+    row's training and inference ratio to the ResNet at that count and the load around it, and tabulates them."""
+    import torch
+
+    bench = _bench_module()
+    assert bench.default_config_name() == "odenet-midpoint-2steps"
+    cpu = torch.device("cpu")
+    assert bench.timing_thread_counts("auto", 1, 2, cpu) == [1, 2]
+    assert bench.timing_thread_counts("2", 1, 2, cpu) == [1, 2]  # the main columns' count always joins
+    assert bench.timing_thread_counts("auto", 2, 2, torch.device("meta")) == [2]
+    models = {n: bench.make_model(n) for n in ("resnet", "odenet-midpoint-2steps")}
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(32, 1, 187, generator=g), torch.randint(0, 5, (32,), generator=g)
+    before = torch.get_num_threads()
+    try:
+        timing = bench.timing_by_threads(models, x, y, x, 8, cpu, 1, [1, 2])
+    finally:
+        torch.set_num_threads(before)
+    assert list(timing) == ["1", "2"]
+    for count in timing.values():
+        assert count["rows"]["resnet"]["ratio_vs_resnet"] == count["rows"]["resnet"]["inference_ratio_vs_resnet"] == 1
+        row = count["rows"]["odenet-midpoint-2steps"]
+        assert row["seconds_per_100_batches"] > 0 and row["beats_per_second"] > 0 and row["ratio_vs_resnet"] > 0
+        assert len(count["load"]["before"]) == len(count["load"]["after"]) == 3
+    rows = [{"config": n, "timing_by_threads": {c: {**t["rows"][n], "load": t["load"]} for c, t in timing.items()}}
+            for n in models]
+    md = "\n".join(bench.threads_markdown(rows))
+    assert "| odenet-midpoint-2steps (default) |" in md and "2 thread(s): s / 100 batches" in md
+    assert "Load average (1, 5, 15 min)" in md
