@@ -16,7 +16,7 @@ from .commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return arguments.build_parser(description=__doc__.splitlines()[0])
+    return arguments.build_parser(description=" ".join(__doc__.split("\n\n")[0].split()))
 
 
 def _close_progress_bars() -> None:

@@ -131,6 +131,9 @@ class AnnotatedRecord:
 
     def summary_line(self) -> str:
         counts = " ".join(f"{c}:{int(np.sum(self.label == i))}" for i, c in enumerate(CLASSES))
+        unclassified = int(np.sum(self.label < 0))
+        if unclassified:  # written as Q in the annotation file, with no class in the beats CSV
+            counts += f"; {unclassified} too close to the end to classify, written as {UNCLASSIFIED_CODE}"
         where = f" -> {self.path}" if self.path is not None else ""
         steps = ", ".join(f"{k} {v:.2f}" for k, v in (self.timings or {}).items())
         lead = f"lead {self.lead} ({self.lead_reason or 'as asked'}"
