@@ -183,3 +183,14 @@ def check_signal_files(header: Any, folder: Path) -> None:
         if actual > expected + int(np.ceil(len(channels) * bits / 8)) + 1:
             raise InputError(f"{path}: {actual} bytes where the header ({header.sig_len} samples x "
                              f"{len(channels)} channels, format {fmt}) describes {expected}: header and data disagree")
+
+
+def bridge_invalid(signal: np.ndarray, where: str, lead: str) -> np.ndarray:
+    """Invalid samples (NaN: WFDB's "invalid sample" codes, a CSV's empty cells) bridged linearly in place, rather
+    than poisoning a whole 10-second window; InputError when no sample is valid."""
+    bad = ~np.isfinite(signal)
+    if bad.any():
+        if bad.all():
+            raise InputError(f"{where}: no valid samples in lead {lead}")
+        signal[bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), signal[~bad])
+    return signal

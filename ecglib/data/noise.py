@@ -352,6 +352,8 @@ def stress_record(record: str | os.PathLike, out_dir: str | os.PathLike, name: s
     Returns the path of the new record without extension."""
     import wfdb
 
+    from .checks import bridge_invalid
+
     base = Path(record)
     if base.suffix in (".hea", ".dat"):
         base = base.with_suffix("")
@@ -364,10 +366,9 @@ def stress_record(record: str | os.PathLike, out_dir: str | os.PathLike, name: s
     old_fs = float(rec.fs)
     new_fs = float(fs) if fs else old_fs
     sig = np.asarray(rec.p_signal, dtype=np.float64)
-    for c in range(sig.shape[1]):  # bridge invalid samples (NaN) as ecglib.data.records.read_lead does
-        bad = ~np.isfinite(sig[:, c])
-        if bad.any() and not bad.all():
-            sig[bad, c] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), sig[~bad, c])
+    for c in range(sig.shape[1]):  # invalid samples (NaN) bridged as every reader bridges them
+        if np.isfinite(sig[:, c]).any():
+            bridge_invalid(sig[:, c], f"{base}.dat", rec.sig_name[c])
     sig = resample_signal(sig, old_fs, new_fs)
     n = sig.shape[0]
     samples = resample_samples(ann.sample, old_fs, new_fs, n)

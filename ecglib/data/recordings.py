@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import InputError, first_line
 from ..extras import require_extra
-from .checks import check_header_values, check_signal_files
+from .checks import bridge_invalid, check_header_values, check_signal_files
 from .facts import MAX_FS, MIN_FS
 from .leads import choose_lead
 
@@ -151,17 +151,6 @@ def choose_record_lead(base: str | os.PathLike, header: Any, lead: str | int | N
         return choose_lead(list(header.sig_name or []), lead)
     except ValueError as exc:
         raise InputError(f"{base}.hea: {exc}") from None
-
-
-def bridge_invalid(signal: np.ndarray, where: str, lead: str) -> np.ndarray:
-    """Invalid samples (NaN: WFDB's "invalid sample" codes, a CSV's empty cells) bridged linearly in place, rather
-    than poisoning a whole 10-second window; InputError when no sample is valid."""
-    bad = ~np.isfinite(signal)
-    if bad.any():
-        if bad.all():
-            raise InputError(f"{where}: no valid samples in lead {lead}")
-        signal[bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), signal[~bad])
-    return signal
 
 
 def read_record_channel(base: str | os.PathLike, header: Any, channel: int,

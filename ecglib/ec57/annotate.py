@@ -37,7 +37,7 @@ from ..runs import RunFolder
 from .annotations import Annotations, read_annotations, write_annotations
 from .bxb import BXB_CLASS, DEFAULT_LEARNING_PERIOD, Comparison, compare
 from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_r_peaks
-from .quality import merge_with_beats, noise_intervals
+from .quality import merge_with_beats, noise_intervals, outside_noise
 
 # AAMI class -> the WFDB beat code written for it (the one bxb maps back to the same class).
 CLASS_CODE: dict[str, str] = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
@@ -168,25 +168,37 @@ def _reference_parts(recording: Recording) -> tuple[Path, str]:
 
 
 # --------------------------------------------------------------------------------------------------- steps
+def detection_chunks(n: int, fs: float) -> list[tuple[int, int, int, int]]:
+    """The chunks a lead of ``n`` samples is detected in: (start, end) the part each keeps, (a, b) the samples it
+    reads, DETECT_OVERLAP seconds of run-up on either side; one chunk when the lead is no longer than
+    DETECT_SECONDS + DETECT_OVERLAP."""
+    size, overlap = int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
+    if n <= size + overlap:
+        return [(0, n, 0, n)]
+    return [(start, min(n, start + size), max(0, start - overlap), min(n, start + size + overlap))
+            for start in range(0, n, size)]
+
+
+def detect_chunks(n: int, fs: float) -> int:
+    """How many chunks :func:`detect_peaks` detects a lead of ``n`` samples in."""
+    return len(detection_chunks(n, fs))
+
+
 def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR,
                  step: Callable[[], None] | None = None) -> np.ndarray:
     """R peaks (k,) of one lead by ``detector`` (:func:`ecglib.ec57.detect.detect_r_peaks`), in overlapping chunks
-    when the lead is longer than DETECT_SECONDS + DETECT_OVERLAP; ``step`` is called after each chunk."""
-    n, size, overlap = len(signal), int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
-    if n <= size + overlap:
-        peaks = detect_r_peaks(signal, fs, detector)
-        if step is not None:
-            step()
-        return peaks
+    (:func:`detection_chunks`) when the lead is long; ``step`` is called after each chunk."""
+    chunks = detection_chunks(len(signal), fs)
     parts = []
-    for start in range(0, n, size):
-        a, b = max(0, start - overlap), min(n, start + size + overlap)
+    for start, end, a, b in chunks:
         peaks = detect_r_peaks(signal[a:b], fs, detector) + a
         # Neighbouring chunks share 2 x DETECT_OVERLAP seconds around their boundary; each keeps the peaks on its
         # side of it, where its detector had DETECT_OVERLAP seconds of signal before and after.
-        parts.append(peaks[(peaks >= start) & (peaks < start + size)])
+        parts.append(peaks[(peaks >= start) & (peaks < end)])
         if step is not None:
             step()
+    if len(parts) == 1:
+        return parts[0]
     peaks = np.concatenate(parts)
     # One beat found by both chunks on either side of their boundary, a few samples apart, is one beat: two R peaks
     # 0.1 s apart would be a heart rate of 600 per minute.
@@ -198,15 +210,14 @@ def find_noise(signal: np.ndarray, fs: float, peaks: np.ndarray) -> list[tuple[i
     """The unreadable stretches [(start, end)] samples, end exclusive, of one lead by
     :func:`ecglib.ec57.quality.noise_intervals` given its R peaks, in detection's chunks (memory stays bounded);
     stretches that meet at a chunk boundary are joined."""
-    n, size, overlap = len(signal), int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
-    if n <= size + overlap:
+    chunks = detection_chunks(len(signal), fs)
+    if len(chunks) == 1:
         return noise_intervals(signal, fs, peaks)
     found: list[tuple[int, int]] = []
-    for start in range(0, n, size):
-        a, b = max(0, start - overlap), min(n, start + size + overlap)
+    for start, end, a, b in chunks:
         inside = peaks[(peaks >= a) & (peaks < b)] - a
         for lo, hi in noise_intervals(signal[a:b], fs, inside):
-            lo, hi = max(lo + a, start), min(hi + a, start + size, n)
+            lo, hi = max(lo + a, start), min(hi + a, end)
             if hi <= lo:
                 continue
             if found and lo <= found[-1][1]:
@@ -214,20 +225,6 @@ def find_noise(signal: np.ndarray, fs: float, peaks: np.ndarray) -> list[tuple[i
             else:
                 found.append((lo, hi))
     return found
-
-
-def outside(peaks: np.ndarray, intervals: list[tuple[int, int]]) -> np.ndarray:
-    """The peaks outside every interval [(start, end)], its end too (where the mark that closes it goes)."""
-    keep = np.ones(len(peaks), dtype=bool)
-    for a, e in intervals:
-        keep &= (peaks < a) | (peaks > e)
-    return peaks[keep]
-
-
-def detect_chunks(n: int, fs: float) -> int:
-    """How many chunks :func:`detect_peaks` detects a lead of ``n`` samples in."""
-    size, overlap = int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
-    return 1 if n <= size + overlap else -(-n // size)
 
 
 def classify_beats(trained: TrainedModel, signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
@@ -341,7 +338,7 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
         else:
             peaks = detect_peaks(signal, fs, detector, step=bar.update)
         noise = find_noise(signal, fs, peaks) if quality and detector != "reference" and len(peaks) else []
-        peaks = outside(peaks, noise)
+        peaks = peaks[outside_noise(peaks, noise)]
         if len(peaks) == 0:
             raise InputError(f"{recording.path}: no beats found by the {detector} detector"
                              + (" outside the stretches marked noise" if noise else ""))

@@ -189,6 +189,16 @@ def noise_annotations(intervals: list[tuple[int, int]], sig_len: int | None = No
     return out
 
 
+def outside_noise(sample: np.ndarray, intervals: list[tuple[int, int]]) -> np.ndarray:
+    """Whether each sample (k,) lies outside every interval [(start, end)], its end included: no beat is kept at
+    the '~' mark that closes a stretch (bxb reads the annotation after a shutdown start as its end)."""
+    sample = np.asarray(sample)
+    keep = np.ones(len(sample), dtype=bool)
+    for s, e in intervals:
+        keep &= (sample < s) | (sample > e)
+    return keep
+
+
 def merge_with_beats(sample: np.ndarray, symbol, intervals: list[tuple[int, int]], sig_len: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Beat annotations (sample (k,), symbol (k,)) merged with the noise annotations of ``intervals``: beats inside
@@ -196,9 +206,7 @@ def merge_with_beats(sample: np.ndarray, symbol, intervals: list[tuple[int, int]
     added. Returns (sample, symbol, subtype), in time order, for wfdb.wrann or ecglib.ec57.compare."""
     sample = np.asarray(sample, dtype=np.int64)
     symbol = np.asarray(symbol, dtype=object)
-    keep = np.ones(len(sample), dtype=bool)
-    for s, e in intervals:
-        keep &= ~((sample >= s) & (sample <= e))
+    keep = outside_noise(sample, intervals)
     marks = noise_annotations(intervals, sig_len)
     rows = [(int(t), str(c), 0) for t, c in zip(sample[keep], symbol[keep])] + marks
     rows.sort(key=lambda r: (r[0], r[1] != NOISE_SYMBOL))

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.checks import bridge_invalid
 from ..errors import InputError
 
 ALIGN_BAND = (5.0, 20.0)  # Hz: the band whose dominant extremum is the fiducial point
@@ -387,11 +388,9 @@ def prepare(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
     if not (fs > 0 and math.isfinite(fs)):
         raise InputError(f"detector: sampling rate must be a positive number, got {fs!r}")
     if not np.isfinite(x).all():
-        bad = ~np.isfinite(x)
-        if bad.all():
+        if not np.isfinite(x).any():
             raise InputError("detector: no finite samples")
-        x = x.copy()
-        x[bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), x[~bad])
+        x = bridge_invalid(x.copy(), "detector", "given")
     return x, float(fs)
 
 
