@@ -50,10 +50,10 @@ def records_for(setting: str, mitdb: Path, out: Path) -> tuple[Path, str | int |
 def run(mitdb: Path, out: Path, models: list[str], detectors: list[str], settings: list[str]) -> dict:
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                      "rows": []}
+    trained_models = {name: load_model(name) for name in models}
     for setting in settings:
         folder, lead = records_for(setting, mitdb, out)
-        for name in models:
-            trained = load_model(name)
+        for name, trained in trained_models.items():
             for detector in [*detectors, "reference"]:
                 labels = out / "labels" / setting / name / detector
                 labels.mkdir(parents=True, exist_ok=True)
