@@ -277,12 +277,15 @@ def compare_with_reference(recording: Recording, sample: np.ndarray, symbol: np.
                    ref_subtypes=ref.subtype, test_subtypes=subtype, record=recording.name)
 
 
+def _decimals(values: np.ndarray) -> list[str]:
+    """Each value with four decimals, NaN as an empty field."""
+    return ["" if v != v else f"{v:.4f}" for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
 def write_beats_csv(result: AnnotatedRecord, path: str | os.PathLike) -> Path:
     """The beats as CSV (atomically): time_s, sample, class (AAMI letter; empty for a beat too close to the end to
     classify), rr_before_s and rr_after_s (to the neighbouring R peaks; empty at the ends), probability (the
-    model's probability of the class given)."""
-    import pandas as pd
-
+    model's probability of the class given). Seconds and probabilities with four decimals."""
     k = len(result.sample)
     rr = np.diff(result.sample) / result.fs
     nan = np.array([np.nan])
@@ -290,10 +293,11 @@ def write_beats_csv(result: AnnotatedRecord, path: str | os.PathLike) -> Path:
     chosen = (result.prob[np.arange(k), np.maximum(result.label, 0)] if result.prob is not None
               else np.full(k, np.nan))
     chosen = np.where(result.label >= 0, chosen, np.nan)
-    table = pd.DataFrame({"time_s": result.sample / result.fs, "sample": result.sample, "class": classes,
-                          "rr_before_s": np.concatenate([nan, rr]), "rr_after_s": np.concatenate([rr, nan]),
-                          "probability": chosen})
-    text = table.to_csv(index=False, float_format="%.4f", na_rep="")
+    # Formatted column by column in Python rather than by a DataFrame: the same text in a third of the time, which
+    # counts on a 24-hour recording's 100,000 beats.
+    rows = zip(_decimals(result.sample / result.fs), map(str, result.sample.tolist()), classes.tolist(),
+               _decimals(np.concatenate([nan, rr])), _decimals(np.concatenate([rr, nan])), _decimals(chosen))
+    text = "time_s,sample,class,rr_before_s,rr_after_s,probability\n" + "".join(f"{','.join(r)}\n" for r in rows)
     atomic_write_text(path, text)
     return Path(path)
 
