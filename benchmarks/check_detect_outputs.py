@@ -1,21 +1,22 @@
 """Check that detection and the signal-quality check give the same outputs as at a reference revision, and time
 both: the whole path `ecglib annotate` takes before classifying (``ecglib.ec57.detect``, ``rpeaks``, ``quality``
-and ``annotate.detect_peaks`` / ``find_noise``), where ``benchmarks/check_rpeaks_speed.py`` checks the detector
-module alone.
+and ``annotate``'s chunked detection and quality check), where ``benchmarks/check_rpeaks_speed.py`` checks the
+detector module alone.
 
 The reference is the ``ecglib`` package as committed at --reference (default abe37b1, before detection and the
 quality check were made faster), exported to a temporary folder and run in a process of its own; the working tree
-runs in another. Each dumps, per case, the outputs compared here: ``detect_r_peaks`` (the default detector,
-aligned), ``detect_ecglib`` and ``detect_adaptive`` unaligned by detect_r_peaks, the QRS feature (its SHA-256),
-``quality.assess`` given those peaks (per-block ratio, flat, clipped and unreadable flags, the intervals) and with
-beats=None, and a hash of the input so that both processes are known to have read the same samples. Cases: the 48
-MIT-BIH records' lead (ecglib's lead rule) at 360 Hz and resampled to 128 Hz (``resample_poly(x, 16, 45)``), lead
-1 of four records, noise-stressed records (``ecglib.data.noise``, nst's protocol and SNR), one with a flat and a
-clipped stretch, and a two-hour recording of stressed records joined end to end, run in annotate's chunks
-(``detect_peaks`` and ``find_noise``), with --holter a long record in those chunks too (the first lead by the lead
-rule). Outputs must be equal bit for bit (array_equal, same dtype); CPU seconds (``time.process_time``) of
-detection and of the quality check per case are reported for both, from separate runs one after the other (use
-``check_rpeaks_speed.py`` or ``bench_long.py`` in turns for a fair comparison on a shared machine).
+runs in another. Each dumps, per case: ``detect_r_peaks`` (the default detector, aligned), ``detect_ecglib`` and
+``detect_adaptive`` (not aligned again), the QRS feature (its SHA-256), ``quality.assess`` given those peaks
+(per-block ratio, flat, clipped and unreadable flags, the intervals) and with beats=None, annotate's path
+(``annotate.detect_and_find_noise`` where the package has it, else ``detect_peaks`` then ``find_noise``), and a
+hash of the input, so that both processes are known to have read the same samples. Cases: the 48 MIT-BIH records'
+lead (ecglib's lead rule) at 360 Hz and resampled to 128 Hz (``resample_poly(x, 16, 45)``), lead 1 of four
+records, noise-stressed records (``ecglib.data.noise``, nst's protocol and SNR), one with a flat and a saturated
+stretch, and a two-hour recording of stressed records joined end to end, run in annotate's chunks
+(``detect_peaks``, ``find_noise`` and annotate's path); with --holter, a long record (its lead by the lead rule) in
+those chunks too. Outputs must be equal bit for bit (array_equal, same dtype). CPU seconds (``time.process_time``)
+of detection, of the quality check and of annotate's path (both) are reported for both sides, from separate runs
+one after the other (on a shared machine, time with ``check_rpeaks_speed.py`` or ``bench_long.py`` in turns).
 
     OMP_NUM_THREADS=1 python benchmarks/check_detect_outputs.py --mitdb-dir DIR [--reference REV]
         [--records 100,208] [--holter /tmp/bench-long/holter] [--keep DIR (reused for the reference)]
@@ -117,9 +118,18 @@ def dump(args: argparse.Namespace) -> int:
             report = quality.assess(x, fs, peaks)
             noise = report.intervals
         t2 = time.process_time()
-        times[name] = [t1 - t0, t2 - t1]
+        # annotate's path: detection and the quality check in one pass where the package has it
+        if hasattr(annotate, "detect_and_find_noise"):
+            together, together_noise = annotate.detect_and_find_noise(x, fs)
+        else:
+            together = annotate.detect_peaks(x, fs)
+            together_noise = annotate.find_noise(x, fs, together) if len(together) else []
+        t3 = time.process_time()
+        times[name] = [t1 - t0, t2 - t1, t3 - t2]
         arrays[f"{name}|peaks"] = peaks
         arrays[f"{name}|intervals"] = np.asarray(noise, dtype=np.int64).reshape(-1, 2)
+        arrays[f"{name}|annotate_peaks"] = together
+        arrays[f"{name}|annotate_intervals"] = np.asarray(together_noise, dtype=np.int64).reshape(-1, 2)
         if not chunked:
             for field in ("block_start", "ratio", "flat", "clipped", "unreadable"):
                 arrays[f"{name}|{field}"] = getattr(report, field)
@@ -128,7 +138,8 @@ def dump(args: argparse.Namespace) -> int:
             arrays[f"{name}|ecglib"] = rpeaks.detect_ecglib(x, fs)
             arrays[f"{name}|adaptive"] = rpeaks.detect_adaptive(x, fs)
             arrays[f"{name}|feature"] = np.array(_digest(rpeaks.qrs_feature(x, fs)))
-        print(f"{name}: detect {t1 - t0:.3f} s, quality {t2 - t1:.3f} s", file=sys.stderr, flush=True)
+        print(f"{name}: detect {t1 - t0:.3f} s, quality {t2 - t1:.3f} s, annotate's path {t3 - t2:.3f} s",
+              file=sys.stderr, flush=True)
     np.savez(args.dump, **arrays)
     args.dump.with_suffix(".json").write_text(json.dumps(times))
     return 0
@@ -192,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         r = np.mean([t_ref[c] for c in group], axis=0)
         c = np.mean([t_cur[c] for c in group], axis=0)
-        print(f"{label}: detect {r[0]:.3f} -> {c[0]:.3f} CPU s, quality {r[1]:.3f} -> {c[1]:.3f} CPU s")
+        print(f"{label}: detect {r[0]:.3f} -> {c[0]:.3f} CPU s, quality {r[1]:.3f} -> {c[1]:.3f} CPU s, "
+              f"annotate's path (both) {r[2]:.3f} -> {c[2]:.3f} CPU s")
     return 1 if differ else 0
 
 

@@ -77,11 +77,13 @@ def _blocks(x: np.ndarray, b: int) -> np.ndarray:
 
 
 def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
-           params: QualityParams | None = None) -> QualityReport:
-    """The quality of one lead (n,) at fs. beats: R-peak samples (None: found with ecglib.ec57.detect's default)."""
+           params: QualityParams | None = None, feature: np.ndarray | None = None) -> QualityReport:
+    """The quality of one lead (n,) at fs. beats: R-peak samples (None: found with ecglib.ec57.detect's default).
+    feature: the lead's QRS feature (n,) where its detection computed it
+    (:func:`ecglib.ec57.detect.detect_with_feature`), else None: computed here."""
     from scipy.ndimage import maximum_filter1d, minimum_filter1d, percentile_filter
 
-    from .detect import detect_r_peaks
+    from .detect import detect_with_feature
     from .rpeaks import qrs_feature
 
     p = params or QualityParams()
@@ -91,8 +93,13 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
         raise InputError("quality: empty signal")
     if not (fs > 0):
         raise InputError(f"quality: sampling rate must be positive, got {fs!r}")
+    if feature is not None and len(feature) != n:
+        raise InputError(f"quality: the feature has {len(feature)} samples, the signal {n}")
+    if beats is None:
+        beats, found = detect_with_feature(x, fs)
+        feature = feature if feature is not None else found
     b = max(1, int(round(p.block * fs)))
-    f = qrs_feature(x, fs)
+    f = feature if feature is not None else qrs_feature(x, fs)
     fb = _blocks(f, b)
     nb = fb.shape[0]
     starts = np.arange(nb) * b
@@ -100,8 +107,6 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
     q25 = np.percentile(fb, 25, axis=1)
     ctx = max(1, p.context)
     background = percentile_filter(q25, 50, size=ctx, mode="nearest") if ctx > 1 else q25
-    if beats is None:
-        beats = detect_r_peaks(x, fs)
     beats = np.asarray(beats, dtype=np.int64)
     beats = beats[(beats >= 0) & (beats < n)]
     # QRS level: median feature height of beats in clean blocks within level_window (all beats as a fallback)
@@ -197,9 +202,11 @@ def _merge_blocks(bad: np.ndarray, b: int, n: int, p: QualityParams, fs: float) 
 
 
 def noise_intervals(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
-                    params: QualityParams | None = None) -> list[tuple[int, int]]:
-    """The unreadable stretches of one lead (n,) at fs: [(start, end)] samples, end exclusive, in time order."""
-    return assess(signal, fs, beats, params).intervals
+                    params: QualityParams | None = None, feature: np.ndarray | None = None
+                    ) -> list[tuple[int, int]]:
+    """The unreadable stretches of one lead (n,) at fs: [(start, end)] samples, end exclusive, in time order
+    (:func:`assess`'s arguments)."""
+    return assess(signal, fs, beats, params, feature).intervals
 
 
 def noise_annotations(intervals: list[tuple[int, int]], sig_len: int | None = None) -> list[tuple[int, str, int]]:

@@ -486,20 +486,37 @@ def detect_adaptive(signal: np.ndarray, fs: float, params: DetectorParams | None
         return np.empty(0, dtype=np.int64)
     b = bandpass(x, fs, p.band)
     slope, f = _features(b, fs, p)
-    return _align(_align_band(x, fs, p, b), fs, _first_pass(f, slope, fs, p))
+    return align_peaks(x, fs, _first_pass(f, slope, fs, p), filtered=_align_band(x, fs, p, b))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What ecglib's detector found in one lead, with what it computed on the way that its callers reuse rather
+    than compute again (filtering is most of the quality check's time and a good part of the detector's)."""
+
+    peaks: np.ndarray  # (k,) int64, sorted: the R peaks, aligned
+    aligned: np.ndarray | None  # (n,) the lead band-passed to ALIGN_BAND, which aligned them (None: lead too short)
+    feature: np.ndarray | None  # (n,) the QRS feature (qrs_feature's, with the detector's params; None likewise)
+
+
+def ecglib_detection(signal: np.ndarray, fs: float, params: DetectorParams | None = None) -> Detection:
+    """:func:`detect_ecglib`'s peaks with the band-passed lead and the feature it computed them from, of the lead
+    as :func:`prepare` makes it (non-finite samples bridged)."""
+    x, fs = prepare(signal, fs)
+    p = params or DetectorParams()
+    if len(x) < int(fs):
+        return Detection(np.empty(0, dtype=np.int64), None, None)
+    b = bandpass(x, fs, p.band)
+    slope, f = _features(b, fs, p)
+    first = _first_pass(f, slope, fs, p)
+    aligned = _align_band(x, fs, p, b)
+    return Detection(align_peaks(x, fs, _second_pass(x, f, first, fs, p), filtered=aligned), aligned, f)
 
 
 def detect_ecglib(signal: np.ndarray, fs: float, params: DetectorParams | None = None) -> np.ndarray:
     """ecglib's R-peak detector (module docstring): first pass, dynamic programming over amplitude, shape and
     rhythm, alignment. signal (n,) in any unit, fs Hz -> R-peak samples (k,) int64, sorted."""
-    x, fs = prepare(signal, fs)
-    p = params or DetectorParams()
-    if len(x) < int(fs):
-        return np.empty(0, dtype=np.int64)
-    b = bandpass(x, fs, p.band)
-    slope, f = _features(b, fs, p)
-    first = _first_pass(f, slope, fs, p)
-    return _align(_align_band(x, fs, p, b), fs, _second_pass(x, f, first, fs, p))
+    return ecglib_detection(signal, fs, params).peaks
 
 
 def _align_band(x: np.ndarray, fs: float, p: DetectorParams, b: np.ndarray) -> np.ndarray:
@@ -510,21 +527,15 @@ def _align_band(x: np.ndarray, fs: float, p: DetectorParams, b: np.ndarray) -> n
 
 # ---------------------------------------------------------------------------------------------- alignment
 def align_peaks(signal: np.ndarray, fs: float, peaks: np.ndarray, radius: float = ALIGN_RADIUS,
-                band: tuple[float, float] = ALIGN_BAND) -> np.ndarray:
+                band: tuple[float, float] = ALIGN_BAND, filtered: np.ndarray | None = None) -> np.ndarray:
     """Each peak moved to the dominant extremum (largest absolute value) of the lead band-passed to ``band`` within
     +-radius s: the R peak, or the deepest deflection of a QS complex, where MIT-BIH's reference annotations (and so
-    the beats training cuts) sit. Returns sorted unique samples (k' <= k) int64."""
+    the beats training cuts) sit. ``filtered``: the lead already band-passed to ``band`` (:func:`bandpass`), when
+    at hand. Returns sorted unique samples (k' <= k) int64."""
     peaks = np.asarray(peaks, dtype=np.int64)
     if len(peaks) == 0:
         return peaks
-    return _align(bandpass(np.asarray(signal, dtype=np.float64), fs, band), fs, peaks, radius)
-
-
-def _align(b: np.ndarray, fs: float, peaks: np.ndarray, radius: float = ALIGN_RADIUS) -> np.ndarray:
-    """:func:`align_peaks` given the band-passed lead ``b`` (n,)."""
-    peaks = np.asarray(peaks, dtype=np.int64)
-    if len(peaks) == 0:
-        return peaks
+    b = filtered if filtered is not None else bandpass(np.asarray(signal, dtype=np.float64), fs, band)
     r = max(1, int(round(radius * fs)))
     idx = np.clip(peaks[:, None] + np.arange(-r, r + 1), 0, len(b) - 1)
     return np.unique(idx[np.arange(len(peaks)), np.argmax(np.abs(b[idx]), axis=1)])
