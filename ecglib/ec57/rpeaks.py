@@ -364,47 +364,67 @@ class _ShapeCorrelation:
         return best.max(axis=1)
 
 
-def _select(cand: np.ndarray, reward: np.ndarray, expected: np.ndarray, fs: float, p: DetectorParams
-            ) -> np.ndarray:
+@dataclass
+class _Programme:
+    """One run of :func:`_select`: its inputs and each candidate's best score and predecessor."""
+
+    cand: np.ndarray
+    reward: np.ndarray
+    expected: np.ndarray
+    best: list[float]
+    back: list[int]
+
+
+def _select(cand: np.ndarray, reward: np.ndarray, expected: np.ndarray, fs: float, p: DetectorParams,
+            previous: _Programme | None = None) -> tuple[np.ndarray, _Programme | None]:
     """The chain of candidates (sorted samples) maximising the sum of rewards minus interval costs (module
-    docstring, step 3).
+    docstring, step 3), and the run's programme.
 
     A candidate weighs the chains ending at most ``window`` before it and a refractory period or more before it, a
     few dozen: the costs of all those pairs are one array computation, and the dynamic programme is a loop over
     Python floats whose inner maximum runs in builtins (map, max, index). The arithmetic is that of the array form,
     in the same order, so the scores are the same IEEE doubles; the predecessor is the first best one (argmax's
-    rule). Rewards are finite (the feature is positive at its peaks) and expected intervals at least one sample."""
+    rule). Rewards are finite (the feature is positive at its peaks) and expected intervals at least one sample.
+
+    A candidate's score depends on the inputs of those before it only: the scores of the candidates before the
+    first whose inputs differ from the ``previous`` run's (the last round's) are that run's."""
     from operator import sub
 
     k_all = len(cand)
     if k_all == 0:
-        return cand
+        return cand, None
     cand = np.asarray(cand, dtype=np.int64)
+    reward = np.asarray(reward, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    done = 0
+    if previous is not None:
+        m = min(k_all, len(previous.cand))
+        differ = (cand[:m] != previous.cand[:m]) | (reward[:m] != previous.reward[:m]) \
+            | (expected[:m] != previous.expected[:m])
+        done = int(np.argmax(differ)) if differ.any() else m
     restart = p.long_cost * p.long_sat  # a chain may start, or resume after a long gap, at this cost
     # Each candidate's window, lo..hi-1: the candidates at most window and at least refractory before it, from the
     # whole samples between them (an integer d is > w exactly when it is > floor(w), and >= w when >= ceil(w)).
     at = np.arange(k_all)
-    lo = np.minimum(np.searchsorted(cand, cand - math.floor(p.window * fs), "left"), at)
-    hi = np.minimum(np.searchsorted(cand, cand - math.ceil(p.refractory * fs), "right"), at)
+    lo = np.minimum(np.searchsorted(cand, cand - math.floor(p.window * fs), "left"), at)[done:]
+    hi = np.minimum(np.searchsorted(cand, cand - math.ceil(p.refractory * fs), "right"), at)[done:]
     hi = np.maximum(hi, lo)
     width = hi - lo
     offset = np.concatenate(([0], np.cumsum(width)))
-    pair_i = np.repeat(at, width)
+    pair_i = np.repeat(at[done:], width)
     pair_j = np.arange(offset[-1]) - np.repeat(offset[:-1] - lo, width)
     t = cand.astype(np.float64)
-    q = (t[pair_i] - t[pair_j]) / np.asarray(expected, dtype=np.float64)[pair_j]
+    q = (t[pair_i] - t[pair_j]) / expected[pair_j]
     cost = np.where(q < p.q_lo, p.short_cost * (p.q_lo - q) / p.q_lo, 0.0)
     m = q - p.q_hi
     cost = np.where(m > 0.0, cost + p.long_cost * np.minimum(m, p.long_sat), cost)
     costs = cost.tolist()
-    gain = np.asarray(reward, dtype=np.float64).tolist()
-    lo_list, hi_list, offset_list = lo.tolist(), hi.tolist(), offset.tolist()
-    best: list[float] = []
-    back = [-1] * k_all
+    offsets = offset.tolist()
+    best: list[float] = previous.best[:done] if done else []
+    back: list[int] = previous.back[:done] if done else []
     gone = 0  # the candidates before gone have left every later window
     old_best, old_arg = -math.inf, -1  # the best chain ending before the window
-    for i in range(k_all):
-        a, b = lo_list[i], hi_list[i]
+    for a, b, o, o_end, g in zip(lo.tolist(), hi.tolist(), offsets, offsets[1:], reward[done:].tolist()):
         while gone < a:
             if best[gone] > old_best:
                 old_best, old_arg = best[gone], gone
@@ -413,18 +433,18 @@ def _select(cand: np.ndarray, reward: np.ndarray, expected: np.ndarray, fs: floa
         if old_best - restart > score:
             score, arg = old_best - restart, old_arg
         if b > a:
-            s = list(map(sub, best[a:b], costs[offset_list[i]:offset_list[i + 1]]))
+            s = list(map(sub, best[a:b], costs[o:o_end]))
             top = max(s)
             if top > score:
                 score, arg = top, a + s.index(top)
-        best.append(score + gain[i])
-        back[i] = arg
+        best.append(score + g)
+        back.append(arg)
     i = int(np.argmax(best))
     chosen = []
     while i >= 0:
         chosen.append(i)
         i = back[i]
-    return cand[np.asarray(chosen[::-1], dtype=np.int64)]
+    return cand[np.asarray(chosen[::-1], dtype=np.int64)], _Programme(cand, reward, expected, best, back)
 
 
 def _second_pass(x: np.ndarray, f: np.ndarray, first: np.ndarray, fs: float, p: DetectorParams) -> np.ndarray:
@@ -440,6 +460,7 @@ def _second_pass(x: np.ndarray, f: np.ndarray, first: np.ndarray, fs: float, p: 
         gap = np.minimum(np.abs(first[j] - cand), np.abs(first[j - 1] - cand))
         near_first = gap <= max(1, int(0.05 * fs))
     shape = _ShapeCorrelation(bm, fs, p) if bm is not None else None
+    programme = None
     beats = first
     for _ in range(p.rounds):
         heights = _rolling_median(f[beats], 9)
@@ -457,7 +478,7 @@ def _second_pass(x: np.ndarray, f: np.ndarray, first: np.ndarray, fs: float, p: 
             big = np.clip(np.log(h / lv) / math.log(p.shape_big), 0.0, 1.0)
             reward = reward + p.shape_weight * np.where(m > 0, m, m * (1.0 - big))
         reward = reward + p.first_bonus * near_first[keep]
-        beats = _select(c, reward, expected, fs, p)
+        beats, programme = _select(c, reward, expected, fs, p, programme)
         if len(beats) < 4:
             break
     return beats
