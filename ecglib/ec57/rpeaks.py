@@ -32,6 +32,7 @@ the rhythm and the shape of the beats around it. The numbers are in ``benchmarks
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,18 +200,21 @@ def _first_pass(f: np.ndarray, slope: np.ndarray, fs: float, p: DetectorParams) 
     return np.asarray(beats, dtype=np.int64)
 
 
-def _background(f: np.ndarray, fs: float, at: np.ndarray, block: float = 0.1, span: float = 2.0) -> np.ndarray:
-    """The feature's background at samples ``at``: the lower quartile of 0.1-s block means over 2 s (a quartile,
-    not the median, so that a fast rhythm whose QRS complexes fill a third of the time still reads as clean)."""
+def _background(f: np.ndarray, fs: float, block: float = 0.1, span: float = 2.0
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """The feature's background, a function of samples ``at``: the lower quartile of 0.1-s block means over 2 s (a
+    quartile, not the median, so that a fast rhythm whose QRS complexes fill a third of the time still reads as
+    clean). Made once for the rounds of the second pass, which look it up at their beats."""
     from scipy.ndimage import percentile_filter
 
     b = max(1, int(round(block * fs)))
     nb = len(f) // b
     if nb < 1:
-        return np.full(len(at), float(np.median(f)))
+        level = float(np.median(f))
+        return lambda at: np.full(len(at), level)
     means = f[: nb * b].reshape(nb, b).mean(axis=1)
     floor = percentile_filter(means, 25, size=max(3, int(round(span / block)) | 1), mode="nearest")
-    return floor[np.clip(at // b, 0, nb - 1)]
+    return lambda at: floor[np.clip(at // b, 0, nb - 1)]
 
 
 def _expected_rr(beats: np.ndarray, clean: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -304,6 +308,7 @@ class _ShapeCorrelation:
         self.r = max(1, int(round(p.shape_lag * fs)))
         self.block = max(int(p.shape_block * fs), 1)
         self.last: dict[int, _Block] = {}  # the previous call's blocks by their start
+        self.last_windows = (np.empty(0, dtype=np.int64), np.empty((0, 2 * self.hw + 1)), np.empty(0, dtype=bool))
 
     def __call__(self, seeds: np.ndarray, at: np.ndarray) -> np.ndarray:
         bm, p, hw, r, block = self.bm, self.p, self.hw, self.r, self.block
@@ -313,8 +318,7 @@ class _ShapeCorrelation:
         if len(valid):
             idx = valid[:, None] + np.arange(-r, r + 1)
             valid = idx[np.arange(len(valid)), np.argmax(np.abs(bm[idx]), axis=1)]
-        # every seed's window once (a block's templates take the seeds of two blocks' time)
-        unit, nonzero = _unit_windows(bm[valid[:, None] + np.arange(-hw, hw + 1)])
+        unit, nonzero = self._windows(valid)
         templates: list[np.ndarray] = []
         blocks: dict[int, _Block] = {}
         for start in range(0, n, block):
@@ -342,6 +346,21 @@ class _ShapeCorrelation:
             blocks[start] = _Block(near, found, templates, at[lo:hi], values)
         self.last = blocks
         return out
+
+    def _windows(self, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_unit_windows` of the windows at the (aligned) seeds ``valid``, each made once per call (a block's
+        templates take the seeds of two blocks' time) and taken from the previous call where it had the seed."""
+        hw = self.hw
+        seen, seen_unit, seen_nonzero = self.last_windows
+        unit = np.empty((len(valid), 2 * hw + 1))
+        nonzero = np.empty(len(valid), dtype=bool)
+        j = np.minimum(np.searchsorted(seen, valid), max(len(seen) - 1, 0))
+        known = seen[j] == valid if len(seen) else np.zeros(len(valid), dtype=bool)
+        unit[known], nonzero[known] = seen_unit[j[known]], seen_nonzero[j[known]]
+        new = ~known
+        unit[new], nonzero[new] = _unit_windows(self.bm[valid[new, None] + np.arange(-hw, hw + 1)])
+        self.last_windows = (valid, unit, nonzero)
+        return unit, nonzero
 
     def _values(self, templates: list[np.ndarray], start: int, end: int, at: np.ndarray) -> np.ndarray:
         """The correlations at ``at`` (k,), samples of the block [start, end)."""
@@ -461,10 +480,11 @@ def _second_pass(x: np.ndarray, f: np.ndarray, first: np.ndarray, fs: float, p: 
         near_first = gap <= max(1, int(0.05 * fs))
     shape = _ShapeCorrelation(bm, fs, p) if bm is not None else None
     programme = None
+    background = _background(f, fs)
     beats = first
     for _ in range(p.rounds):
         heights = _rolling_median(f[beats], 9)
-        clean = _background(f, fs, beats) < p.clean_floor * heights
+        clean = background(beats) < p.clean_floor * heights
         level = np.interp(cand, beats, heights)
         keep = f[cand] >= p.min_level * level
         c, lv = cand[keep], level[keep]
