@@ -370,11 +370,12 @@ class _ShapeCorrelation:
         # the block with a margin for the window and the lag
         a, b = max(0, start - hw - r), min(len(bm), end + hw + r)
         seg = bm[a:b]
-        c1 = np.concatenate(([0.0], np.cumsum(seg)))
-        c2 = np.concatenate(([0.0], np.cumsum(seg * seg)))
-        centre = np.clip((at - a)[:, None] + np.arange(-r, r + 1), 0, len(seg) - 1)  # (k, 2 r + 1)
-        lo = np.clip(centre - hw, 0, len(seg))
-        hi = np.clip(centre + hw + 1, 0, len(seg))
+        c1, c2 = np.zeros(len(seg) + 1), np.zeros(len(seg) + 1)
+        np.cumsum(seg, out=c1[1:])
+        np.cumsum(seg * seg, out=c2[1:])
+        centre = np.minimum(np.maximum((at - a)[:, None] + np.arange(-r, r + 1), 0), len(seg) - 1)  # (k, 2 r + 1)
+        lo = np.maximum(centre - hw, 0)
+        hi = np.minimum(centre + hw + 1, len(seg))
         s1, s2 = c1[hi] - c1[lo], c2[hi] - c2[lo]
         den = np.sqrt(np.maximum(s2 - s1 * s1 / (hi - lo), 1e-20))
         best = np.full(centre.shape, -1.0)
