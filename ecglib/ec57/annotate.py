@@ -8,7 +8,8 @@ through, so that beats and their rhythm features are made the same way in traini
 (:func:`ecglib.inference.predict`) a part at a time (:class:`ecglib.data.inputs.RecordInputs`), and write one beat
 annotation per R peak: N -> 'N', S -> 'A', V -> 'V', F -> 'F', Q -> 'Q' (atomically, as every output).
 
-Long recordings stay within bounded memory: the lead is read in spans, detected in overlapping half-hour chunks,
+Long recordings stay within bounded memory: the lead is read in spans, detected in overlapping half-hour chunks
+(each checked for noise once the next is detected, with the QRS feature its detection computed: one chunk's held),
 cut a block of windows at a time and classified :data:`CLASSIFY_BEATS` beats at a time; the beats are the same as
 in one piece (tests check it).
 """

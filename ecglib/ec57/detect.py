@@ -13,7 +13,9 @@ found it. Registered:
 - ``neurokit`` (neurokit2's default method on the raw lead) and ``nk-METHOD`` for neurokit2's published methods,
   each on the lead cleaned by ``nk.ecg_clean`` as neurokit2's ecg_process does (the ``detectors`` extra).
 
-Long recordings are detected in chunks by :func:`ecglib.ec57.annotate.detect_peaks`, which calls this per chunk.
+Long recordings are detected in chunks by :func:`ecglib.ec57.annotate.detect_and_find_noise` (and
+:func:`ecglib.ec57.annotate.detect_peaks`), which call :func:`detect_with_feature` per chunk: the peaks and, from
+ecglib's detector, the QRS feature that the quality check would otherwise compute again.
 """
 from __future__ import annotations
 
