@@ -8,7 +8,8 @@ through, so that beats and their rhythm features are made the same way in traini
 (:func:`ecglib.inference.predict`) a part at a time (:class:`ecglib.data.inputs.RecordInputs`), and write one beat
 annotation per R peak: N -> 'N', S -> 'A', V -> 'V', F -> 'F', Q -> 'Q' (atomically, as every output).
 
-Long recordings stay within bounded memory: the lead is read in spans, detected in overlapping half-hour chunks,
+Long recordings stay within bounded memory: the lead is read in spans, detected in overlapping half-hour chunks
+(each checked for noise once the next is detected, with the QRS feature its detection computed: one chunk's held),
 cut a block of windows at a time and classified :data:`CLASSIFY_BEATS` beats at a time; the beats are the same as
 in one piece (tests check it).
 """
@@ -36,7 +37,7 @@ from ..models import Classifier
 from ..runs import RunFolder
 from .annotations import Annotations, read_annotations, write_annotations
 from .bxb import BXB_CLASS, DEFAULT_LEARNING_PERIOD, Comparison, compare
-from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_r_peaks
+from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_with_feature
 from .quality import merge_with_beats, noise_intervals, outside_noise
 
 # AAMI class -> the WFDB beat code written for it (the one bxb maps back to the same class).
@@ -188,16 +189,53 @@ def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR
                  step: Callable[[], None] | None = None) -> np.ndarray:
     """R peaks (k,) of one lead by ``detector`` (:func:`ecglib.ec57.detect.detect_r_peaks`), in overlapping chunks
     (:func:`detection_chunks`) when the lead is long; ``step`` is called after each chunk."""
+    return detect_and_find_noise(signal, fs, detector, quality=False, step=step)[0]
+
+
+def find_noise(signal: np.ndarray, fs: float, peaks: np.ndarray) -> list[tuple[int, int]]:
+    """The unreadable stretches [(start, end)] samples, end exclusive, of one lead by
+    :func:`ecglib.ec57.quality.noise_intervals` given its R peaks, in detection's chunks (memory stays bounded);
+    stretches that meet at a chunk boundary are joined."""
     chunks = detection_chunks(len(signal), fs)
-    parts = []
-    for start, end, a, b in chunks:
-        peaks = detect_r_peaks(signal[a:b], fs, detector) + a
+    found: list[tuple[int, int]] = []
+    for chunk in chunks:
+        _add_noise(found, signal, fs, peaks, chunk, len(chunks), None)
+    return found
+
+
+def detect_and_find_noise(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR, quality: bool = True,
+                          step: Callable[[], None] | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """:func:`detect_peaks`'s R peaks and, with ``quality``, :func:`find_noise`'s unreadable stretches given them
+    (none where no peak was found), in one pass over the chunks: a chunk's quality check runs once the next chunk
+    is detected (the peaks near its end are that chunk's) and takes the QRS feature its own detection computed
+    (:func:`ecglib.ec57.detect.detect_with_feature`), filtering that is most of the check's time; one chunk's
+    feature is held at a time. ``step`` is called after each chunk's detection."""
+    chunks = detection_chunks(len(signal), fs)
+    parts: list[np.ndarray] = []
+    noise: list[tuple[int, int]] = []
+    held: tuple[tuple[int, int, int, int], np.ndarray | None] | None = None  # the last chunk and its feature
+    for chunk in chunks:
+        start, end, a, b = chunk
+        peaks, feature = detect_with_feature(signal[a:b], fs, detector)
+        peaks += a
         # Neighbouring chunks share 2 x DETECT_OVERLAP seconds around their boundary; each keeps the peaks on its
         # side of it, where its detector had DETECT_OVERLAP seconds of signal before and after.
         parts.append(peaks[(peaks >= start) & (peaks < end)])
         if step is not None:
             step()
-    if len(parts) == 1:
+        if quality and held is not None:
+            _add_noise(noise, signal, fs, _join(parts, len(chunks), fs), held[0], len(chunks), held[1])
+        held = (chunk, feature)
+    peaks = _join(parts, len(chunks), fs)
+    if not quality or len(peaks) == 0 or held is None:
+        return peaks, []
+    _add_noise(noise, signal, fs, peaks, held[0], len(chunks), held[1])
+    return peaks, noise
+
+
+def _join(parts: list[np.ndarray], chunks: int, fs: float) -> np.ndarray:
+    """The peaks of the chunks detected so far (of ``chunks`` in all), each chunk's ``parts`` kept."""
+    if chunks == 1:
         return parts[0]
     peaks = np.concatenate(parts)
     # One beat found by both chunks on either side of their boundary, a few samples apart, is one beat: two R peaks
@@ -206,25 +244,23 @@ def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR
     return peaks[keep]
 
 
-def find_noise(signal: np.ndarray, fs: float, peaks: np.ndarray) -> list[tuple[int, int]]:
-    """The unreadable stretches [(start, end)] samples, end exclusive, of one lead by
-    :func:`ecglib.ec57.quality.noise_intervals` given its R peaks, in detection's chunks (memory stays bounded);
-    stretches that meet at a chunk boundary are joined."""
-    chunks = detection_chunks(len(signal), fs)
-    if len(chunks) == 1:
-        return noise_intervals(signal, fs, peaks)
-    found: list[tuple[int, int]] = []
-    for start, end, a, b in chunks:
-        inside = peaks[(peaks >= a) & (peaks < b)] - a
-        for lo, hi in noise_intervals(signal[a:b], fs, inside):
-            lo, hi = max(lo + a, start), min(hi + a, end)
-            if hi <= lo:
-                continue
-            if found and lo <= found[-1][1]:
-                found[-1] = (found[-1][0], max(hi, found[-1][1]))
-            else:
-                found.append((lo, hi))
-    return found
+def _add_noise(found: list[tuple[int, int]], signal: np.ndarray, fs: float, peaks: np.ndarray,
+               chunk: tuple[int, int, int, int], chunks: int, feature: np.ndarray | None) -> None:
+    """Append to ``found`` the unreadable stretches of one chunk (start, end, a, b) of ``chunks`` given the lead's
+    peaks, clipped to the part it keeps and joined to the last one where they meet."""
+    start, end, a, b = chunk
+    if chunks == 1:
+        found.extend(noise_intervals(signal, fs, peaks, feature=feature))
+        return
+    inside = peaks[(peaks >= a) & (peaks < b)] - a
+    for lo, hi in noise_intervals(signal[a:b], fs, inside, feature=feature):
+        lo, hi = max(lo + a, start), min(hi + a, end)
+        if hi <= lo:
+            continue
+        if found and lo <= found[-1][1]:
+            found[-1] = (found[-1][0], max(hi, found[-1][1]))
+        else:
+            found.append((lo, hi))
 
 
 def classify_beats(trained: TrainedModel, signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
@@ -337,11 +373,10 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
                 raise InputError(f"{recording.path}: --detector reference takes the reference annotations, and "
                                  "there are none beside it (NAME.atr, or --reference EXT)")
             base, extension = _reference_parts(recording)
-            peaks = reference_r_peaks(base, len(signal), extension)
+            peaks, noise = reference_r_peaks(base, len(signal), extension), []
             bar.update()
         else:
-            peaks = detect_peaks(signal, fs, detector, step=bar.update)
-        noise = find_noise(signal, fs, peaks) if quality and detector != "reference" and len(peaks) else []
+            peaks, noise = detect_and_find_noise(signal, fs, detector, quality, step=bar.update)
         peaks = peaks[outside_noise(peaks, noise)]
         if len(peaks) == 0:
             raise InputError(f"{recording.path}: no beats found by the {detector} detector"

@@ -13,7 +13,9 @@ found it. Registered:
 - ``neurokit`` (neurokit2's default method on the raw lead) and ``nk-METHOD`` for neurokit2's published methods,
   each on the lead cleaned by ``nk.ecg_clean`` as neurokit2's ecg_process does (the ``detectors`` extra).
 
-Long recordings are detected in chunks by :func:`ecglib.ec57.annotate.detect_peaks`, which calls this per chunk.
+Long recordings are detected in chunks by :func:`ecglib.ec57.annotate.detect_and_find_noise` (and
+:func:`ecglib.ec57.annotate.detect_peaks`), which call :func:`detect_with_feature` per chunk: the peaks and, from
+ecglib's detector, the QRS feature that the quality check would otherwise compute again.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..extras import require_extra
-from .rpeaks import align_peaks, detect_adaptive, detect_ecglib, prepare
+from .rpeaks import Detection, align_peaks, detect_adaptive, detect_ecglib, ecglib_detection, prepare
 
 
 # ------------------------------------------------------------------------------------------------- detectors
@@ -126,14 +128,35 @@ DETECTOR_CHOICES: tuple[str, ...] = (*DETECTORS, "reference")
 
 DEFAULT_DETECTOR = "ecglib"
 
+# Registered detectors that also hand over what they computed on the way (the band-passed lead that alignment
+# filters again, the QRS feature that the quality check computes again), by the function registered.
+DETECTIONS: dict[Callable[[np.ndarray, float], np.ndarray], Callable[[np.ndarray, float], Detection]] = {
+    detect_ecglib: ecglib_detection,
+}
+
 
 def detect_r_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR, align: bool = True
                    ) -> np.ndarray:
     """R-peak samples (k,) int64, sorted and unique, of one lead (T,) at ``fs`` Hz found by ``detector`` and, with
     ``align``, moved to the fiducial point training used (:func:`ecglib.ec57.rpeaks.align_peaks`)."""
+    return detect_with_feature(signal, fs, detector, align)[0]
+
+
+def detect_with_feature(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR, align: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`detect_r_peaks`'s peaks and the lead's QRS feature (n,) (:func:`ecglib.ec57.rpeaks.qrs_feature`'s,
+    for :func:`ecglib.ec57.quality.assess`) where the detector computed it from these very samples (ecglib's
+    detector on a lead without invalid samples), else None."""
     if detector not in DETECTORS:
         raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTOR_CHOICES)}")
-    x, fs = prepare(signal, fs)
-    peaks = np.asarray(DETECTORS[detector](x, fs), dtype=np.int64)
+    raw = np.asarray(signal, dtype=np.float64)
+    x, fs = prepare(raw, fs)
+    detection = DETECTIONS.get(DETECTORS[detector])
+    if detection is not None:
+        found = detection(x, fs)
+        peaks, aligned = found.peaks, found.aligned
+        feature = found.feature if x is raw else None  # x is a bridged copy where raw had invalid samples
+    else:
+        peaks, aligned, feature = np.asarray(DETECTORS[detector](x, fs), dtype=np.int64), None, None
     peaks = np.unique(peaks[(peaks >= 0) & (peaks < len(x))])
-    return align_peaks(x, fs, peaks) if align else peaks
+    return (align_peaks(x, fs, peaks, filtered=aligned) if align else peaks), feature

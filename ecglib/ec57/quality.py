@@ -77,11 +77,13 @@ def _blocks(x: np.ndarray, b: int) -> np.ndarray:
 
 
 def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
-           params: QualityParams | None = None) -> QualityReport:
-    """The quality of one lead (n,) at fs. beats: R-peak samples (None: found with ecglib.ec57.detect's default)."""
-    from scipy.ndimage import maximum_filter1d, minimum_filter1d, percentile_filter
+           params: QualityParams | None = None, feature: np.ndarray | None = None) -> QualityReport:
+    """The quality of one lead (n,) at fs. beats: R-peak samples (None: found with ecglib.ec57.detect's default).
+    feature: the lead's QRS feature (n,) where its detection computed it
+    (:func:`ecglib.ec57.detect.detect_with_feature`), else None: computed here."""
+    from scipy.ndimage import maximum_filter1d, percentile_filter
 
-    from .detect import detect_r_peaks
+    from .detect import detect_with_feature
     from .rpeaks import qrs_feature
 
     p = params or QualityParams()
@@ -91,17 +93,20 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
         raise InputError("quality: empty signal")
     if not (fs > 0):
         raise InputError(f"quality: sampling rate must be positive, got {fs!r}")
+    if feature is not None and len(feature) != n:
+        raise InputError(f"quality: the feature has {len(feature)} samples, the signal {n}")
+    if beats is None:
+        beats, found = detect_with_feature(x, fs)
+        feature = feature if feature is not None else found
     b = max(1, int(round(p.block * fs)))
-    f = qrs_feature(x, fs)
+    f = feature if feature is not None else qrs_feature(x, fs)
     fb = _blocks(f, b)
     nb = fb.shape[0]
     starts = np.arange(nb) * b
     # background: lower quartile of the feature over `context` blocks
-    q25 = np.percentile(fb, 25, axis=1)
+    q25 = _row_percentile(fb, 25)
     ctx = max(1, p.context)
     background = percentile_filter(q25, 50, size=ctx, mode="nearest") if ctx > 1 else q25
-    if beats is None:
-        beats = detect_r_peaks(x, fs)
     beats = np.asarray(beats, dtype=np.int64)
     beats = beats[(beats >= 0) & (beats < n)]
     # QRS level: median feature height of beats in clean blocks within level_window (all beats as a fallback)
@@ -115,10 +120,9 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
         w = int(p.level_window * fs)
         lo = np.searchsorted(use_t, centres - w)
         hi = np.searchsorted(use_t, centres + w)
-        level = np.empty(nb)
-        glob = float(np.median(use_h))
-        for i in range(nb):
-            level[i] = float(np.median(use_h[lo[i]:hi[i]])) if hi[i] - lo[i] >= 3 else glob
+        level = np.full(nb, float(np.median(use_h)))
+        enough = hi - lo >= 3
+        level[enough] = _window_medians(use_h, lo[enough], hi[enough])
     else:
         level = np.full(nb, np.inf)  # no beats: no QRS level; only flat and clipped blocks are marked
     ratio = background / np.maximum(level, 1e-12)
@@ -140,8 +144,7 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
         at_rail = (x <= lo_v + 1e-3 * span) | (x >= hi_v - 1e-3 * span)
         # a single sample at the record's extreme is no clipping: require runs of 20 ms
         run = max(1, int(0.02 * fs))
-        sustained = minimum_filter1d(at_rail.astype(np.uint8), size=run, mode="nearest").astype(bool)
-        sustained = maximum_filter1d(sustained.astype(np.uint8), size=run, mode="nearest").astype(bool)
+        sustained = _opening(at_rail, run)
         clipped = _blocks(sustained.astype(float), b).mean(axis=1) > p.clip_fraction
     else:
         clipped = np.zeros(nb, dtype=bool)
@@ -149,6 +152,72 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
     bad = _extend(ratio > p.noise_ratio, ratio > min(p.extend_ratio, p.noise_ratio)) | flat | clipped
     intervals = _merge_blocks(bad, b, n, p, fs)
     return QualityReport(starts, ratio, flat, clipped, bad, intervals, float(fs))
+
+
+def _row_percentile(rows: np.ndarray, q: float) -> np.ndarray:
+    """np.percentile(rows, q, axis=1) (its default, linear method), bit for bit: np.percentile of the two order
+    statistics of each row around the quantile's position, (w - 1) q / 100, at the same fraction between them, so
+    that numpy's own interpolation gives the value. Sorting the rows is several times faster than np.percentile's
+    partition of them. A row holding a NaN is NaN, as np.percentile makes it."""
+    width = rows.shape[1]
+    position = (width - 1) * (q / 100)
+    k = int(position)
+    ordered = np.sort(rows, axis=1)
+    pair = ordered[:, [k, min(k + 1, width - 1)]]
+    out = np.percentile(pair, 100 * (position - k), axis=1)
+    out[np.isnan(ordered[:, -1])] = np.nan  # np.sort puts NaN last
+    return out
+
+
+def _opening(at: np.ndarray, run: int) -> np.ndarray:
+    """minimum_filter1d, then maximum_filter1d, of the flags ``at`` (size ``run``, mode "nearest"): the runs of at
+    least ``run`` flagged samples. Computed around the flagged samples only (a lead sits at its own extremes for a
+    handful of samples): over each group of them closer than 4 run, with 2 run samples either side (or to the
+    lead's end), no window reaches a flagged sample outside the group, so the filters give there what they give
+    over the whole lead, and nothing elsewhere. Many groups (a saturated lead): the whole lead at once."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    def opening(x: np.ndarray) -> np.ndarray:
+        eroded = minimum_filter1d(x.astype(np.uint8), size=run, mode="nearest")
+        return maximum_filter1d(eroded, size=run, mode="nearest").astype(bool)
+
+    flagged = np.flatnonzero(at)
+    cut = np.flatnonzero(np.diff(flagged) > 4 * run) + 1
+    if len(cut) > 64:
+        return opening(at)
+    out = np.zeros(len(at), dtype=bool)
+    if len(flagged) == 0:
+        return out
+    for first, last in zip(flagged[np.r_[0, cut]].tolist(), flagged[np.r_[cut - 1, len(flagged) - 1]].tolist()):
+        a, b = max(0, first - 2 * run), min(len(at), last + 1 + 2 * run)
+        out[a:b] = opening(at[a:b])
+    return out
+
+
+def _window_medians(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, batch: int = 1 << 21) -> np.ndarray:
+    """np.median(values[lo[i]:hi[i]]) for each i (hi > lo), bit for bit, without a call per window (a block a
+    second: tens of thousands of calls on a Holter): the windows as rows padded with +inf, sorted, and the middle
+    element, or the mean of the middle two, by each row's count, as np.median takes them ((a + b) / 2). A window
+    holding a NaN is NaN, as np.median makes it. Rows go in batches of about ``batch`` elements (bounded memory)."""
+    values = np.asarray(values, dtype=np.float64)
+    count = hi - lo
+    out = np.empty(len(lo))
+    if len(lo) == 0:
+        return out
+    width = int(count.max())
+    padded = np.append(values, np.inf)  # index len(values): the padding
+    step = max(1, batch // width)
+    cols = np.arange(width)
+    for s in range(0, len(lo), step):
+        c, start = count[s:s + step], lo[s:s + step]
+        rows = padded[np.where(cols < c[:, None], start[:, None] + cols, len(values))]
+        rows.sort(axis=1)
+        k = np.arange(len(c))
+        a, b = rows[k, (c - 1) // 2], rows[k, c // 2]
+        out[s:s + step] = np.where(c % 2 == 1, a, (a + b) / 2)
+    nans = np.concatenate(([0], np.cumsum(np.isnan(values))))
+    out[nans[hi] > nans[lo]] = np.nan
+    return out
 
 
 def _extend(core: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -172,9 +241,11 @@ def _merge_blocks(bad: np.ndarray, b: int, n: int, p: QualityParams, fs: float) 
 
 
 def noise_intervals(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
-                    params: QualityParams | None = None) -> list[tuple[int, int]]:
-    """The unreadable stretches of one lead (n,) at fs: [(start, end)] samples, end exclusive, in time order."""
-    return assess(signal, fs, beats, params).intervals
+                    params: QualityParams | None = None, feature: np.ndarray | None = None
+                    ) -> list[tuple[int, int]]:
+    """The unreadable stretches of one lead (n,) at fs: [(start, end)] samples, end exclusive, in time order
+    (:func:`assess`'s arguments)."""
+    return assess(signal, fs, beats, params, feature).intervals
 
 
 def noise_annotations(intervals: list[tuple[int, int]], sig_len: int | None = None) -> list[tuple[int, str, int]]:

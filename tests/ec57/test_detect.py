@@ -201,6 +201,51 @@ def test_quality_marks_a_stretch_of_pure_noise_and_not_a_clean_record(tmp_path):
     assert abs(s - a) <= 2 * fs and abs(e - b) <= 2 * fs, (s / fs, e / fs)
 
 
+def test_fast_order_statistics_equal_numpys_bit_for_bit():
+    """The detector's and the quality check's replacements for np.median / np.percentile calls and for the
+    saturation filters give numpy's and scipy's values exactly (ties, NaN, even and odd counts, edges)."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        rows = rng.standard_normal((int(rng.integers(1, 40)), int(rng.integers(1, 200))))
+        if trial % 3 == 0:
+            rows = np.round(rows * 2)  # ties
+        np.testing.assert_array_equal(rpeaks._column_medians(rows), np.median(rows, axis=0), strict=True)
+        if trial % 5 == 0:
+            rows[0, 0] = np.nan
+        np.testing.assert_array_equal(quality._row_percentile(rows, 25), np.percentile(rows, 25, axis=1),
+                                      strict=True)
+        values = rows.ravel()
+        lo = np.sort(rng.integers(0, len(values), 30))
+        hi = np.minimum(len(values), lo + rng.integers(1, 60, 30))
+        np.testing.assert_array_equal(quality._window_medians(values, lo, hi, batch=int(rng.integers(1, 500))),
+                                      [np.median(values[a:b]) for a, b in zip(lo, hi)])
+    for trial in range(300):
+        n, run = int(rng.integers(1, 2000)), int(rng.integers(1, 10))
+        flags = np.zeros(n, dtype=bool)
+        for _ in range(int(rng.integers(0, 100 if trial % 10 == 0 else 6))):
+            start = int(rng.integers(0, n))
+            flags[start:start + int(rng.integers(1, 3 * run))] = True
+        flags[:int(rng.integers(0, 2 * run))] = trial % 4 == 0  # runs at the lead's ends
+        flags[n - int(rng.integers(0, 2 * run)):] |= trial % 3 == 0
+        eroded = minimum_filter1d(flags.astype(np.uint8), size=run, mode="nearest")
+        np.testing.assert_array_equal(quality._opening(flags, run),
+                                      maximum_filter1d(eroded, size=run, mode="nearest").astype(bool))
+
+
+def test_annotates_path_detects_and_checks_quality_as_the_separate_steps(monkeypatch):
+    """detect_and_find_noise (the feature shared, each chunk checked once the next is detected) gives the peaks
+    of detect_peaks and the stretches of find_noise given them."""
+    x, _ = _toy_ecg(150.0, 250.0, seed=4)
+    x[int(60 * 250):int(80 * 250)] += 3 * noise.make_noise("ma", int(20 * 250), 250.0, seed=1)
+    monkeypatch.setattr(annotate, "DETECT_SECONDS", 40.0)
+    monkeypatch.setattr(annotate, "DETECT_OVERLAP", 10.0)
+    peaks, noisy = annotate.detect_and_find_noise(x, 250.0)
+    np.testing.assert_array_equal(peaks, annotate.detect_peaks(x, 250.0))
+    assert noisy and noisy == annotate.find_noise(x, 250.0, peaks)
+
+
 def test_noise_annotations_become_a_shutdown_for_bxb():
     fs = 360.0
     ref = np.arange(1, 120) * 360  # one beat a second for two minutes
