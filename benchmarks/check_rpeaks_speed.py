@@ -39,13 +39,14 @@ def load_reference(rev: str):
     imports resolve to the working tree's package)."""
     src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{MODULE}"], check=True, capture_output=True,
                          text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "_rpeaks_reference.py"
-    path.write_text(src)
     name = "ecglib.ec57._rpeaks_reference"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
+    with tempfile.TemporaryDirectory() as folder:  # the source is needed while it is imported only
+        path = Path(folder) / "_rpeaks_reference.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
     return mod
 
 
