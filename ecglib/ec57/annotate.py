@@ -29,6 +29,7 @@ from ..config import setting_default
 from ..data.extract import beats_from_peaks
 from ..data.facts import CLASSES
 from ..data.inputs import RecordInputs
+from ..data.leads import may_be_ecg
 from ..data.recordings import Recording, read_recording
 from ..errors import EcgError, InputError
 from ..files import atomic_write_text
@@ -56,6 +57,9 @@ CLASSIFY_BEATS = 8192
 # beats found in one piece, 60 s 14, 120 s none. A MIT-BIH record is one chunk.
 DETECT_SECONDS = 1800.0
 DETECT_OVERLAP = 120.0
+# Seconds of the backup lead (:func:`backup_beats`) detected on either side of a stretch the lead read is unreadable
+# in: the detector's thresholds and templates are learnt from the signal around a beat.
+BACKUP_CONTEXT = 30.0
 
 
 # ---------------------------------------------------------------------------------------------------- model
@@ -125,6 +129,8 @@ class AnnotatedRecord:
     csv: Path | None = None
     comparison: Comparison | None = None
     noise: list[tuple[int, int]] = field(default_factory=list)
+    backup: np.ndarray | None = None  # (k,) bool: beats found on the backup lead, where the lead read is unreadable
+    backup_lead: str = ""
 
     @property
     def realtime_factor(self) -> float:
@@ -141,6 +147,10 @@ class AnnotatedRecord:
         if self.lead.replace(" ", "").upper() != self.model_lead.replace(" ", "").upper():
             lead += f"; the model learnt from {self.model_lead}"
         scored = ""
+        rescued = int(self.backup.sum()) if self.backup is not None else 0
+        if rescued:
+            scored += (f"; {rescued} found on {self.backup_lead} where {self.lead} is unreadable, written as "
+                       f"{CLASS_CODE['Q']}")
         if self.noise:
             marked = sum(e - a for a, e in self.noise) / self.fs
             scored += f"; {marked:.0f} s in {len(self.noise)} stretch{'es' if len(self.noise) > 1 else ''} marked noise"
@@ -263,6 +273,56 @@ def _add_noise(found: list[tuple[int, int]], signal: np.ndarray, fs: float, peak
             found.append((lo, hi))
 
 
+def backup_lead(recording: Recording) -> int | None:
+    """The position of the recording's backup lead: the first signal other than the lead read that may be an ECG
+    lead (:func:`ecglib.data.leads.may_be_ecg`), None when it has no other."""
+    read = [i for i, n in enumerate(recording.leads) if n == recording.lead]
+    for i, name in enumerate(recording.leads):
+        if i not in read[:1] and may_be_ecg(name):
+            return i
+    return None
+
+
+def backup_beats(recording: Recording, noise: list[tuple[int, int]], detector: str = DEFAULT_DETECTOR
+                 ) -> tuple[np.ndarray, list[tuple[int, int]], str]:
+    """Beats of the recording's backup lead (:func:`backup_lead`) inside the stretches ``noise`` that the quality
+    check found unreadable on the lead read: noise on a recording's leads seldom covers them all alike (electrode
+    motion moves one electrode, a muscle lies under one). Each stretch is detected and checked on the backup lead
+    with BACKUP_CONTEXT seconds on either side; its beats there that lie outside the backup lead's own noise are
+    kept. Returns those R peaks (k,) int64, the stretches unreadable on both leads (what is left of ``noise``), and
+    the backup lead's name ("" and ``noise`` unchanged when there is no backup lead, or it is not at the read
+    lead's rate and length)."""
+    position = backup_lead(recording) if noise else None
+    none = np.zeros(0, dtype=np.int64)
+    if position is None:
+        return none, noise, ""
+    fs, n = recording.fs, len(recording.signal)
+    needs_rate = recording.format in ("CSV", "npy")
+    other = read_recording(recording.path, lead=position, fs=fs if needs_rate else None)
+    if len(other.signal) != n or abs(other.fs - fs) > 1e-9 * fs:
+        return none, noise, ""  # an EDF signal of its own rate: its samples are not the read lead's
+    pad = int(round(BACKUP_CONTEXT * fs))
+    windows: list[list[int]] = []
+    for lo, hi in noise:
+        a, b = max(0, lo - pad), min(n, hi + pad)
+        if windows and a <= windows[-1][1]:
+            windows[-1][1] = b
+        else:
+            windows.append([a, b])
+    found: list[np.ndarray] = []
+    unreadable: list[tuple[int, int]] = []
+    for a, b in windows:
+        peaks, other_noise = detect_and_find_noise(other.signal[a:b], fs, detector)
+        peaks = peaks[outside_noise(peaks, other_noise)] + a
+        other_noise = [(lo + a, hi + a) for lo, hi in other_noise]
+        for lo, hi in noise:
+            if a <= lo < b:
+                found.append(peaks[(peaks >= lo) & (peaks <= hi)])
+                unreadable += [(max(lo, x), min(hi, y)) for x, y in other_noise if max(lo, x) < min(hi, y)]
+    peaks = np.unique(np.concatenate(found)) if found else none
+    return peaks, unreadable, other.lead
+
+
 def classify_beats(trained: TrainedModel, signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
                    step: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """AAMI class index (k,) of every R peak (k,) of one lead (T,) at ``fs``, -1 where no whole beat can be cut
@@ -342,12 +402,14 @@ def write_beats_csv(result: AnnotatedRecord, path: str | os.PathLike) -> Path:
 def annotate_recording(trained: TrainedModel, recording: Recording, detector: str = DEFAULT_DETECTOR,
                        out_dir: str | os.PathLike | None = None, annotator: str = DEFAULT_ANNOTATOR,
                        write: bool = True, progress: bool = False, read_seconds: float = 0.0,
-                       quality: bool = True) -> AnnotatedRecord:
+                       quality: bool = True, backup: bool = True) -> AnnotatedRecord:
     """Label one recording (read by :func:`ecglib.data.recordings.read_recording`) and, when ``write``, write
     OUT_DIR/NAME.ANNOTATOR and OUT_DIR/NAME.ANNOTATOR.csv (OUT_DIR defaults to the recording's folder); compare
     with its reference annotations when it has them. quality: mark the stretches the signal-quality check finds
     unreadable as noise (detections there are not labelled; not with the reference detector, whose beats are the
-    truth). progress: a bar on stderr. read_seconds: the time its reading took, for the summary."""
+    truth). backup: where the quality check finds the lead unreadable, take the beats of the recording's other ECG
+    lead (:func:`backup_beats`). progress: a bar on stderr. read_seconds: the time its reading took, for the
+    summary."""
     if detector not in DETECTOR_CHOICES:
         raise InputError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTOR_CHOICES)}")
     if not annotator.isalnum():
@@ -368,6 +430,7 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
     bar = tqdm(total=detecting + classify_chunks(int(1.5 * recording.seconds)), desc=name, disable=not progress,
                leave=False, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     try:
+        rescued, backup_name = np.zeros(0, dtype=np.int64), ""
         if detector == "reference":
             if recording.reference is None:
                 raise InputError(f"{recording.path}: --detector reference takes the reference annotations, and "
@@ -377,7 +440,17 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
             bar.update()
         else:
             peaks, noise = detect_and_find_noise(signal, fs, detector, quality, step=bar.update)
-        peaks = peaks[outside_noise(peaks, noise)]
+            peaks = peaks[outside_noise(peaks, noise)]
+            if backup:
+                rescued, noise, backup_name = backup_beats(recording, noise, detector)
+            if len(rescued) and len(peaks):
+                # One beat seen on both leads at a stretch's edge is one beat: two R peaks 0.1 s apart would be a
+                # heart rate of 600 per minute.
+                near = np.searchsorted(peaks, rescued)
+                gap = np.minimum(np.abs(rescued - peaks[np.maximum(near - 1, 0)]),
+                                 np.abs(peaks[np.minimum(near, len(peaks) - 1)] - rescued))
+                rescued = rescued[gap > int(0.1 * fs)]
+            peaks = np.union1d(peaks, rescued)
         if len(peaks) == 0:
             raise InputError(f"{recording.path}: no beats found by the {detector} detector"
                              + (" outside the stretches marked noise" if noise else ""))
@@ -385,6 +458,11 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
         bar.total = detecting + classify_chunks(len(peaks))
         bar.refresh()
         labels, prob = classify_beats(trained, signal, fs, peaks, name, step=bar.update)
+        # The lead the model reads is unreadable at the backup lead's beats: they are beats, of no class (Q).
+        backup = np.isin(peaks, rescued) if len(rescued) else None
+        if backup is not None:
+            labels[backup] = CLASSES.index("Q")
+            prob[backup] = np.nan
     finally:
         bar.close()
     codes = np.array([CLASS_CODE[c] for c in CLASSES] + [UNCLASSIFIED_CODE])
@@ -395,7 +473,8 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
     comparison = compare_with_reference(recording, *marked) if recording.reference is not None else None
     result = AnnotatedRecord(str(recording.path), peaks, labels, symbols, fs, recording.seconds, 0.0, detector, None,
                              timings, recording.lead, prob, name, recording.format, recording.lead_reason,
-                             trained.name, trained.lead, comparison=comparison, noise=noise)
+                             trained.name, trained.lead, comparison=comparison, noise=noise, backup=backup,
+                             backup_lead=backup_name)
     if write:
         folder = Path(out_dir) if out_dir is not None else recording.path.parent
         result.path = write_annotations(name, annotator, *marked[:2], fs, folder, subtype=marked[2])

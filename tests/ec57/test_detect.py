@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 
 import numpy as np
@@ -11,6 +12,7 @@ import wfdb
 
 from ecglib import ec57
 from ecglib.data import noise, read_lead
+from ecglib.data.facts import CLASSES
 from ecglib.ec57 import annotate, detect, quality, rpeaks
 from ecglib.ec57.annotations import read_annotations
 from ecglib.ec57.bxb import BXB_CLASS
@@ -305,3 +307,37 @@ def test_annotate_marks_a_noise_burst_as_noise_and_labels_no_beat_there(syntheti
     off = annotate.annotate_record(model, record, out_dir=tmp_path / "off", quality=False)
     assert not off.noise and "~" not in wfdb.rdann(str(tmp_path / "off" / "119"), "ecglib").symbol
     assert result.comparison.stats()["Q +P"] >= off.comparison.stats()["Q +P"]
+
+
+def test_annotate_takes_the_beats_of_the_other_lead_where_the_lead_read_is_unreadable(synthetic_records, tmp_path):
+    """The same -6 dB burst on MLII alone: the other lead is readable there, so its beats fill the stretch as Q
+    (no class: the lead the model reads is noise), nothing is shut down, and bxb finds the beats there."""
+    from ecglib.data.synthetic import write_synthetic_mitdb
+    from ecglib.ec57.trained import load_model
+
+    write_synthetic_mitdb(tmp_path / "clean", records=["119"], seconds=120, seed=4)
+    fs = 360.0
+    burst = (int(40 * fs), int(70 * fs))
+    noisy = noise.stress_record(tmp_path / "clean" / "119", tmp_path / "both", noise="em", snr=-6, seed=2,
+                                intervals=[burst])
+    both, clean = wfdb.rdrecord(str(noisy)), wfdb.rdrecord(str(tmp_path / "clean" / "119"))
+    assert both.sig_name[0] == "MLII"
+    signal = np.column_stack([both.p_signal[:, 0], clean.p_signal[:, 1]])  # noise on MLII only
+    wfdb.wrsamp("119", fs=fs, units=["mV", "mV"], sig_name=both.sig_name, p_signal=signal, fmt=["16", "16"],
+                adc_gain=[200.0, 200.0], baseline=[0, 0], write_dir=str(tmp_path))
+    shutil.copy(f"{noisy}.atr", tmp_path / "119.atr")
+    model = load_model()
+    result = annotate.annotate_record(model, tmp_path / "119", out_dir=tmp_path / "out")
+    inside = (result.sample > burst[0]) & (result.sample < burst[1])
+    assert result.backup_lead == both.sig_name[1] and result.backup is not None
+    ref = wfdb.rdann(str(tmp_path / "119"), "atr")
+    expected = np.sum((ref.sample > burst[0]) & (ref.sample < burst[1]))
+    assert abs(int(inside.sum()) - expected) <= 2, (inside.sum(), expected)
+    assert np.all(result.backup[inside]) and not np.any(result.backup[~inside])
+    assert np.all(result.label[inside] == CLASSES.index("Q")) and np.isnan(result.prob[inside]).all()
+    assert not result.noise
+    assert f"found on {both.sig_name[1]} where MLII is unreadable" in result.summary_line()
+    assert result.comparison.stats()["Q Se"] >= 99.0
+    # the record's own lead alone: the stretch is shut down and its beats are missed
+    alone = annotate.annotate_record(model, noisy, out_dir=tmp_path / "alone")
+    assert alone.noise and alone.comparison.stats()["Q Se"] < result.comparison.stats()["Q Se"]
