@@ -290,15 +290,18 @@ def backup_beats(recording: Recording, noise: list[tuple[int, int]], detector: s
     motion moves one electrode, a muscle lies under one). Each stretch is detected and checked on the backup lead
     with BACKUP_CONTEXT seconds on either side; its beats there that lie outside the backup lead's own noise are
     kept. Returns those R peaks (k,) int64, the stretches unreadable on both leads (what is left of ``noise``), and
-    the backup lead's name ("" and ``noise`` unchanged when there is no backup lead, or it is not at the read
-    lead's rate and length)."""
+    the backup lead's name ("" and ``noise`` unchanged when there is no backup lead, it cannot be read, or it is
+    not at the read lead's rate and length)."""
     position = backup_lead(recording) if noise else None
     none = np.zeros(0, dtype=np.int64)
     if position is None:
         return none, noise, ""
     fs, n = recording.fs, len(recording.signal)
     needs_rate = recording.format in ("CSV", "npy")
-    other = read_recording(recording.path, lead=position, fs=fs if needs_rate else None)
+    try:
+        other = read_recording(recording.path, lead=position, fs=fs if needs_rate else None)
+    except InputError:  # e.g. a lead with no valid sample: no backup, the stretches stay shut down
+        return none, noise, ""
     if len(other.signal) != n or abs(other.fs - fs) > 1e-9 * fs:
         return none, noise, ""  # an EDF signal of its own rate: its samples are not the read lead's
     pad = int(round(BACKUP_CONTEXT * fs))
