@@ -3,10 +3,12 @@ comparison with the recording's reference annotations when it has them.
 
 The path of one recording: read one lead by the lead rule (:func:`ecglib.data.recordings.read_recording`: WFDB,
 EDF, CSV or npy), find the R peaks (a QRS detector of :mod:`ecglib.ec57.detect`, or the reference beat
-annotations), cut the beats with :func:`ecglib.data.extract.beats_from_peaks` (the function training reads beats
-through, so that beats and their rhythm features are made the same way in training and in use), classify them
-(:func:`ecglib.inference.predict`) a part at a time (:class:`ecglib.data.inputs.RecordInputs`), and write one beat
-annotation per R peak: N -> 'N', S -> 'A', V -> 'V', F -> 'F', Q -> 'Q' (atomically, as every output).
+annotations) and the stretches too noisy to read (:mod:`ecglib.ec57.quality`; where the recording's other ECG lead
+is readable, its beats, as Q: :func:`backup_beats`), cut the beats with :func:`ecglib.data.extract.beats_from_peaks`
+(the function training reads beats through, so that beats and their rhythm features are made the same way in
+training and in use), classify them (:func:`ecglib.inference.predict`) a part at a time
+(:class:`ecglib.data.inputs.RecordInputs`), and write one beat annotation per R peak: N -> 'N', S -> 'A',
+V -> 'V', F -> 'F', Q -> 'Q' (atomically, as every output).
 
 Long recordings stay within bounded memory: the lead is read in spans, detected in overlapping half-hour chunks
 (each checked for noise once the next is detected, with the QRS feature its detection computed: one chunk's held),
