@@ -28,6 +28,13 @@ from ecglib.ec57.trained import load_model
 from ecglib.files import atomic_write_text
 
 
+def stressed_records(mitdb_dir: Path, folder: Path, kind: str, snr: float) -> list[Path]:
+    """The twelve noise records stressed with ``kind`` noise at ``snr`` dB into ``folder``, as nst stresses them
+    (seed: the record's position in NOISE_RECORDS)."""
+    return [stress_record(mitdb_dir / r, folder, name=f"{r}_{kind}{snr:g}", noise=kind, snr=snr, seed=i)
+            for i, r in enumerate(NOISE_RECORDS)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mitdb-dir", type=Path, required=True)
@@ -44,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.noises.split(","):
             for snr in (float(s) for s in args.snrs.split(",")):
-                stressed = [stress_record(args.mitdb_dir / r, Path(tmp), name=f"{r}_{kind}{snr:g}", noise=kind,
-                                          snr=snr, seed=i) for i, r in enumerate(NOISE_RECORDS)]
+                stressed = stressed_records(args.mitdb_dir, Path(tmp), kind, snr)
                 for backup in (False, True):
                     results = [annotate_recording(model, read_recording(p), write=False, backup=backup)
                                for p in stressed]

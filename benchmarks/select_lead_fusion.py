@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from backup_lead import stressed_records
 from bench_detectors import NOISE_RECORDS
 
-from ecglib.data.noise import stress_record
 from ecglib.data.recordings import read_recording
 from ecglib.ec57.annotate import annotate_recording, backup_lead, compare_with_reference
 from ecglib.ec57.bxb import summarize
@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             for snr in (float(s) for s in args.snrs.split(",")):
                 comps: dict[float | None, list] = {r: [] for r in [None, *ratios]}
                 blocks = dict.fromkeys(ratios, 0)
-                for i, name in enumerate(NOISE_RECORDS):
-                    path = stress_record(args.mitdb_dir / name, Path(tmp), name=f"{name}_{kind}{snr:g}",
-                                         noise=kind, snr=snr, seed=i)
+                for path in stressed_records(args.mitdb_dir, Path(tmp), kind, snr):
                     rec = read_recording(path)
                     result = annotate_recording(model, rec, write=False)
                     comps[None].append(result.comparison)

@@ -267,12 +267,16 @@ def _add_noise(found: list[tuple[int, int]], signal: np.ndarray, fs: float, peak
     inside = peaks[(peaks >= a) & (peaks < b)] - a
     for lo, hi in noise_intervals(signal[a:b], fs, inside, feature=feature):
         lo, hi = max(lo + a, start), min(hi + a, end)
-        if hi <= lo:
-            continue
-        if found and lo <= found[-1][1]:
-            found[-1] = (found[-1][0], max(hi, found[-1][1]))
-        else:
-            found.append((lo, hi))
+        if hi > lo:
+            _join_interval(found, lo, hi)
+
+
+def _join_interval(found: list[tuple[int, int]], lo: int, hi: int) -> None:
+    """Append (lo, hi) to the time-ordered stretches ``found``, or extend the last one when they meet."""
+    if found and lo <= found[-1][1]:
+        found[-1] = (found[-1][0], max(hi, found[-1][1]))
+    else:
+        found.append((lo, hi))
 
 
 def backup_lead(recording: Recording) -> int | None:
@@ -307,13 +311,9 @@ def backup_beats(recording: Recording, noise: list[tuple[int, int]], detector: s
     if len(other.signal) != n or abs(other.fs - fs) > 1e-9 * fs:
         return none, noise, ""  # an EDF signal of its own rate: its samples are not the read lead's
     pad = int(round(BACKUP_CONTEXT * fs))
-    windows: list[list[int]] = []
+    windows: list[tuple[int, int]] = []
     for lo, hi in noise:
-        a, b = max(0, lo - pad), min(n, hi + pad)
-        if windows and a <= windows[-1][1]:
-            windows[-1][1] = b
-        else:
-            windows.append([a, b])
+        _join_interval(windows, max(0, lo - pad), min(n, hi + pad))
     found: list[np.ndarray] = []
     unreadable: list[tuple[int, int]] = []
     for a, b in windows:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .rpeaks import qrs_feature, sorted_middle
 
 SHUTDOWN_SUBTYPE = 0x30  # '~' subtype: signals 0 and 1 unreadable (bits 4 and 5), as bxb reads a shutdown start
 CLEAR_SUBTYPE = 0  # '~' subtype that ends it
@@ -84,7 +85,6 @@ def assess(signal: np.ndarray, fs: float, beats: np.ndarray | None = None,
     from scipy.ndimage import maximum_filter1d, percentile_filter
 
     from .detect import detect_with_feature
-    from .rpeaks import qrs_feature
 
     p = params or QualityParams()
     x = np.asarray(signal, dtype=np.float64)
@@ -212,9 +212,7 @@ def _window_medians(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, batch: i
         c, start = count[s:s + step], lo[s:s + step]
         rows = padded[np.where(cols < c[:, None], start[:, None] + cols, len(values))]
         rows.sort(axis=1)
-        k = np.arange(len(c))
-        a, b = rows[k, (c - 1) // 2], rows[k, c // 2]
-        out[s:s + step] = np.where(c % 2 == 1, a, (a + b) / 2)
+        out[s:s + step] = sorted_middle(rows, c)
     nans = np.concatenate(([0], np.cumsum(np.isnan(values))))
     out[nans[hi] > nans[lo]] = np.nan
     return out

@@ -241,16 +241,21 @@ def _unit_windows(wins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z, nonzero
 
 
+def sorted_middle(rows: np.ndarray, count: np.ndarray | int) -> np.ndarray:
+    """The median of each sorted row (n, w) of which the first ``count`` (n,) elements count: the middle one, or the
+    mean of the middle two, (a + b) / 2, as np.median takes them (so bit for bit np.median's)."""
+    count = np.broadcast_to(np.asarray(count), (len(rows),))
+    k = np.arange(len(rows))
+    a, b = rows[k, (count - 1) // 2], rows[k, count // 2]
+    return np.where(count % 2 == 1, a, (a + b) / 2)
+
+
 def _column_medians(z: np.ndarray) -> np.ndarray:
-    """np.median(z, axis=0) of a finite z (k, w), bit for bit: the middle of each sorted column, or the mean of the
-    middle two, (a + b) / 2, as np.median takes it. Sorting the columns as contiguous rows is several times faster
-    than np.median's partition along the first axis."""
-    k = len(z)
+    """np.median(z, axis=0) of a finite z (k, w), bit for bit. Sorting the columns as contiguous rows is several
+    times faster than np.median's partition along the first axis."""
     cols = np.ascontiguousarray(z.T)
     cols.sort(axis=1)
-    if k % 2:
-        return cols[:, k // 2].copy()
-    return (cols[:, k // 2 - 1] + cols[:, k // 2]) / 2
+    return sorted_middle(cols, len(z))
 
 
 def _cluster_templates(z: np.ndarray, p: DetectorParams) -> list[np.ndarray]:
