@@ -47,12 +47,12 @@ def pooled_score(matrix: np.ndarray) -> dict[str, float]:
     return out
 
 
-def fold_matrices(sweep: Path, beats) -> dict[tuple[str, int, str], np.ndarray]:
-    """(configuration, seed, lead) -> the confusion matrix of the fold models on their validation records, summed
-    over the folds. A run's rule-lead predictions must reproduce its own metrics.json."""
+def fold_matrices(sweep: Path, beats) -> dict[tuple[str, int, str, str], np.ndarray]:
+    """(configuration, seed, lead, fold) -> the confusion matrix of the fold model on its validation records (the
+    fold named by them, joined by commas). A run's rule-lead predictions must reproduce its own metrics.json."""
     rule = beats.rule_lead()
     records = np.asarray(beats.record)
-    sums: dict[tuple[str, int, str], np.ndarray] = defaultdict(lambda: np.zeros((5, 5), dtype=np.int64))
+    sums: dict[tuple[str, int, str, str], np.ndarray] = defaultdict(lambda: np.zeros((5, 5), dtype=np.int64))
     for run in sorted((sweep / "runs").iterdir()):
         metrics_file = run / "metrics.json"
         if not metrics_file.is_file():
@@ -62,6 +62,7 @@ def fold_matrices(sweep: Path, beats) -> dict[tuple[str, int, str], np.ndarray]:
         seed = int(metrics["config"]["train"]["seed"])
         model, _ = load_checkpoint(run / "best.pt")
         inputs = model_inputs(beats, model.config)
+        fold = ",".join(metrics["split"]["val_records"])
         val = np.isin(records, metrics["split"]["val_records"])
         for lead, rows in (("rule", np.flatnonzero(val & rule)), ("other", np.flatnonzero(val & ~rule))):
             x, y, r = inputs.part(rows)
@@ -69,11 +70,14 @@ def fold_matrices(sweep: Path, beats) -> dict[tuple[str, int, str], np.ndarray]:
             matrix = confusion(y.numpy(), pred)
             if lead == "rule" and not np.array_equal(matrix, np.asarray(metrics["validation"]["confusion_matrix"])):
                 raise EcgError(f"{run}: its MLII validation predictions differ from its metrics.json")
-            sums[(config, seed, lead)] += matrix
+            sums[(config, seed, lead, fold)] += matrix
     return sums
 
 
-def report(sums: dict[tuple[str, int, str], np.ndarray]) -> str:
+def report(folds: dict[tuple[str, int, str, str], np.ndarray]) -> str:
+    sums: dict[tuple[str, int, str], np.ndarray] = defaultdict(lambda: np.zeros((5, 5), dtype=np.int64))
+    for (config, seed, lead, _), matrix in folds.items():
+        sums[(config, seed, lead)] += matrix
     scores = {key: pooled_score(m) for key, m in sums.items()}
     configs = sorted({c for c, _, _ in scores})
     seeds = sorted({s for _, s, _ in scores})
@@ -106,6 +110,16 @@ def report(sums: dict[tuple[str, int, str], np.ndarray]) -> str:
         lines.append(f"- {model}: other lead {' / '.join(f'{100 * d:+.2f}' for d in other)} points (all - rule); "
                      f"MLII {100 * mlii.mean():+.2f} ± {100 * se:.2f} (mean ± se) -> "
                      f"{'meets the rule' if adopted else 'does not meet the rule'} ({len(both)} seeds)")
+    lines += ["", "Per fold (the rule reads the folds pooled), the score per seed on the other lead and on MLII:",
+              "", "| validation records | configuration | other lead | MLII |", "|---|---|---|---|"]
+    for fold in sorted({f for *_, f in folds}):
+        for c in configs:
+            cells = []
+            for lead in ("other", "rule"):
+                got = [pooled_score(folds[(c, s, lead, fold)])["score"] for s in seeds if (c, s, lead, fold) in folds]
+                cells.append(" / ".join(f"{100 * g:.2f}" for g in got))
+            if any(cells):
+                lines.append(f"| {fold} | {c} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
