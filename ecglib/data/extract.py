@@ -48,11 +48,12 @@ def resampled_span(signal: np.ndarray, fs: float, start: int, stop: int) -> np.n
 
 
 def extract_beats(signal: np.ndarray, fs: float, r_peaks: np.ndarray,
-                  block_windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  block_windows: int | None = None, polarity: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Cut beats from one lead after Kachuee et al. (2018).
 
     signal: (T,) float, any unit, sampled at ``fs`` Hz. r_peaks: (k,) R-peak samples at ``fs``, sorted.
     block_windows: 10-second windows cut at a time (None: BLOCK_WINDOWS; any number gives the same beats).
+    polarity: -1 cuts the beats of the lead turned over (-signal), bit for bit, without a copy of the lead.
     Returns x (m, 187) float32 in [0, 1] at 125 Hz and the indices (m,) into ``r_peaks`` of the beats kept
     (a beat is dropped when its 1.2 RR segment would run past the end of the record).
     """
@@ -86,6 +87,8 @@ def extract_beats(signal: np.ndarray, fs: float, r_peaks: np.ndarray,
         # The block's samples and the tails of its last beats, which reach at most one beat into the next block.
         g0, g1 = w0 * win, min(n, w1 * win + BEAT_LENGTH)
         seg = resampled_span(signal, fs, g0, g1)
+        if polarity < 0:  # resampling is linear and IEEE negation exact: the same as resampling -signal
+            seg = -seg
         body = np.full((w1 - w0) * win, np.nan)
         inside = min((w1 - w0) * win, n - g0)
         body[:inside] = seg[:inside]
@@ -107,19 +110,20 @@ def extract_beats(signal: np.ndarray, fs: float, r_peaks: np.ndarray,
 
 
 def beats_from_peaks(signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
-                     symbols: np.ndarray | None = None) -> Beats:
+                     symbols: np.ndarray | None = None, polarity: int = 1) -> Beats:
     """The model inputs of one record's beats given its R peaks: the one function that both training
     (:func:`load_mitdb`) and annotation (:mod:`ecglib.annotate`) call, so that per-beat features added later (for
     instance rhythm features from the R peaks) reach both alike.
 
     signal: (T,) one lead at ``fs`` Hz; r_peaks: (k,) R-peak samples at ``fs``, in time order, every beat of the
     record; symbols: (k,) their MIT symbols, all in AAMI (None for detected beats: y is then -1 and symbol "").
+    polarity: -1 for the lead turned over (:func:`extract_beats`).
     Returns the Beats kept by :func:`extract_beats` (a beat whose segment runs past the record's end is dropped;
     ``sample`` tells which), with their rhythm features (:func:`rhythm_features`, from every R peak). Raises
     ValueError for R peaks that give no RR interval or do not increase; the caller names the file.
     """
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
-    x, kept = extract_beats(signal, fs, r_peaks)
+    x, kept = extract_beats(signal, fs, r_peaks, polarity=polarity)
     # From every R peak, before extract_beats dropped the beats that run past the record's end.
     if len(r_peaks) >= 2:
         rhythm = rhythm_features(r_peaks, fs)[kept]

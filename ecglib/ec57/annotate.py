@@ -42,6 +42,7 @@ from .annotations import Annotations, read_annotations, write_annotations
 from .bxb import BXB_CLASS, DEFAULT_LEARNING_PERIOD, Comparison, compare
 from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_with_feature
 from .quality import merge_with_beats, noise_intervals, outside_noise
+from .rpeaks import lead_polarity
 
 # AAMI class -> the WFDB beat code written for it (the one bxb maps back to the same class).
 CLASS_CODE: dict[str, str] = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
@@ -133,6 +134,7 @@ class AnnotatedRecord:
     noise: list[tuple[int, int]] = field(default_factory=list)
     backup: np.ndarray | None = None  # (k,) bool: beats found on the backup lead, where the lead read is unreadable
     backup_lead: str = ""
+    inverted: bool = False  # the lead's QRS complexes point down: its beats were classified turned over
 
     @property
     def realtime_factor(self) -> float:
@@ -148,6 +150,8 @@ class AnnotatedRecord:
         lead = f"lead {self.lead} ({self.lead_reason or 'as asked'}"
         if self.lead.replace(" ", "").upper() != self.model_lead.replace(" ", "").upper():
             lead += f"; the model learnt from {self.model_lead}"
+        if self.inverted:
+            lead += "; read turned over: its QRS complexes point down"
         scored = ""
         rescued = int(self.backup.sum()) if self.backup is not None else 0
         if rescued:
@@ -329,14 +333,15 @@ def backup_beats(recording: Recording, noise: list[tuple[int, int]], detector: s
 
 
 def classify_beats(trained: TrainedModel, signal: np.ndarray, fs: float, r_peaks: np.ndarray, record: str = "",
-                   step: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   step: Callable[[], None] | None = None, polarity: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """AAMI class index (k,) of every R peak (k,) of one lead (T,) at ``fs``, -1 where no whole beat can be cut
     (the last beat when its segment would run past the record's end), and the class probabilities (k, 5) float32
-    (NaN rows there). Classified CLASSIFY_BEATS at a time; ``step`` is called after each part."""
+    (NaN rows there). Classified CLASSIFY_BEATS at a time; ``step`` is called after each part. polarity: -1
+    classifies the beats of the lead turned over."""
     import torch
 
     try:
-        beats = beats_from_peaks(signal, fs, r_peaks, record)
+        beats = beats_from_peaks(signal, fs, r_peaks, record, polarity=polarity)
         inputs = RecordInputs(beats, trained.model.config, record)
     except ValueError as exc:
         raise InputError(f"{record}: {exc}") from None
@@ -459,10 +464,14 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
         if len(peaks) == 0:
             raise InputError(f"{recording.path}: no beats found by the {detector} detector"
                              + (" outside the stretches marked noise" if noise else ""))
+        # The models learnt from lead II, whose QRS complexes point up; a lead whose complexes point down (V1 in
+        # most people, a lead with its electrodes swapped) is read turned over, as the DS1 folds chose
+        # (docs/rhythm-recipe.md, "The polarity rule").
+        polarity = lead_polarity(signal, fs, peaks)
         lap("detect")
         bar.total = detecting + classify_chunks(len(peaks))
         bar.refresh()
-        labels, prob = classify_beats(trained, signal, fs, peaks, name, step=bar.update)
+        labels, prob = classify_beats(trained, signal, fs, peaks, name, step=bar.update, polarity=polarity)
         # The lead the model reads is unreadable at the backup lead's beats: they are beats, of no class (Q).
         backup = np.isin(peaks, rescued) if len(rescued) else None
         if backup is not None:
@@ -479,7 +488,7 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
     result = AnnotatedRecord(str(recording.path), peaks, labels, symbols, fs, recording.seconds, 0.0, detector, None,
                              timings, recording.lead, prob, name, recording.format, recording.lead_reason,
                              trained.name, trained.lead, comparison=comparison, noise=noise, backup=backup,
-                             backup_lead=backup_name)
+                             backup_lead=backup_name, inverted=polarity < 0)
     if write:
         folder = Path(out_dir) if out_dir is not None else recording.path.parent
         result.path = write_annotations(name, annotator, *marked[:2], fs, folder, subtype=marked[2])

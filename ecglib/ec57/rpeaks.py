@@ -586,3 +586,33 @@ def align_peaks(signal: np.ndarray, fs: float, peaks: np.ndarray, radius: float 
     r = max(1, int(round(radius * fs)))
     idx = np.clip(peaks[:, None] + np.arange(-r, r + 1), 0, len(b) - 1)
     return np.unique(idx[np.arange(len(peaks)), np.argmax(np.abs(b[idx]), axis=1)])
+
+
+# ----------------------------------------------------------------------------------------------- polarity
+POLARITY_BEATS = 500  # beats, evenly spread over the lead, whose QRS complexes decide its polarity
+POLARITY_SPAN = 1.0  # s either side of each beat band-passed on its own
+
+
+def lead_polarity(signal: np.ndarray, fs: float, peaks: np.ndarray) -> int:
+    """+1 when the lead's QRS complexes point up, -1 when they point down: the sign of the median, over the beats, of
+    the dominant extremum (largest absolute value) of the lead band-passed to ALIGN_BAND within +-ALIGN_RADIUS of
+    each R peak, the point :func:`align_peaks` puts a detected peak on, so that detected and reference R peaks of the
+    same beats give the same answer. Up to POLARITY_BEATS beats spread evenly over the lead are looked at, each
+    from +-POLARITY_SPAN s of the lead filtered on its own (a 24-hour lead costs what a half-hour one does). +1 when
+    no beat has the span inside the lead."""
+    from scipy.signal import butter, sosfiltfilt
+
+    x = np.asarray(signal, dtype=np.float64)
+    span, r = int(round(POLARITY_SPAN * fs)), max(1, int(round(ALIGN_RADIUS * fs)))
+    peaks = np.asarray(peaks, dtype=np.int64)
+    peaks = peaks[(peaks >= span) & (peaks < len(x) - span)]
+    if len(peaks) == 0:
+        return 1
+    if len(peaks) > POLARITY_BEATS:
+        peaks = peaks[np.linspace(0, len(peaks) - 1, POLARITY_BEATS).round().astype(np.int64)]
+    hi = min(ALIGN_BAND[1], 0.45 * fs)
+    sos = butter(2, [min(ALIGN_BAND[0], 0.5 * hi), hi], btype="bandpass", fs=fs, output="sos")
+    rows = sosfiltfilt(sos, x[peaks[:, None] + np.arange(-span, span + 1)], axis=1)
+    near = rows[:, span - r:span + r + 1]
+    extremum = near[np.arange(len(near)), np.argmax(np.abs(near), axis=1)]
+    return 1 if np.median(extremum) >= 0 else -1

@@ -275,7 +275,8 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
     labelled = ("its reference annotations' labels above the trace, ecglib's below (circled where they disagree)"
                 if reference is not None else "ecglib's labels below the trace")
     body = [f"<h1>Record {_e(name)}</h1>",
-            f"<p class=sub>{_e(format_clock(seconds))} of ECG, lead {_e(result.lead)} at {fs:g} Hz; "
+            f"<p class=sub>{_e(format_clock(seconds))} of ECG, lead {_e(result.lead)} at {fs:g} Hz"
+            f"{' (classified turned over: its QRS complexes point down)' if result.inverted else ''}; "
             f"{len(times):,} beats found by the {_e(result.detector)} detector and labelled by ecglib "
             f"{_e(ecglib.__version__)}. Times are hh:mm:ss from the record's start.</p>",
             "<p class=warn>Beat labels by a trained model, not by a cardiologist: for study and review, not for "

@@ -341,3 +341,41 @@ def test_annotate_takes_the_beats_of_the_other_lead_where_the_lead_read_is_unrea
     # the record's own lead alone: the stretch is shut down and its beats are missed
     alone = annotate.annotate_record(model, noisy, out_dir=tmp_path / "alone")
     assert alone.noise and alone.comparison.stats()["Q Se"] < result.comparison.stats()["Q Se"]
+
+
+def test_lead_polarity_reads_which_way_the_qrs_complexes_point(synthetic_records):
+    """+1 for a synthetic MLII, -1 for it turned over, from detected and from reference R peaks alike; a 24-hour
+    lead is judged from an even spread of its beats, so a long lead costs what a short one does."""
+    from ecglib.data.recordings import read_recording
+    from ecglib.ec57.annotate import reference_r_peaks
+    from ecglib.ec57.detect import detect_r_peaks
+    from ecglib.ec57.rpeaks import POLARITY_BEATS, lead_polarity
+
+    rec = read_recording(synthetic_records / "100")
+    detected = detect_r_peaks(rec.signal, rec.fs)
+    reference = reference_r_peaks(synthetic_records / "100", len(rec.signal))
+    assert len(detected) > 20
+    for peaks in (detected, reference):
+        assert lead_polarity(rec.signal, rec.fs, peaks) == 1
+        assert lead_polarity(-rec.signal, rec.fs, peaks) == -1
+        assert lead_polarity(rec.signal * 1e-3 + 5.0, rec.fs, peaks) == 1  # unit and offset do not matter
+    assert lead_polarity(rec.signal, rec.fs, np.zeros(0, dtype=np.int64)) == 1
+    copies = POLARITY_BEATS // len(detected) + 2
+    long, n = np.tile(-rec.signal, copies), len(rec.signal)
+    long_peaks = np.concatenate([detected + k * n for k in range(copies)])
+    assert len(long_peaks) > POLARITY_BEATS and lead_polarity(long, rec.fs, long_peaks) == -1
+
+
+@pytest.mark.realdata
+def test_lead_polarity_on_mit_bih(MITDB):
+    """MIT-BIH's MLII points up except in record 207; V1 points down in most records (here 119 and 208, whose large
+    ventricular beats point the other way from their normal beats: the majority decides), and up in 118."""
+    from ecglib.ec57.detect import detect_r_peaks
+    from ecglib.ec57.rpeaks import lead_polarity
+
+    def points(record: str, lead: str) -> int:
+        signal, fs, _ = read_lead(MITDB / record, lead)
+        return lead_polarity(signal, fs, detect_r_peaks(signal, fs))
+
+    assert [points(r, "MLII") for r in ("100", "119", "207", "208")] == [1, 1, -1, 1]
+    assert [points(r, "V1") for r in ("118", "119", "208")] == [1, -1, -1]

@@ -238,3 +238,38 @@ def test_the_summary_says_what_was_done(default_model, synthetic_records, tmp_pa
     assert "lead MLII (MLII by name)" in line and f"model {DEFAULT_PRETRAINED}" in line
     assert "vs reference: QRS Se/+P" in line and line.endswith(f"-> {tmp_path / '114.ecglib'}")
     assert json.loads(json.dumps(result.timings)).keys() == {"read", "detect", "classify", "write"}
+
+
+# ------------------------------------------------------------------------------------------------- polarity
+def test_a_lead_turned_over_is_labelled_as_the_lead_upright(default_model, synthetic_records, tmp_path):
+    """The models learnt from lead II, whose QRS complexes point up: a recording whose lead points down (its
+    electrodes swapped, or V1) is classified turned over, so that the same beats get the same classes, and the
+    summary line and the report say so."""
+    rec = read_recording(synthetic_records / "208")
+    flipped = rec.__class__(**{**rec.__dict__, "signal": -rec.signal})
+    upright = annotate_recording(default_model, rec, write=False)
+    down = annotate_recording(default_model, flipped, write=False)
+    assert not upright.inverted and down.inverted
+    assert "read turned over" in down.summary_line() and "turned over" not in upright.summary_line()
+    # Detection is sign-blind (the feature is an absolute slope) and alignment takes the largest absolute value:
+    # the same R peaks; the beats are cut from the lead turned back, so the same classes.
+    np.testing.assert_array_equal(down.sample, upright.sample)
+    assert len(set(upright.label.tolist())) >= 2  # the record's ventricular beats make it a real test
+    np.testing.assert_array_equal(down.label, upright.label)
+    np.testing.assert_allclose(down.prob, upright.prob, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fs", [360.0, 250.0])
+def test_extract_beats_turned_over_is_extract_beats_of_the_negated_lead(synthetic_records, fs):
+    """polarity=-1 cuts, bit for bit, the beats of -signal (resampling is linear, IEEE negation exact), without
+    a copy of the lead."""
+    from scipy.signal import resample_poly
+
+    rec = read_recording(synthetic_records / "208")
+    signal = rec.signal if fs == 360.0 else resample_poly(rec.signal, 25, 36)
+    peaks = detect_peaks(signal, fs)
+    x, kept = extract.extract_beats(signal, fs, peaks, polarity=-1)
+    y, kept_y = extract.extract_beats(-signal, fs, peaks)
+    np.testing.assert_array_equal(kept, kept_y)
+    np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(x, extract.extract_beats(signal, fs, peaks)[0])
