@@ -599,7 +599,7 @@ def lead_polarity(signal: np.ndarray, fs: float, peaks: np.ndarray) -> int:
     each R peak, the point :func:`align_peaks` puts a detected peak on, so that detected and reference R peaks of the
     same beats give the same answer. Up to POLARITY_BEATS beats spread evenly over the lead are looked at, each
     from +-POLARITY_SPAN s of the lead filtered on its own (a 24-hour lead costs what a half-hour one does). +1 when
-    no beat has the span inside the lead."""
+    no beat has the span inside the lead with finite samples around its peak."""
     from scipy.signal import butter, sosfiltfilt
 
     x = np.asarray(signal, dtype=np.float64)
@@ -615,4 +615,5 @@ def lead_polarity(signal: np.ndarray, fs: float, peaks: np.ndarray) -> int:
     rows = sosfiltfilt(sos, x[peaks[:, None] + np.arange(-span, span + 1)], axis=1)
     near = rows[:, span - r:span + r + 1]
     extremum = near[np.arange(len(near)), np.argmax(np.abs(near), axis=1)]
-    return 1 if np.median(extremum) >= 0 else -1
+    extremum = extremum[np.isfinite(extremum)]  # a beat near a gap of invalid samples has no say
+    return 1 if len(extremum) == 0 or np.median(extremum) >= 0 else -1

@@ -360,6 +360,10 @@ def test_lead_polarity_reads_which_way_the_qrs_complexes_point(synthetic_records
         assert lead_polarity(-rec.signal, rec.fs, peaks) == -1
         assert lead_polarity(rec.signal * 1e-3 + 5.0, rec.fs, peaks) == 1  # unit and offset do not matter
     assert lead_polarity(rec.signal, rec.fs, np.zeros(0, dtype=np.int64)) == 1
+    gap = -rec.signal.copy()
+    gap[detected[1] - 50:detected[1] + 50] = np.nan  # invalid samples near one beat leave the others to decide
+    assert lead_polarity(gap, rec.fs, detected) == -1
+    assert lead_polarity(np.full(len(gap), np.nan), rec.fs, detected) == 1
     copies = POLARITY_BEATS // len(detected) + 2
     long, n = np.tile(-rec.signal, copies), len(rec.signal)
     long_peaks = np.concatenate([detected + k * n for k in range(copies)])
