@@ -121,6 +121,61 @@ def test_s_offset_selection_scores_and_rule():
     assert sel.choose({k: dict(flat) for k in scores}, "m", [0, 1]) == 0.0
 
 
+def _benchmark_module(name: str):
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # lead_polarity imports select_leads as its folder's neighbour
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def _matrix(s_hit: int, v_hit: int):
+    """A 5-class confusion matrix of 10 S and 10 V beats (rows true) of which s_hit and v_hit are found, the rest
+    called N, and 40 N beats, 2 of them called S."""
+    import numpy as np
+
+    m = np.zeros((5, 5), dtype=np.int64)
+    m[0, 0], m[0, 1] = 38, 2
+    m[1, 1], m[1, 0] = s_hit, 10 - s_hit
+    m[2, 2], m[2, 0] = v_hit, 10 - v_hit
+    return m
+
+
+def test_lead_selection_rules_pool_the_folds_and_ask_every_seed():
+    """benchmarks/select_leads.py and lead_polarity.py: the folds' counts are pooled per seed, the score is
+    (F1 S + F1 V) / 2, and the rule asks every seed's other-lead score to rise and MLII not to fall by more than a
+    standard error."""
+    sel, pol = _benchmark_module("select_leads"), _benchmark_module("lead_polarity")
+    s = sel.pooled_score(_matrix(8, 6))
+    assert s["S_se"] == 0.8 and s["S_ppv"] == 0.8 and s["V_se"] == 0.6 and s["V_ppv"] == 1.0
+    assert s["score"] == pytest.approx((0.8 + 2 * 0.6 / 1.6) / 2)
+    folds = {}
+    for seed in (0, 1):
+        for fold in ("a", "b"):
+            folds[("m-rule", seed, "rule", fold)] = _matrix(8, 8)
+            folds[("m-rule", seed, "other", fold)] = _matrix(8, 4)
+            folds[("m-all", seed, "rule", fold)] = _matrix(8, 8)
+            # all leads: better on the other lead in fold a, worse in fold b; pooled, better only for seed 0
+            folds[("m-all", seed, "other", fold)] = _matrix(8, 7 if fold == "a" else (3 if seed == 0 else 0))
+    text = sel.report(folds)
+    assert "| m-all | other | 2 |" in text and "does not meet the rule (2 seeds)" in text
+    assert "| a | m-all |" in text and "| b | m-rule |" in text  # the folds one by one
+    pooled = {(seed, lead, rule): _matrix(8, 8 if lead == "rule" else (6 if rule else 4))
+              for seed in (0, 1, 2) for lead in ("rule", "other") for rule in (False, True)}
+    assert "meets the rule (3 seeds)" in pol.pooled_report(pooled)
+    pooled[(1, "other", True)] = _matrix(8, 4)  # one seed no better on the other lead
+    assert "does not meet the rule (3 seeds)" in pol.pooled_report(pooled)
+    pooled[(1, "other", True)] = _matrix(8, 6)
+    for seed, v in ((0, 7), (1, 6), (2, 5)):  # MLII falls on every seed, beyond its standard error
+        pooled[(seed, "rule", True)] = _matrix(8, v)
+    assert "does not meet the rule (3 seeds)" in pol.pooled_report(pooled)
+
+
 @pytest.mark.slow
 def test_bench_long_labels_a_joined_recording(tmp_path):
     """bench_long.py builds a recording of half-hour records joined end to end (synthetic here) and measures the
