@@ -44,13 +44,20 @@ ALIGN_BAND = (5.0, 20.0)  # Hz: the band whose dominant extremum is the fiducial
 ALIGN_RADIUS = 0.06  # s either side of a detected peak
 
 
-def bandpass(x: np.ndarray, fs: float, band: tuple[float, float], order: int = 2) -> np.ndarray:
-    """Zero-phase Butterworth band-pass (sosfiltfilt) of x (n,); the upper edge is kept below 0.45 fs."""
-    from scipy.signal import butter, sosfiltfilt
+def bandpass_sos(fs: float, band: tuple[float, float], order: int = 2) -> np.ndarray:
+    """The Butterworth band-pass of :func:`bandpass` as second-order sections: the upper edge kept below 0.45 fs
+    and the lower below half the upper, so that any rate gets a filter."""
+    from scipy.signal import butter
 
     hi = min(band[1], 0.45 * fs)
-    lo = min(band[0], 0.5 * hi)
-    sos = butter(order, [lo, hi], btype="bandpass", fs=fs, output="sos")
+    return butter(order, [min(band[0], 0.5 * hi), hi], btype="bandpass", fs=fs, output="sos")
+
+
+def bandpass(x: np.ndarray, fs: float, band: tuple[float, float], order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth band-pass (sosfiltfilt) of x (n,) (:func:`bandpass_sos`)."""
+    from scipy.signal import sosfiltfilt
+
+    sos = bandpass_sos(fs, band, order)
     if len(x) <= 3 * (2 * len(sos) + 1):  # too short for filtfilt's padding
         return np.asarray(x, dtype=np.float64) - np.mean(x)
     return sosfiltfilt(sos, x)
@@ -600,7 +607,7 @@ def lead_polarity(signal: np.ndarray, fs: float, peaks: np.ndarray) -> int:
     same beats give the same answer. Up to POLARITY_BEATS beats spread evenly over the lead are looked at, each
     from +-POLARITY_SPAN s of the lead filtered on its own (a 24-hour lead costs what a half-hour one does). +1 when
     no beat has the span inside the lead with finite samples around its peak."""
-    from scipy.signal import butter, sosfiltfilt
+    from scipy.signal import sosfiltfilt
 
     x = np.asarray(signal, dtype=np.float64)
     span, r = int(round(POLARITY_SPAN * fs)), max(1, int(round(ALIGN_RADIUS * fs)))
@@ -610,9 +617,7 @@ def lead_polarity(signal: np.ndarray, fs: float, peaks: np.ndarray) -> int:
         return 1
     if len(peaks) > POLARITY_BEATS:
         peaks = peaks[np.linspace(0, len(peaks) - 1, POLARITY_BEATS).round().astype(np.int64)]
-    hi = min(ALIGN_BAND[1], 0.45 * fs)
-    sos = butter(2, [min(ALIGN_BAND[0], 0.5 * hi), hi], btype="bandpass", fs=fs, output="sos")
-    rows = sosfiltfilt(sos, x[peaks[:, None] + np.arange(-span, span + 1)], axis=1)
+    rows = sosfiltfilt(bandpass_sos(fs, ALIGN_BAND), x[peaks[:, None] + np.arange(-span, span + 1)], axis=1)
     near = rows[:, span - r:span + r + 1]
     extremum = near[np.arange(len(near)), np.argmax(np.abs(near), axis=1)]
     extremum = extremum[np.isfinite(extremum)]  # a beat near a gap of invalid samples has no say
