@@ -161,7 +161,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
              f"{DEFAULT_PRETRAINED}")
     _setting(p, "fs", shown="the file's; CSV and npy need it", metavar="HZ")
     _setting(p, "lead", metavar="NAME_OR_INDEX", shown="the lead rule: MLII, another name of lead II, else the first "
-             "ECG lead")
+             "ECG lead; a lead whose QRS complexes point down is classified turned over")
     _setting(p, "reference", metavar="EXT", shown="atr, when NAME.atr is there")
     p.add_argument("--detector", type=arg_type(Options(DETECTOR_CHOICES)), metavar="NAME", default=DEFAULT_DETECTOR,
                    help=f"R-peak detector (default {DEFAULT_DETECTOR}): ecglib, adaptive, xqrs, gqrs, neurokit or "
