@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -164,20 +163,17 @@ def test_the_index_links_every_record_and_survives_a_move(synthetic_records, tmp
 
 # ---------------------------------------------------------------------------------------------- 24 hours
 @pytest.mark.slow
-def test_a_24_hour_record_renders_in_seconds_with_the_events_table_capped(tmp_path):
+def test_a_24_hour_record_renders_with_the_events_table_capped(tmp_path):
+    """A day of beats makes a page of bounded size: the events table capped, the RR plot binned. Its time is
+    measured by benchmarks/bench_report.py (docs/record-report.md), not asserted here."""
     result, signal = day_record(24.0)
     assert len(result.sample) > 95_000
-    write_record_report(*day_record(hours=0.1), tmp_path)  # imports and matplotlib's caches, not counted
-    start = time.perf_counter()
     path = write_record_report(result, signal, tmp_path, noise=[(3600.0, 3700.0)])
-    elapsed = time.perf_counter() - start
     text = path.read_text()
     rows = re.findall(r"<tr><td class=l>\d\d:\d\d:\d\d</td>", text)
     assert len(rows) == MAX_EVENT_ROWS
     assert f"The first {MAX_EVENT_ROWS} of" in text and "per minute" in text and "2-D histogram" in text
     assert path.stat().st_size < 2_000_000
-    # A few seconds on an idle 2-core machine (docs/record-report.md); the bound leaves room for a busy one.
-    assert elapsed < 60, elapsed
 
 
 def test_the_benchmark_script_runs(tmp_path, capsys):
