@@ -42,7 +42,7 @@ from .annotations import Annotations, read_annotations, write_annotations
 from .bxb import BXB_CLASS, DEFAULT_LEARNING_PERIOD, Comparison, compare
 from .detect import DEFAULT_DETECTOR, DETECTOR_CHOICES, detect_with_feature
 from .quality import merge_with_beats, noise_intervals, outside_noise
-from .rpeaks import lead_polarity
+from .rpeaks import lead_polarity, nearest_distance
 
 # AAMI class -> the WFDB beat code written for it (the one bxb maps back to the same class).
 CLASS_CODE: dict[str, str] = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
@@ -286,9 +286,9 @@ def _join_interval(found: list[tuple[int, int]], lo: int, hi: int) -> None:
 def backup_lead(recording: Recording) -> int | None:
     """The position of the recording's backup lead: the first signal other than the lead read that may be an ECG
     lead (:func:`ecglib.data.leads.may_be_ecg`), None when it has no other."""
-    read = [i for i, n in enumerate(recording.leads) if n == recording.lead]
+    read = recording.leads.index(recording.lead) if recording.lead in recording.leads else -1
     for i, name in enumerate(recording.leads):
-        if i not in read[:1] and may_be_ecg(name):
+        if i != read and may_be_ecg(name):
             return i
     return None
 
@@ -456,10 +456,7 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
             if len(rescued) and len(peaks):
                 # One beat seen on both leads at a stretch's edge is one beat: two R peaks 0.1 s apart would be a
                 # heart rate of 600 per minute.
-                near = np.searchsorted(peaks, rescued)
-                gap = np.minimum(np.abs(rescued - peaks[np.maximum(near - 1, 0)]),
-                                 np.abs(peaks[np.minimum(near, len(peaks) - 1)] - rescued))
-                rescued = rescued[gap > int(0.1 * fs)]
+                rescued = rescued[nearest_distance(peaks, rescued) > int(0.1 * fs)]
             peaks = np.union1d(peaks, rescued)
         if len(peaks) == 0:
             raise InputError(f"{recording.path}: no beats found by the {detector} detector"

@@ -479,6 +479,12 @@ def _select(cand: np.ndarray, reward: np.ndarray, expected: np.ndarray, fs: floa
     return cand[np.asarray(chosen[::-1], dtype=np.int64)], _Programme(cand, reward, expected, best, back)
 
 
+def nearest_distance(peaks: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The distance (samples) from each sample of ``at`` to the nearest of the sorted, non-empty ``peaks``."""
+    j = np.searchsorted(peaks, at)
+    return np.minimum(np.abs(at - peaks[np.maximum(j - 1, 0)]), np.abs(peaks[np.minimum(j, len(peaks) - 1)] - at))
+
+
 def _second_pass(x: np.ndarray, f: np.ndarray, first: np.ndarray, fs: float, p: DetectorParams) -> np.ndarray:
     from scipy.signal import find_peaks
 
@@ -488,9 +494,7 @@ def _second_pass(x: np.ndarray, f: np.ndarray, first: np.ndarray, fs: float, p: 
     bm = bandpass(x, fs, p.shape_band) if p.shape_weight > 0 else None
     near_first = np.zeros(len(cand), dtype=bool)
     if p.first_bonus:
-        j = np.clip(np.searchsorted(first, cand), 1, len(first) - 1)
-        gap = np.minimum(np.abs(first[j] - cand), np.abs(first[j - 1] - cand))
-        near_first = gap <= max(1, int(0.05 * fs))
+        near_first = nearest_distance(first, cand) <= max(1, int(0.05 * fs))
     shape = _ShapeCorrelation(bm, fs, p) if bm is not None else None
     programme = None
     background = _background(f, fs)
