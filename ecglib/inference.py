@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .allocator import keep_freed_memory
 from .errors import InputError, TrainingError
 from .models import Classifier
 
@@ -69,6 +70,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512,
     their rhythm features (n, k); ``progress``: a bar of beats done."""
     from tqdm.auto import tqdm
 
+    keep_freed_memory()
     device = device or next(model.parameters()).device
     model.eval()
     out = []

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..allocator import keep_freed_memory
 from ..checkpoints import read_checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..data.facts import CLASSES
@@ -87,6 +88,7 @@ def fit(model: Classifier, x_train: torch.Tensor, y_train: torch.Tensor, x_val: 
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
+    keep_freed_memory()
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
