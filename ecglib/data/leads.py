@@ -41,6 +41,12 @@ _MLII = normalise("MLII")
 _LEAD_II = frozenset(normalise(n) for n in MLII_NAMES) - {_MLII}
 
 
+def is_lead_ii(name: str) -> bool:
+    """Whether a signal of this name is lead II: MLII or another name of it (:data:`ecglib.data.facts.MLII_NAMES`)."""
+    n = normalise(name)
+    return n == _MLII or n in _LEAD_II
+
+
 def may_be_ecg(name: str) -> bool:
     """Whether a signal of this name may be an ECG lead: its first word is none of :data:`NOT_ECG`."""
     words = re.split(r"[\s_\-.:()/]+", str(name).strip())

@@ -343,6 +343,63 @@ def test_annotate_takes_the_beats_of_the_other_lead_where_the_lead_read_is_unrea
     assert alone.noise and alone.comparison.stats()["Q Se"] < result.comparison.stats()["Q Se"]
 
 
+def test_missed_beats_are_taken_only_from_a_lead_that_finds_more():
+    """The other lead's beats that the lead read lacks, once the other lead finds over 2 % more: not its beats at
+    the lead read's beats (within 0.15 s) nor those closer than 0.4 of its median RR to one (a T wave, a split
+    QRS)."""
+    fs = 360.0
+    other = np.arange(100, 360_000, 288)  # 1,250 beats, RR 0.8 s
+    assert len(annotate.missed_beats(other, other, fs)) == 0
+    read = np.delete(other, np.arange(500, 520))  # 20 beats missed: 1.6 % fewer, not enough
+    assert len(annotate.missed_beats(read, other, fs)) == 0
+    read = np.delete(other, np.arange(500, 540))  # 40 missed (3.2 %)
+    assert np.array_equal(annotate.missed_beats(read, other, fs), other[500:540])
+    # the lead read's own beats a few samples away, and one 0.3 RR before a beat of the other lead, are not missed
+    shifted = np.sort(np.concatenate([read + 5, [other[540] - int(0.3 * 288)]]))
+    assert np.array_equal(annotate.missed_beats(shifted, other, fs), other[500:540])
+    assert len(annotate.missed_beats(read[:1], other, fs)) == 0
+
+
+def test_annotate_completes_a_lead_that_misses_beats_from_the_other_lead(synthetic_records, tmp_path):
+    """Every other beat of a 30-s stretch of the lead read shrunk to a tenth, as V1's small beats between ventricular
+    ones in record 208: the detector misses them, the other lead finds them, and they are added (classified from the
+    lead read); where the lead read is lead II (MLII by name) the other lead is not asked."""
+    from ecglib.data.recordings import read_recording
+    from ecglib.data.synthetic import write_synthetic_mitdb
+    from ecglib.ec57.trained import load_model
+
+    write_synthetic_mitdb(tmp_path / "clean", records=["119"], seconds=120, seed=4)
+    fs = 360.0
+    rec, ann = wfdb.rdrecord(str(tmp_path / "clean" / "119")), wfdb.rdann(str(tmp_path / "clean" / "119"), "atr")
+    lead = rec.p_signal[:, 0].copy()
+    small = ann.sample[(ann.sample > 40 * fs) & (ann.sample < 70 * fs)][::2]
+    for b in small:
+        lead[b - 36:b + 36] *= 0.1
+    model = load_model()
+    signal = np.column_stack([lead, rec.p_signal[:, 1]])
+    results = {}
+    for names in (["ECG1", "ECG2"], ["MLII", "V1"]):
+        folder = tmp_path / names[0]
+        folder.mkdir()
+        wfdb.wrsamp("119", fs=fs, units=["mV", "mV"], sig_name=names, p_signal=signal,
+                    fmt=["16", "16"], adc_gain=[200.0, 200.0], baseline=[0, 0], write_dir=str(folder))
+        shutil.copy(tmp_path / "clean" / "119.atr", folder / "119.atr")
+        recording = read_recording(folder / "119")
+        results[names[0]] = [annotate.annotate_recording(model, recording, write=False, complete=complete)
+                             for complete in (True, False)]
+    done, alone = results["ECG1"]
+    assert done.completed >= 0.8 * len(small) and done.completed_lead == "ECG2"
+    assert len(done.sample) == len(alone.sample) + done.completed
+    assert np.all(rpeaks.nearest_distance(done.sample, small) <= int(0.15 * fs))  # bxb's match window
+    assert np.all(done.label[np.isin(done.sample, np.setdiff1d(done.sample, alone.sample))] >= 0)
+    assert f"{done.completed} missed on ECG1, found on ECG2" in done.summary_line()
+    assert done.comparison.stats()["Q Se"] > alone.comparison.stats()["Q Se"]
+    assert done.comparison.stats()["Q +P"] >= alone.comparison.stats()["Q +P"]
+    lead_ii, lead_ii_alone = results["MLII"]
+    assert lead_ii.completed == 0 and np.array_equal(lead_ii.sample, lead_ii_alone.sample)
+    assert np.array_equal(lead_ii.sample, alone.sample)  # the same lead, so the same misses
+
+
 def test_lead_polarity_reads_which_way_the_qrs_complexes_point(synthetic_records):
     """+1 for a synthetic MLII, -1 for it turned over, from detected and from reference R peaks alike; a 24-hour
     lead is judged from an even spread of its beats, so a long lead costs what a short one does."""
