@@ -166,7 +166,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--detector", type=arg_type(Options(DETECTOR_CHOICES)), metavar="NAME", default=DEFAULT_DETECTOR,
                    help=f"R-peak detector (default {DEFAULT_DETECTOR}): ecglib, adaptive, xqrs, gqrs, neurokit or "
                    "nk-METHOD (neurokit2's methods, the 'detectors' extra), or reference: the reference annotations' "
-                   "beats (docs/detection.md)")
+                   "beats. Where the lead read is unreadable, or is not lead II and misses beats, the recording's "
+                   "other ECG lead gives them (docs/detection.md)")
     _setting(p, "quality", default=setting_default("quality"), shown="on; never with --detector reference")
     p.add_argument("--out", type=Path, metavar="DIR", help="folder for the annotation files and beats CSVs "
                    "(default: beside each recording)")
