@@ -231,6 +231,19 @@ def _event_strips(events: list[Event], seconds: float) -> list[tuple[float, str]
     return out
 
 
+def _other_lead(result: AnnotatedRecord) -> str:
+    """What the recording's other lead gave, as the summary line says it: " (12 of them found on V1 where MLII is
+    unreadable, with no class; 30 missed on V1 and found on MLII)", or ""."""
+    parts = []
+    rescued = int(result.backup.sum()) if result.backup is not None else 0
+    if rescued:
+        parts.append(f"{rescued:,} of them found on {_e(result.backup_lead)} where {_e(result.lead)} is unreadable, "
+                     "with no class")
+    if result.completed:
+        parts.append(f"{result.completed:,} missed on {_e(result.lead)} and found on {_e(result.completed_lead)}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: str | os.PathLike,
                         comparison: Comparison | None = None, noise: Sequence[tuple[float, float]] = (),
                         prob: np.ndarray | None = None, reference: Annotations | None = None) -> Path:
@@ -277,8 +290,8 @@ def write_record_report(result: AnnotatedRecord, signal: np.ndarray, out_dir: st
     body = [f"<h1>Record {_e(name)}</h1>",
             f"<p class=sub>{_e(format_clock(seconds))} of ECG, lead {_e(result.lead)} at {fs:g} Hz"
             f"{' (classified turned over: its QRS complexes point down)' if result.inverted else ''}; "
-            f"{len(times):,} beats found by the {_e(result.detector)} detector and labelled by ecglib "
-            f"{_e(ecglib.__version__)}. Times are hh:mm:ss from the record's start.</p>",
+            f"{len(times):,} beats found by the {_e(result.detector)} detector{_other_lead(result)} and labelled by "
+            f"ecglib {_e(ecglib.__version__)}. Times are hh:mm:ss from the record's start.</p>",
             "<p class=warn>Beat labels by a trained model, not by a cardiologist: for study and review, not for "
             "diagnosis.</p>",
             '<nav><a href="#summary">summary</a><a href="#hr">heart rate</a><a href="#ectopy">S and V per hour</a>'

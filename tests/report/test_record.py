@@ -130,6 +130,22 @@ def test_a_report_without_reference_or_probabilities(record_208, tmp_path):
         write_record_report(result, np.stack([signal, signal]), tmp_path)
 
 
+def test_the_page_says_what_the_other_lead_gave(record_208, tmp_path):
+    """Beats from the other lead, where the lead read is unreadable and where it missed them, counted as the
+    summary line counts them; nothing said when there are none."""
+    import dataclasses
+
+    result, signal, _, _ = record_208
+    backup = np.zeros(len(result.sample), dtype=bool)
+    backup[:7] = True
+    helped = dataclasses.replace(result, lead="V1", backup=backup, backup_lead="MLII", completed=30,
+                                 completed_lead="MLII")
+    words = Page(write_record_report(helped, signal, tmp_path / "helped").read_text()).words
+    assert "(7 of them found on MLII where V1 is unreadable, with no class; 30 missed on V1 and found on MLII)" \
+        in words
+    assert "missed on" not in Page(write_record_report(result, signal, tmp_path / "plain").read_text()).words
+
+
 def test_event_times_in_the_page_are_the_record_clock(record_208, tmp_path):
     result, signal, _, _ = record_208
     # force a pause: drop five beats in the middle
