@@ -53,13 +53,18 @@ DEFAULT_ANNOTATOR: str = setting_default("annotator")
 DEFAULT_LEAD = "MLII"
 # Beats whose inputs are built and classified at a time: 8,192 beats of four channels are 25 MB.
 CLASSIFY_BEATS = 8192
-# Leads longer than DETECT_SECONDS + DETECT_OVERLAP are detected in chunks of DETECT_SECONDS, each given
-# DETECT_OVERLAP seconds of its neighbours on either side and keeping the peaks of its own part: XQRS over a whole
+# Leads longer than DETECT_SECONDS + the detector's overlap are detected in chunks of DETECT_SECONDS, each given
+# that many seconds of its neighbours on either side and keeping the peaks of its own part: XQRS over a whole
 # 24-hour lead at 360 Hz took the process to 1.8 GB. XQRS adapts its thresholds from the signal before a beat, so
 # a chunk needs a run-up: on the 24-hour recording of benchmarks/bench_long.py, 30 s of overlap lost 34 of 109,171
-# beats found in one piece, 60 s 14, 120 s none. A MIT-BIH record is one chunk.
+# beats found in one piece, 60 s 14, 120 s none (DETECT_OVERLAP, for every detector but ecglib's own). ecglib's
+# detector looks at most one 30-s template block around a beat, and on that recording 30, 60 and 120 s give the
+# very same peaks and noise stretches; OWN_DETECT_OVERLAP keeps twice that block, and spares the 24 hours 0.5 to
+# 1 s of detection. A MIT-BIH record is one chunk.
 DETECT_SECONDS = 1800.0
 DETECT_OVERLAP = 120.0
+OWN_DETECT_OVERLAP = 60.0
+OWN_DETECTORS = ("ecglib", "adaptive")  # ecglib's detector and its first pass alone
 # Seconds of the backup lead (:func:`backup_beats`) detected on either side of a stretch the lead read is unreadable
 # in: the detector's thresholds and templates are learnt from the signal around a beat.
 BACKUP_CONTEXT = 30.0
@@ -194,20 +199,26 @@ def _reference_parts(recording: Recording) -> tuple[Path, str]:
 
 
 # --------------------------------------------------------------------------------------------------- steps
-def detection_chunks(n: int, fs: float) -> list[tuple[int, int, int, int]]:
-    """The chunks a lead of ``n`` samples is detected in: (start, end) the part each keeps, (a, b) the samples it
-    reads, DETECT_OVERLAP seconds of run-up on either side; one chunk when the lead is no longer than
-    DETECT_SECONDS + DETECT_OVERLAP."""
-    size, overlap = int(DETECT_SECONDS * fs), int(DETECT_OVERLAP * fs)
+def detect_overlap(detector: str = DEFAULT_DETECTOR) -> float:
+    """Seconds of run-up a chunk of a long lead gets on either side: OWN_DETECT_OVERLAP for ecglib's detectors,
+    DETECT_OVERLAP for the others."""
+    return OWN_DETECT_OVERLAP if detector in OWN_DETECTORS else DETECT_OVERLAP
+
+
+def detection_chunks(n: int, fs: float, detector: str = DEFAULT_DETECTOR) -> list[tuple[int, int, int, int]]:
+    """The chunks a lead of ``n`` samples is detected in by ``detector``: (start, end) the part each keeps, (a, b)
+    the samples it reads, :func:`detect_overlap` seconds of run-up on either side; one chunk when the lead is no
+    longer than DETECT_SECONDS and that run-up."""
+    size, overlap = int(DETECT_SECONDS * fs), int(detect_overlap(detector) * fs)
     if n <= size + overlap:
         return [(0, n, 0, n)]
     return [(start, min(n, start + size), max(0, start - overlap), min(n, start + size + overlap))
             for start in range(0, n, size)]
 
 
-def detect_chunks(n: int, fs: float) -> int:
+def detect_chunks(n: int, fs: float, detector: str = DEFAULT_DETECTOR) -> int:
     """How many chunks :func:`detect_peaks` detects a lead of ``n`` samples in."""
-    return len(detection_chunks(n, fs))
+    return len(detection_chunks(n, fs, detector))
 
 
 def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR,
@@ -217,11 +228,12 @@ def detect_peaks(signal: np.ndarray, fs: float, detector: str = DEFAULT_DETECTOR
     return detect_and_find_noise(signal, fs, detector, quality=False, step=step)[0]
 
 
-def find_noise(signal: np.ndarray, fs: float, peaks: np.ndarray) -> list[tuple[int, int]]:
+def find_noise(signal: np.ndarray, fs: float, peaks: np.ndarray, detector: str = DEFAULT_DETECTOR
+               ) -> list[tuple[int, int]]:
     """The unreadable stretches [(start, end)] samples, end exclusive, of one lead by
     :func:`ecglib.ec57.quality.noise_intervals` given its R peaks, in detection's chunks (memory stays bounded);
-    stretches that meet at a chunk boundary are joined."""
-    chunks = detection_chunks(len(signal), fs)
+    stretches that meet at a chunk boundary are joined. ``detector``: the one that found ``peaks`` (its chunks)."""
+    chunks = detection_chunks(len(signal), fs, detector)
     found: list[tuple[int, int]] = []
     for chunk in chunks:
         _add_noise(found, signal, fs, peaks, chunk, len(chunks), None)
@@ -235,7 +247,7 @@ def detect_and_find_noise(signal: np.ndarray, fs: float, detector: str = DEFAULT
     is detected (the peaks near its end are that chunk's) and takes the QRS feature its own detection computed
     (:func:`ecglib.ec57.detect.detect_with_feature`), filtering that is most of the check's time; one chunk's
     feature is held at a time. ``step`` is called after each chunk's detection."""
-    chunks = detection_chunks(len(signal), fs)
+    chunks = detection_chunks(len(signal), fs, detector)
     parts: list[np.ndarray] = []
     noise: list[tuple[int, int]] = []
     held: tuple[tuple[int, int, int, int], np.ndarray | None] | None = None  # the last chunk and its feature
@@ -243,8 +255,8 @@ def detect_and_find_noise(signal: np.ndarray, fs: float, detector: str = DEFAULT
         start, end, a, b = chunk
         peaks, feature = detect_with_feature(signal[a:b], fs, detector)
         peaks += a
-        # Neighbouring chunks share 2 x DETECT_OVERLAP seconds around their boundary; each keeps the peaks on its
-        # side of it, where its detector had DETECT_OVERLAP seconds of signal before and after.
+        # Neighbouring chunks share twice the run-up around their boundary; each keeps the peaks on its side of it,
+        # where its detector had the run-up's seconds of signal before and after.
         parts.append(peaks[(peaks >= start) & (peaks < end)])
         if step is not None:
             step()
@@ -490,7 +502,7 @@ def annotate_recording(trained: TrainedModel, recording: Recording, detector: st
     signal, fs, name = recording.signal, recording.fs, recording.name
     # Detection's chunks, then classification's parts: their number known once the beats are, guessed at 90 per
     # minute until then (so that the bar does not reach 100 % after detection).
-    detecting = detect_chunks(len(signal), fs)
+    detecting = detect_chunks(len(signal), fs, detector)
     bar = tqdm(total=detecting + classify_chunks(int(1.5 * recording.seconds)), desc=name, disable=not progress,
                leave=False, dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     try:

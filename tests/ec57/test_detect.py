@@ -95,10 +95,21 @@ def test_detection_in_chunks_matches_the_whole(monkeypatch):
     x, truth = _toy_ecg(120.0, 250.0, seed=2)
     whole = detect.detect_r_peaks(x, 250.0)
     monkeypatch.setattr(annotate, "DETECT_SECONDS", 40.0)
-    monkeypatch.setattr(annotate, "DETECT_OVERLAP", 10.0)
+    monkeypatch.setattr(annotate, "OWN_DETECT_OVERLAP", 10.0)
     assert annotate.detect_chunks(len(x), 250.0) == 3
     assert len(whole) == len(truth)
     np.testing.assert_array_equal(annotate.detect_peaks(x, 250.0), whole)
+
+
+def test_each_detector_gets_its_run_up():
+    """ecglib's detectors read 60 s of the neighbouring chunks (twice their 30-s template block); the others, XQRS
+    among them, 120 s (XQRS lost beats with less on the 24-hour recording)."""
+    fs = 360.0
+    for detector, seconds in (("ecglib", 60), ("adaptive", 60), ("xqrs", 120), ("gqrs", 120)):
+        chunks = annotate.detection_chunks(int(3 * annotate.DETECT_SECONDS * fs), fs, detector)
+        (start, end, a, b), (start1, _, a1, _) = chunks[:2]
+        assert len(chunks) == 3 and (start, end, a) == (0, start1, 0)
+        assert b - end == start1 - a1 == int(seconds * fs)
 
 
 def test_alignment_moves_peaks_to_the_r_peak():
@@ -242,7 +253,7 @@ def test_annotates_path_detects_and_checks_quality_as_the_separate_steps(monkeyp
     x, _ = _toy_ecg(150.0, 250.0, seed=4)
     x[int(60 * 250):int(80 * 250)] += 3 * noise.make_noise("ma", int(20 * 250), 250.0, seed=1)
     monkeypatch.setattr(annotate, "DETECT_SECONDS", 40.0)
-    monkeypatch.setattr(annotate, "DETECT_OVERLAP", 10.0)
+    monkeypatch.setattr(annotate, "OWN_DETECT_OVERLAP", 10.0)
     peaks, noisy = annotate.detect_and_find_noise(x, 250.0)
     np.testing.assert_array_equal(peaks, annotate.detect_peaks(x, 250.0))
     assert noisy and noisy == annotate.find_noise(x, 250.0, peaks)

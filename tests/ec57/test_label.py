@@ -216,9 +216,9 @@ def test_parts_give_the_same_beats_as_one_piece(default_model, tmp_path, monkeyp
 
 
 def test_detection_in_chunks_finds_the_beats_of_one_piece(tmp_path, monkeypatch):
-    """A lead longer than DETECT_SECONDS is detected in chunks, each with DETECT_OVERLAP seconds of its neighbours
-    as a run-up for XQRS's adaptive thresholds: the same R peaks as in one piece (here, and on the 24-hour recording
-    of benchmarks/bench_long.py; XQRS adapts, so this is measured, not guaranteed)."""
+    """A lead longer than DETECT_SECONDS is detected in chunks, each with the detector's run-up (detect_overlap) of
+    its neighbours: the same R peaks as in one piece (here, and on the 24-hour recording of benchmarks/bench_long.py;
+    the detectors adapt, so this is measured, not guaranteed)."""
     from ecglib.data.synthetic import write_synthetic_mitdb
 
     write_synthetic_mitdb(tmp_path, records=["100"], seconds=600, seed=5)
