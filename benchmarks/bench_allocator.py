@@ -21,17 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_long import MEASURE  # the child's wall time and resource usage
 
-_MEASURE = """
-import json, resource, subprocess, sys, time
-start = time.perf_counter()
-proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-wall = time.perf_counter() - start
-use = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"rc": proc.returncode, "wall_s": wall, "faults": use.ru_minflt,
-                  "peak_rss_mb": use.ru_maxrss / 1024, "stderr": proc.stderr}))
-"""
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def command(task: str, model: str, mitdb_dir: Path | None, out: Path) -> list[str]:
@@ -60,7 +52,7 @@ def command(task: str, model: str, mitdb_dir: Path | None, out: Path) -> list[st
 def run_once(cmd: list[str], keep: bool) -> dict:
     """One process of ``cmd``, with the allocator set (keep) or as glibc has it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ECGLIB_KEEP_FREED_MEMORY": "1" if keep else "0"}
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, cwd=ROOT, env=env,
                           check=True)
     use = json.loads(proc.stdout)
     if use["rc"] != 0:

@@ -88,14 +88,16 @@ def write_edf(base: Path) -> Path:
 
 # Runs the command and reports its child's resource usage: a small process of its own, because a child forked from
 # this one (which may hold the whole recording after building it) would count this one's memory as its own.
-_MEASURE = """
+# bench_allocator.py measures with it too.
+MEASURE = """
 import json, resource, subprocess, sys, time
 start = time.perf_counter()
 proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 wall = time.perf_counter() - start
 use = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"rc": proc.returncode, "wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime,
-                  "peak_rss_mb": use.ru_maxrss / 1024, "stdout": proc.stdout, "stderr": proc.stderr}))
+                  "peak_rss_mb": use.ru_maxrss / 1024, "faults": use.ru_minflt, "stdout": proc.stdout,
+                  "stderr": proc.stderr}))
 """
 
 
@@ -106,7 +108,7 @@ def label(recording: Path, out: Path, model: str, threads: int, step_size: str |
            "--out", str(out / "labels"), "--quiet"]
     if step_size:
         cmd += ["--step-size", step_size]
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "OMP_NUM_THREADS": str(threads)}, check=True)
     use = json.loads(proc.stdout)
     if use["rc"] != 0:

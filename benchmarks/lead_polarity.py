@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from select_leads import pooled_score
+from select_leads import pooled_score, rule_verdict
 
 from ecglib.checkpoints import load_checkpoint
 from ecglib.data.extract import beats_from_peaks
@@ -98,12 +97,8 @@ def pooled_report(pooled: dict[tuple[int, str, bool], np.ndarray]) -> str:
             lines.append(f"| {'MLII' if lead == 'rule' else 'other'} | {'polarity rule' if rule else 'as read'} | "
                          f"{per_seed} | {v_se:.1f} / {v_ppv:.1f} |")
     other = [score[(s, "other", True)]["score"] - score[(s, "other", False)]["score"] for s in seeds]
-    mlii = np.array([score[(s, "rule", True)]["score"] - score[(s, "rule", False)]["score"] for s in seeds])
-    se = float(mlii.std(ddof=1) / math.sqrt(len(mlii))) if len(mlii) > 1 else math.nan
-    met = all(d > 0 for d in other) and mlii.mean() >= -se
-    lines += ["", f"Polarity rule against as read: other lead {' / '.join(f'{100 * d:+.2f}' for d in other)} points; "
-              f"MLII {100 * mlii.mean():+.2f} ± {100 * se:.2f} (mean ± se) -> "
-              f"{'meets the rule' if met else 'does not meet the rule'} ({len(seeds)} seeds)"]
+    mlii = [score[(s, "rule", True)]["score"] - score[(s, "rule", False)]["score"] for s in seeds]
+    lines += ["", f"Polarity rule against as read: {rule_verdict(other, mlii)}"]
     return "\n".join(lines)
 
 

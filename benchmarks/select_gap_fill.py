@@ -30,13 +30,6 @@ from pathlib import Path
 import numpy as np
 
 
-def near(a: np.ndarray, b: np.ndarray, within: int) -> np.ndarray:
-    """For each sample of ``a``, whether a sample of the sorted ``b`` lies within ``within`` samples."""
-    from ecglib.ec57.rpeaks import nearest_distance
-
-    return nearest_distance(b, a) <= within if len(b) else np.zeros(len(a), dtype=bool)
-
-
 def gaps(read: np.ndarray, other: np.ndarray, fs: float, factor: float) -> np.ndarray:
     """The other lead's beats inside the lead read's long intervals (the ``gaps`` rule)."""
     from scipy.ndimage import median_filter

@@ -74,6 +74,17 @@ def fold_matrices(sweep: Path, beats) -> dict[tuple[str, int, str, str], np.ndar
     return sums
 
 
+def rule_verdict(other: list[float], mlii: list[float], difference: str = "") -> str:
+    """The selection rule on paired score differences per seed (candidate - today): every seed's other-lead
+    difference positive, and the mean MLII difference not below minus one standard error; said in one line."""
+    m = np.asarray(mlii, dtype=np.float64)
+    se = float(m.std(ddof=1) / math.sqrt(len(m))) if len(m) > 1 else math.nan
+    met = all(d > 0 for d in other) and m.mean() >= -se
+    return (f"other lead {' / '.join(f'{100 * d:+.2f}' for d in other)} points{difference}; "
+            f"MLII {100 * m.mean():+.2f} ± {100 * se:.2f} (mean ± se) -> "
+            f"{'meets the rule' if met else 'does not meet the rule'} ({len(m)} seeds)")
+
+
 def report(folds: dict[tuple[str, int, str, str], np.ndarray]) -> str:
     sums: dict[tuple[str, int, str], np.ndarray] = defaultdict(lambda: np.zeros((5, 5), dtype=np.int64))
     for (config, seed, lead, _), matrix in folds.items():
@@ -104,12 +115,8 @@ def report(folds: dict[tuple[str, int, str, str], np.ndarray]) -> str:
         if not both:
             continue
         other = [scores[(a, s, "other")]["score"] - scores[(b, s, "other")]["score"] for s in both]
-        mlii = np.array([scores[(a, s, "rule")]["score"] - scores[(b, s, "rule")]["score"] for s in both])
-        se = float(mlii.std(ddof=1) / math.sqrt(len(mlii))) if len(mlii) > 1 else math.nan
-        adopted = all(d > 0 for d in other) and mlii.mean() >= -se
-        lines.append(f"- {model}: other lead {' / '.join(f'{100 * d:+.2f}' for d in other)} points (all - rule); "
-                     f"MLII {100 * mlii.mean():+.2f} ± {100 * se:.2f} (mean ± se) -> "
-                     f"{'meets the rule' if adopted else 'does not meet the rule'} ({len(both)} seeds)")
+        mlii = [scores[(a, s, "rule")]["score"] - scores[(b, s, "rule")]["score"] for s in both]
+        lines.append(f"- {model}: {rule_verdict(other, mlii, ' (all - rule)')}")
     lines += ["", "Per fold (the rule reads the folds pooled), the score per seed on the other lead and on MLII:",
               "", "| validation records | configuration | other lead | MLII |", "|---|---|---|---|"]
     for fold in sorted({f for *_, f in folds}):

@@ -149,6 +149,11 @@ class AnnotatedRecord:
     completed_lead: str = ""
 
     @property
+    def rescued(self) -> int:
+        """How many beats came from the backup lead (where the lead read is unreadable)."""
+        return int(self.backup.sum()) if self.backup is not None else 0
+
+    @property
     def realtime_factor(self) -> float:
         return self.seconds / self.elapsed if self.elapsed > 0 else float("inf")
 
@@ -165,7 +170,7 @@ class AnnotatedRecord:
         if self.inverted:
             lead += "; read turned over: its QRS complexes point down"
         scored = ""
-        rescued = int(self.backup.sum()) if self.backup is not None else 0
+        rescued = self.rescued
         if rescued:
             scored += (f"; {rescued} found on {self.backup_lead} where {self.lead} is unreadable, written as "
                        f"{CLASS_CODE['Q']}")
@@ -323,9 +328,8 @@ def backup_beats(recording: Recording, noise: list[tuple[int, int]], detector: s
     kept. Returns those R peaks (k,) int64, the stretches unreadable on both leads (what is left of ``noise``), and
     the backup lead's name ("" and ``noise`` unchanged when there is no backup lead, it cannot be read, or it is
     not at the read lead's rate and length)."""
-    position = backup_lead(recording) if noise else None
     none = np.zeros(0, dtype=np.int64)
-    other = _read_backup(recording, position) if position is not None else None
+    other = read_backup_lead(recording) if noise else None
     if other is None:
         return none, noise, ""
     fs, n = recording.fs, len(recording.signal)
@@ -347,9 +351,13 @@ def backup_beats(recording: Recording, noise: list[tuple[int, int]], detector: s
     return peaks, unreadable, other.lead
 
 
-def _read_backup(recording: Recording, position: int) -> Recording | None:
-    """The recording's lead at ``position``, None when it cannot be read (e.g. no valid sample) or is not at the
-    read lead's rate and length (an EDF signal of its own rate: its samples are not the read lead's)."""
+def read_backup_lead(recording: Recording) -> Recording | None:
+    """The recording's backup lead (:func:`backup_lead`) read, None when it has none, it cannot be read (e.g. no
+    valid sample) or it is not at the read lead's rate and length (an EDF signal of its own rate: its samples are
+    not the read lead's)."""
+    position = backup_lead(recording)
+    if position is None:
+        return None
     fs = recording.fs
     try:
         other = read_recording(recording.path, lead=position, fs=fs if recording.format in ("CSV", "npy") else None)
@@ -383,8 +391,7 @@ def completing_beats(recording: Recording, peaks: np.ndarray, noise: list[tuple[
     and it costs a second detection over the whole recording. None and "" when the recording has no other lead it
     can read."""
     none = np.zeros(0, dtype=np.int64)
-    position = None if is_lead_ii(recording.lead) or len(peaks) < 2 else backup_lead(recording)
-    other = _read_backup(recording, position) if position is not None else None
+    other = None if is_lead_ii(recording.lead) or len(peaks) < 2 else read_backup_lead(recording)
     if other is None:
         return none, ""
     found, other_noise = detect_and_find_noise(other.signal, recording.fs, detector)

@@ -235,10 +235,9 @@ def _other_lead(result: AnnotatedRecord) -> str:
     """What the recording's other lead gave, as the summary line says it: " (12 of them found on V1 where MLII is
     unreadable, with no class; 30 missed on V1 and found on MLII)", or ""."""
     parts = []
-    rescued = int(result.backup.sum()) if result.backup is not None else 0
-    if rescued:
-        parts.append(f"{rescued:,} of them found on {_e(result.backup_lead)} where {_e(result.lead)} is unreadable, "
-                     "with no class")
+    if result.rescued:
+        parts.append(f"{result.rescued:,} of them found on {_e(result.backup_lead)} where {_e(result.lead)} is "
+                     "unreadable, with no class")
     if result.completed:
         parts.append(f"{result.completed:,} missed on {_e(result.lead)} and found on {_e(result.completed_lead)}")
     return f" ({'; '.join(parts)})" if parts else ""
